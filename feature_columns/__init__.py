@@ -1,0 +1,1 @@
+"""The feature-column API on Keras 3 (published as `tfvideo.feature_columns`)."""

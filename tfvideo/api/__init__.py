@@ -1,0 +1,1 @@
+"""tf_export machinery and the golden API listing (not a public namespace)."""

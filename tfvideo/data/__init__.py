@@ -1,0 +1,15 @@
+"""tfvideo.data: video sources, samplers, transforms and tf.data pipelines."""
+
+from tfvideo.api import _export
+from tfvideo.data import (  # noqa: F401 -- importing registers the public symbols.
+    _annotations,
+    _pipeline,
+    _prepare,
+    _samplers,
+    _synthetic,
+    _tfrecord,
+    _transforms,
+    _video_io,
+)
+
+_export.publish(__name__, globals())

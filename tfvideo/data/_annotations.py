@@ -1,0 +1,115 @@
+"""Annotation lists and label maps.
+
+List forms accepted:
+  * `relative/path.mp4 3` lines (whitespace separated, integer label);
+  * CSV with a header containing `path,label`; the label is an integer or a class name
+    resolved through a label map.
+A label map is a text file with one class name per line; line k (0-based) is class k.
+"""
+
+import csv
+import dataclasses
+import os
+
+from tfvideo.api._export import tf_export
+
+
+@tf_export("tfvideo.data.AnnotationError")
+class AnnotationError(ValueError):
+    """A malformed annotation line or an unknown label; names file and line number."""
+
+
+@tf_export("tfvideo.data.VideoRecord")
+@dataclasses.dataclass(frozen=True)
+class VideoRecord:
+    """One annotated video: absolute path, integer label and a media id."""
+
+    path: str
+    label: int
+    media_id: str
+
+
+@tf_export("tfvideo.data.read_label_map")
+def read_label_map(path):
+    """Reads class names, one per line; returns the list (index = class id)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise AnnotationError(f"label map {path} does not exist")
+    with open(path) as f:
+        names = [line.strip() for line in f]
+    while names and not names[-1]:
+        names.pop()
+    for lineno, name in enumerate(names, 1):
+        if not name:
+            raise AnnotationError(f"{path}:{lineno}: empty class name in label map")
+    if len(set(names)) != len(names):
+        raise AnnotationError(f"{path}: duplicate class names in label map")
+    return names
+
+
+def _parse_label(text, label_map, where):
+    text = text.strip()
+    try:
+        label = int(text)
+    except ValueError:
+        if label_map is None:
+            raise AnnotationError(f"{where}: label {text!r} is not an integer and no label map was given") from None
+        if text not in label_map:
+            raise AnnotationError(f"{where}: unknown label {text!r} (not in the label map)") from None
+        return label_map.index(text)
+    if label < 0 or (label_map is not None and label >= len(label_map)):
+        limit = f"[0, {len(label_map)})" if label_map is not None else ">= 0"
+        raise AnnotationError(f"{where}: label {label} out of range {limit}")
+    return label
+
+
+@tf_export("tfvideo.data.read_annotations")
+def read_annotations(path, video_root=None, label_map=None):
+    """Reads an annotation list into `VideoRecord`s.
+
+    Args:
+      path: the list file (`.csv` with a `path,label` header, otherwise `path label` lines).
+      video_root: directory that relative paths are resolved against (default: the
+        list's own directory).
+      label_map: list of class names (or a path to a label-map file) used to resolve
+        class names and to range-check integer labels.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise AnnotationError(f"annotation list {path} does not exist")
+    if isinstance(label_map, (str, os.PathLike)):
+        label_map = read_label_map(label_map)
+    root = os.fspath(video_root) if video_root else os.path.dirname(os.path.abspath(path))
+    records = []
+    with open(path, newline="") as f:
+        if path.endswith(".csv"):
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or "path" not in header or "label" not in header:
+                raise AnnotationError(f"{path}:1: CSV header must name columns 'path' and 'label', got {header}")
+            ip, il = header.index("path"), header.index("label")
+            rows = ((lineno, row) for lineno, row in enumerate(reader, 2))
+            for lineno, row in rows:
+                if not row or not any(cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(ip, il):
+                    raise AnnotationError(f"{path}:{lineno}: expected {len(header)} columns, got {len(row)}")
+                records.append((lineno, row[ip].strip(), row[il]))
+        else:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                parts = line.rsplit(None, 1)
+                if len(parts) != 2:
+                    raise AnnotationError(f"{path}:{lineno}: expected '<video path> <label>', got {line!r}")
+                records.append((lineno, parts[0], parts[1]))
+    out = []
+    for lineno, rel, label_text in records:
+        label = _parse_label(label_text, label_map, f"{path}:{lineno}")
+        full = rel if os.path.isabs(rel) else os.path.join(root, rel)
+        media_id = os.path.splitext(rel)[0]
+        out.append(VideoRecord(path=full, label=label, media_id=media_id))
+    if not out:
+        raise AnnotationError(f"annotation list {path} has no entries")
+    return out

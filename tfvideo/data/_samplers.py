@@ -1,0 +1,172 @@
+"""Frame samplers: which frame indices a clip is made of.
+
+A sampler maps `(num_frames, rng)` to an int64 array `[views, T]` of frame indices in
+display order. Training samplers are random (one view); test samplers are deterministic
+and may return several views (clips) that the model averages.
+"""
+
+import numpy as np
+
+from tfvideo.api._export import tf_export
+
+_SHORT_POLICIES = ("loop", "repeat_last")
+
+
+def _fit_short(indices, num_frames, policy):
+    """Maps indices beyond the video's end back into it."""
+    if policy == "loop":
+        return np.mod(indices, num_frames)
+    return np.minimum(indices, num_frames - 1)
+
+
+class _Sampler:
+    training = False
+
+    def __call__(self, num_frames, rng=None):
+        num_frames = int(num_frames)
+        if num_frames <= 0:
+            raise ValueError(f"{type(self).__name__}: video has no frames (num_frames={num_frames}).")
+        if self.training and rng is None:
+            rng = np.random.default_rng()
+        return self._sample(num_frames, rng).astype(np.int64)
+
+    @property
+    def num_views(self):
+        return 1
+
+    @property
+    def clip_length(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@tf_export("tfvideo.data.SegmentSampler")
+class SegmentSampler(_Sampler):
+    """TSN segment sampling: split the video into K equal segments, one snippet each.
+
+    Training picks a uniformly random snippet start inside each segment; test takes the
+    snippet at the segment's centre. `num_clips > 1` (test only) shifts the centre
+    grid by `k / num_clips` of a segment for clip k, giving several views.
+    Output shape: `[views, num_segments * new_length]`.
+    """
+
+    def __init__(self, num_segments=8, new_length=1, training=False, num_clips=1, short_policy="repeat_last"):
+        if num_segments < 1 or new_length < 1 or num_clips < 1:
+            raise ValueError("SegmentSampler: num_segments, new_length and num_clips must be >= 1.")
+        if training and num_clips != 1:
+            raise ValueError("SegmentSampler: num_clips > 1 is a test-time option.")
+        if short_policy not in _SHORT_POLICIES:
+            raise ValueError(f"SegmentSampler: short_policy must be one of {_SHORT_POLICIES}.")
+        self.num_segments = int(num_segments)
+        self.new_length = int(new_length)
+        self.training = bool(training)
+        self.num_clips = int(num_clips)
+        self.short_policy = short_policy
+
+    @property
+    def num_views(self):
+        return self.num_clips
+
+    @property
+    def clip_length(self):
+        return self.num_segments * self.new_length
+
+    def _sample(self, n, rng):
+        k, length = self.num_segments, self.new_length
+        usable = max(n - length + 1, 1)  # Snippet starts that keep the snippet inside.
+        segment = usable / k
+        if self.training:
+            lo = np.floor(np.arange(k) * segment)
+            hi = np.maximum(np.floor(np.arange(1, k + 1) * segment), lo + 1)
+            starts = lo + np.floor(rng.random(k) * (hi - lo))
+            starts = starts[None]
+        else:
+            shifts = (np.arange(self.num_clips) + 0.5) / self.num_clips
+            starts = np.floor((np.arange(k)[None] + shifts[:, None]) * segment)
+        indices = starts[..., None] + np.arange(length)
+        return _fit_short(indices.reshape(starts.shape[0], -1), n, self.short_policy)
+
+    def get_config(self):
+        return {
+            "num_segments": self.num_segments,
+            "new_length": self.new_length,
+            "training": self.training,
+            "num_clips": self.num_clips,
+            "short_policy": self.short_policy,
+        }
+
+
+@tf_export("tfvideo.data.DenseSampler")
+class DenseSampler(_Sampler):
+    """Dense sampling: `clip_len` frames every `frame_interval` frames (I3D/SlowFast).
+
+    Training starts the clip uniformly at random where it fits; test takes `num_clips`
+    clips with starts evenly spaced (linspace) over the video.
+    Output shape: `[views, clip_len]`.
+    """
+
+    def __init__(self, clip_len=32, frame_interval=2, training=False, num_clips=1, short_policy="loop"):
+        if clip_len < 1 or frame_interval < 1 or num_clips < 1:
+            raise ValueError("DenseSampler: clip_len, frame_interval and num_clips must be >= 1.")
+        if training and num_clips != 1:
+            raise ValueError("DenseSampler: num_clips > 1 is a test-time option.")
+        if short_policy not in _SHORT_POLICIES:
+            raise ValueError(f"DenseSampler: short_policy must be one of {_SHORT_POLICIES}.")
+        self.clip_len = int(clip_len)
+        self.frame_interval = int(frame_interval)
+        self.training = bool(training)
+        self.num_clips = int(num_clips)
+        self.short_policy = short_policy
+
+    @property
+    def num_views(self):
+        return self.num_clips
+
+    @property
+    def clip_length(self):
+        return self.clip_len
+
+    def _sample(self, n, rng):
+        span = (self.clip_len - 1) * self.frame_interval + 1
+        room = max(n - span, 0)  # Last start that keeps the whole clip inside.
+        if self.training:
+            starts = np.array([rng.integers(0, room + 1)])
+        elif self.num_clips == 1:
+            starts = np.array([room // 2])
+        else:
+            starts = np.round(np.linspace(0, room, self.num_clips))
+        indices = starts[:, None] + np.arange(self.clip_len) * self.frame_interval
+        return _fit_short(indices, n, self.short_policy)
+
+    def get_config(self):
+        return {
+            "clip_len": self.clip_len,
+            "frame_interval": self.frame_interval,
+            "training": self.training,
+            "num_clips": self.num_clips,
+            "short_policy": self.short_policy,
+        }
+
+
+_SAMPLERS = {"segment": SegmentSampler, "dense": DenseSampler}
+
+
+@tf_export("tfvideo.data.sampler_from_config")
+def sampler_from_config(config):
+    """Builds a sampler from `{"type": "segment"|"dense", **kwargs}`."""
+    config = dict(config)
+    kind = config.pop("type", "segment")
+    if kind not in _SAMPLERS:
+        raise ValueError(f"Unknown sampler type {kind!r}; expected one of {sorted(_SAMPLERS)}.")
+    return _SAMPLERS[kind](**config)
+
+
+def sampler_to_config(sampler):
+    kind = {v: k for k, v in _SAMPLERS.items()}[type(sampler)]
+    return {"type": kind, **sampler.get_config()}

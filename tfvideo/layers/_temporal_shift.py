@@ -1,0 +1,51 @@
+"""Temporal Shift Module (TSM, Lin et al. 2019)."""
+
+import keras
+from keras import ops
+
+from tfvideo.api._export import tf_export
+
+
+@tf_export("tfvideo.layers.TemporalShift")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class TemporalShift(keras.layers.Layer):
+    """Shifts part of the channels along time, zero padded at the clip ends.
+
+    Input `[B * T, H, W, C]` (frames of B clips of `num_segments` frames, as a 2D
+    backbone sees them) or `[B, T, ..., C]` with `time_axis=1`. With the default
+    bidirectional mode, channels `[0, C/fold_div)` take the next frame's values
+    (shift left in time) and channels `[C/fold_div, 2C/fold_div)` the previous
+    frame's (shift right); the rest are unchanged. `mode="left"` shifts only
+    past -> present (the uni-directional online variant).
+    """
+
+    def __init__(self, num_segments, fold_div=8, mode="bidirectional", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("bidirectional", "left"):
+            raise ValueError(f"TemporalShift: mode={mode!r} must be 'bidirectional' or 'left'.")
+        self.num_segments = int(num_segments)
+        self.fold_div = int(fold_div)
+        self.mode = mode
+
+    def call(self, x):
+        shape = ops.shape(x)
+        t = self.num_segments
+        clips = ops.reshape(x, (-1, t) + tuple(shape[1:]))
+        fold = shape[-1] // self.fold_div
+        pad = ops.zeros_like(clips[:, :1])
+        if self.mode == "bidirectional":
+            # Channels [0, fold): frame t gets frame t + 1's values.
+            future = ops.concatenate([clips[:, 1:, ..., :fold], pad[..., :fold]], axis=1)
+            # Channels [fold, 2 fold): frame t gets frame t - 1's values.
+            past = ops.concatenate([pad[..., fold : 2 * fold], clips[:, :-1, ..., fold : 2 * fold]], axis=1)
+            out = ops.concatenate([future, past, clips[..., 2 * fold :]], axis=-1)
+        else:
+            past = ops.concatenate([pad[..., :fold], clips[:, :-1, ..., :fold]], axis=1)
+            out = ops.concatenate([past, clips[..., fold:]], axis=-1)
+        return ops.reshape(out, shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "num_segments": self.num_segments, "fold_div": self.fold_div, "mode": self.mode}

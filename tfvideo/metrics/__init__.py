@@ -1,0 +1,5 @@
+"""tfvideo.metrics."""
+
+from tfvideo.api import _export
+
+_export.publish(__name__, globals())

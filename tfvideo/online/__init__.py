@@ -1,0 +1,5 @@
+"""tfvideo.online."""
+
+from tfvideo.api import _export
+
+_export.publish(__name__, globals())

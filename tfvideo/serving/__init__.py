@@ -1,0 +1,5 @@
+"""tfvideo.serving."""
+
+from tfvideo.api import _export
+
+_export.publish(__name__, globals())
