@@ -1,0 +1,85 @@
+"""The experiment configuration and the model_dir contract shared by all binaries.
+
+A model_dir holds:
+  config.json      the resolved `ExperimentConfig` (written by train before any work)
+  labels.txt       class names, one per line (line k = class k)
+  model.keras      the final trained model (Keras v3 format)
+  checkpoints/     periodic checkpoints; backup/ the BackupAndRestore state
+  logs/            TensorBoard event files
+Evaluate, extract_features and export read only this directory.
+"""
+
+import dataclasses
+import json
+import os
+
+from tfvideo import data as tfv_data
+from tfvideo import models as tfv_models
+
+CONFIG_FILE = "config.json"
+LABELS_FILE = "labels.txt"
+MODEL_FILE = "model.keras"
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything needed to rebuild a run's model and its input pipeline.
+
+    `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
+    and export use the same sampler with `training=False`. `preprocess` holds
+    `tfvideo.data.PreprocessConfig` fields.
+    """
+
+    model: str = "tsm_tiny"
+    num_classes: int = 0
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    labels: list = dataclasses.field(default_factory=list)
+    task: str = "recognition"
+    sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
+    preprocess: dict = dataclasses.field(default_factory=dict)
+    train: dict = dataclasses.field(default_factory=dict)
+
+    def build_model(self):
+        return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
+
+    def build_sampler(self, training, num_clips=1):
+        cfg = dict(self.sampler)
+        cfg["training"] = training
+        cfg["num_clips"] = 1 if training else num_clips
+        return tfv_data.sampler_from_config(cfg)
+
+    def build_preprocess(self, **overrides):
+        return tfv_data.PreprocessConfig(**{**self.preprocess, **overrides})
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**json.loads(text))
+
+    def write(self, model_dir):
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+            f.write(self.to_json())
+        with open(os.path.join(model_dir, LABELS_FILE), "w") as f:
+            f.write("\n".join(self.labels) + ("\n" if self.labels else ""))
+
+    @classmethod
+    def read(cls, model_dir):
+        path = os.path.join(model_dir, CONFIG_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--model_dir={model_dir} holds no {CONFIG_FILE}: not a tfvideo model_dir")
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+
+def load_trained_model(model_dir):
+    """The final `model.keras` of a model_dir, with its config."""
+    import keras
+
+    config = ExperimentConfig.read(model_dir)
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--model_dir={model_dir} holds no {MODEL_FILE}: training has not finished")
+    return keras.saving.load_model(path), config
