@@ -6,6 +6,7 @@ and may return several views (clips) that the model averages.
 """
 
 import numpy as np
+import tensorflow as tf
 
 from tfvideo.api._export import tf_export
 
@@ -17,6 +18,12 @@ def _fit_short(indices, num_frames, policy):
     if policy == "loop":
         return np.mod(indices, num_frames)
     return np.minimum(indices, num_frames - 1)
+
+
+def _tf_fit_short(indices, num_frames, policy):
+    if policy == "loop":
+        return tf.math.floormod(indices, num_frames)
+    return tf.minimum(indices, num_frames - 1)
 
 
 class _Sampler:
@@ -40,6 +47,17 @@ class _Sampler:
 
     def get_config(self):
         raise NotImplementedError
+
+    def tf_indices(self, num_frames):
+        """The test-time indices computed with TensorFlow ops (for exported graphs).
+
+        Equal to `self(num_frames)` for a sampler with `training=False`; int64 [views, T].
+        """
+        if self.training:
+            raise ValueError(f"{type(self).__name__}.tf_indices is for test-time (training=False) samplers.")
+        n = tf.cast(num_frames, tf.int64)
+        tf.debugging.assert_positive(n, message=f"{type(self).__name__}: video has no frames")
+        return self._tf_sample(n)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -92,6 +110,15 @@ class SegmentSampler(_Sampler):
         indices = starts[..., None] + np.arange(length)
         return _fit_short(indices.reshape(starts.shape[0], -1), n, self.short_policy)
 
+    def _tf_sample(self, n):
+        k, length = self.num_segments, self.new_length
+        segment = tf.cast(tf.maximum(n - length + 1, 1), tf.float64) / k
+        shifts = (np.arange(self.num_clips) + 0.5) / self.num_clips
+        grid = tf.constant(np.arange(k)[None] + shifts[:, None], tf.float64)
+        starts = tf.cast(tf.floor(grid * segment), tf.int64)
+        indices = starts[..., None] + tf.range(length, dtype=tf.int64)
+        return _tf_fit_short(tf.reshape(indices, [self.num_clips, k * length]), n, self.short_policy)
+
     def get_config(self):
         return {
             "num_segments": self.num_segments,
@@ -143,6 +170,18 @@ class DenseSampler(_Sampler):
             starts = np.round(np.linspace(0, room, self.num_clips))
         indices = starts[:, None] + np.arange(self.clip_len) * self.frame_interval
         return _fit_short(indices, n, self.short_policy)
+
+    def _tf_sample(self, n):
+        span = (self.clip_len - 1) * self.frame_interval + 1
+        room = tf.maximum(n - span, 0)
+        if self.num_clips == 1:
+            starts = tf.reshape(room // 2, [1])
+        else:
+            # Same rounding as NumPy's np.round (half to even) on the linspace grid.
+            grid = tf.cast(room, tf.float64) * np.linspace(0.0, 1.0, self.num_clips)
+            starts = tf.cast(tf.math.round(grid), tf.int64)
+        offsets = tf.range(self.clip_len, dtype=tf.int64) * self.frame_interval
+        return _tf_fit_short(starts[:, None] + offsets, n, self.short_policy)
 
     def get_config(self):
         return {
