@@ -1,5 +1,14 @@
-"""tfvideo.online."""
+"""tfvideo.online: online action detectors (TRN, IDN, OadTR, baselines) with streaming state."""
 
 from tfvideo.api import _export
+from tfvideo.online import (  # noqa: F401 -- importing registers the public symbols.
+    _base,
+    _baselines,
+    _idn,
+    _losses,
+    _oadtr,
+    _registry,
+    _trn,
+)
 
 _export.publish(__name__, globals())
