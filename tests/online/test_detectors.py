@@ -98,3 +98,25 @@ def test_soft_target_cross_entropy_skips_ambiguous():
     row2 = -0.5 * (1.0 + 2.0 - 2 * np.log(np.exp(1.0) + np.exp(2.0) + np.exp(3.0)))
     np.testing.assert_allclose(got, [row0, 0.0, row2], rtol=1e-5)
     assert online.SoftTargetCrossEntropy.from_config(loss.get_config()).ignore_index == 3
+
+
+def test_score_sequence_equals_stepping(detector):
+    x = _features(b=1, t=10, seed=5)
+    state, expected = detector.init_state(1), []
+    for t in range(10):
+        logits, state = detector.step(x[:, t], state)
+        expected.append(np.asarray(logits)[0])
+    expected = np.exp(expected) / np.exp(expected).sum(-1, keepdims=True)
+    # Blocks of 3 chunks: every block needs the previous history - 1 chunks as context.
+    np.testing.assert_allclose(online.score_sequence(detector, x[0], block_size=3), expected, atol=1e-5)
+
+
+def test_fit_keeps_the_window_length():
+    """keras.Model.fit sets `model.history`; the detectors' window length must survive it."""
+    import keras
+
+    model = online.get_detector("idn_tiny", D, K)
+    model.compile(optimizer="sgd", loss={"scores": online.SoftTargetCrossEntropy()})
+    model.fit(_features(t=8), {"scores": np.eye(K, dtype="float32")[np.zeros((2, 8), int)]}, epochs=1, verbose=0)
+    assert model.get_config()["history"] == 8
+    assert isinstance(model.history, keras.callbacks.History)

@@ -183,7 +183,12 @@ def feature_window_dataset(source, history, batch_size, stride=None, anticipatio
 
         videos = tf.data.Dataset.from_generator(
             generate, output_signature=(tf.TensorSpec([None, d], tf.float32), tf.TensorSpec([None, k], tf.float32)))
+        # tf.signal.frame(pad_end=True) makes ceil(T / stride) windows; telling Keras the count
+        # lets fit() run every epoch over a finite dataset.
+        count = sum(-(-len(f) // stride) for f, _ in source)
     windows = videos.flat_map(lambda f, y: _windows(f, y, history, stride, anticipation_steps))
+    if not isinstance(source, str):
+        windows = windows.apply(tf.data.experimental.assert_cardinality(count))
     if training:
         windows = windows.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)

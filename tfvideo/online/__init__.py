@@ -5,9 +5,11 @@ from tfvideo.online import (  # noqa: F401 -- importing registers the public sym
     _base,
     _baselines,
     _idn,
+    _inference,
     _losses,
     _oadtr,
     _registry,
+    _synthetic,
     _trn,
 )
 

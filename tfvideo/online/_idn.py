@@ -56,7 +56,7 @@ class IDN(OnlineDetector):
 
     def __init__(self, feature_dim, num_classes, history=16, embed_dim=512, units=512, dropout=0.1, **kwargs):
         super().__init__(feature_dim, num_classes, **kwargs)
-        self.history, self.embed_dim, self.units = int(history), int(embed_dim), int(units)
+        self.history_length, self.embed_dim, self.units = int(history), int(embed_dim), int(units)
         self.dropout_rate = float(dropout)
         self.embed = layers.Dense(embed_dim, activation="relu", name="embed")
         self.dropout = layers.Dropout(dropout, name="dropout")
@@ -70,7 +70,7 @@ class IDN(OnlineDetector):
         self.built = True
 
     def state_shapes(self):
-        return {"window": (self.history, self.embed_dim)}
+        return {"window": (self.history_length, self.embed_dim)}
 
     def _read_window(self, window, current):
         """window [N, H, E] (oldest first, current last), current [N, E] -> logits [N, K]."""
@@ -92,14 +92,14 @@ class IDN(OnlineDetector):
         self._check_features(features)
         x = self.dropout(self.embed(features), training=training)
         shape = ops.shape(x)
-        windows = ops.reshape(sliding_windows(x, self.history), (-1, self.history, self.embed_dim))
+        windows = ops.reshape(sliding_windows(x, self.history_length), (-1, self.history_length, self.embed_dim))
         logits = self._read_window(windows, ops.reshape(x, (-1, self.embed_dim)))
         return {"scores": ops.reshape(logits, (shape[0], shape[1], self.num_classes))}
 
     def get_config(self):
         return {
             **super().get_config(),
-            "history": self.history,
+            "history": self.history_length,
             "embed_dim": self.embed_dim,
             "units": self.units,
             "dropout": self.dropout_rate,

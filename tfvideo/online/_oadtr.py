@@ -64,7 +64,7 @@ class OadTR(OnlineDetector):
     def __init__(self, feature_dim, num_classes, history=64, embed_dim=1024, encoder_layers=3, decoder_layers=5,
                  encoder_heads=8, decoder_heads=4, decoder_queries=8, mlp_dim=1024, dropout=0.1, **kwargs):
         super().__init__(feature_dim, num_classes, **kwargs)
-        self.history, self.embed_dim = int(history), int(embed_dim)
+        self.history_length, self.embed_dim = int(history), int(embed_dim)
         self.encoder_layers, self.decoder_layers = int(encoder_layers), int(decoder_layers)
         self.encoder_heads, self.decoder_heads = int(encoder_heads), int(decoder_heads)
         self.decoder_queries, self.mlp_dim, self.dropout_rate = int(decoder_queries), int(mlp_dim), float(dropout)
@@ -85,7 +85,7 @@ class OadTR(OnlineDetector):
     def build(self, input_shape=None):
         e = self.embed_dim
         self.task_token = self.add_weight(name="task_token", shape=(1, 1, e), initializer="zeros")
-        self.position = self.add_weight(name="position", shape=(1, self.history + 1, e),
+        self.position = self.add_weight(name="position", shape=(1, self.history_length + 1, e),
                                         initializer=keras.initializers.TruncatedNormal(stddev=0.02))
         self.queries = self.add_weight(name="queries", shape=(1, self.decoder_queries, e),
                                        initializer=keras.initializers.TruncatedNormal(stddev=0.02))
@@ -99,7 +99,7 @@ class OadTR(OnlineDetector):
         self.built = True
 
     def state_shapes(self):
-        return {"window": (self.history, self.embed_dim)}
+        return {"window": (self.history_length, self.embed_dim)}
 
     def _read_window(self, window, training):
         """window [N, H, E] -> (logits [N, K], anticipation [N, Q, K])."""
@@ -125,7 +125,7 @@ class OadTR(OnlineDetector):
         self._check_features(features)
         x = self.embed(features)
         shape = ops.shape(x)
-        windows = ops.reshape(sliding_windows(x, self.history), (-1, self.history, self.embed_dim))
+        windows = ops.reshape(sliding_windows(x, self.history_length), (-1, self.history_length, self.embed_dim))
         logits, future = self._read_window(windows, training)
         return {
             "scores": ops.reshape(logits, (shape[0], shape[1], self.num_classes)),
@@ -139,7 +139,7 @@ class OadTR(OnlineDetector):
     def get_config(self):
         return {
             **super().get_config(),
-            "history": self.history,
+            "history": self.history_length,
             "embed_dim": self.embed_dim,
             "encoder_layers": self.encoder_layers,
             "decoder_layers": self.decoder_layers,
