@@ -30,7 +30,7 @@ def train_and_score(name, train, test, epochs, history, seed=0):
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=losses,
                   loss_weights={"scores": 1.0, "anticipation": 0.5} if steps else None)
     start = time.time()
-    model.fit(ds, epochs=epochs, verbose=0)
+    model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
     seconds = time.time() - start
     scores = [online.score_sequence(model, f) for f, _ in test]
     mean_ap, _ = metrics.per_frame_map(scores, [y for _, y in test])

@@ -11,7 +11,7 @@ def _train_map(name, train, test, epochs=10):
     keras.utils.set_random_seed(0)
     model = online.get_detector(name, train[0][0].shape[1], train[0][1].shape[1])
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss={"scores": online.SoftTargetCrossEntropy()})
-    model.fit(data.feature_window_dataset(train, history=16, stride=8, batch_size=16), epochs=epochs, verbose=0)
+    model.fit(data.feature_window_dataset(train, history=16, stride=8, batch_size=16), epochs=epochs, verbose=0, shuffle=False)
     scores = [online.score_sequence(model, f) for f, _ in test]
     return metrics.per_frame_map(scores, [y for _, y in test])[0]
 
