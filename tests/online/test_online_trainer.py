@@ -81,3 +81,23 @@ def test_flag_errors_name_the_flag(tmp_path, capsys):
                    detector_kwargs="{}")
     assert _online.train_main(flags) == 2
     assert "--features_dirs and --targets_dir are required" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_from_tfrecords(tmp_path, capsys):
+    from tfvideo import data
+
+    path = str(tmp_path / "videos.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for k, (features, targets) in enumerate(online.make_onset_streams(3, num_chunks=20, num_actions=2,
+                                                                            feature_dim=4, seed=2)):
+            labels = targets.argmax(1)
+            segments = [(t, t, int(c) - 1) for t, c in enumerate(labels) if c > 0]
+            writer.write(data.make_chunk_feature_example(features, segments, media_id=f"v{k}").SerializeToString())
+    flags = _Flags(model="chunk_mlp_tiny", model_dir=str(tmp_path / "run"), train_data=path, eval_data=path,
+                   num_classes=2, history=8, batch_size=4, epochs=1, seed=0, verbose=0, detector_kwargs="{}")
+    assert _online.train_main(flags) == 0
+    with open(tmp_path / "run" / "eval" / "online_metrics.json") as f:
+        results = json.load(f)
+    assert results["num_videos"] == 3 and results["num_chunks"] == 60
+    assert sorted(results["per_class_ap"]) == ["1", "2"]
+    assert "per-frame mAP:" in capsys.readouterr().out
