@@ -1,18 +1,318 @@
 """Online action detection in the train/evaluate binaries (`--task=online_detection`).
 
-Placeholder interface filled in by the online-detection work: `define_flags()` is called by
-trainers/train.py and trainers/evaluate.py at import time; `train_main(flags)` and
-`evaluate_main(flags)` run the task.
+  tfvideo-train --task=online_detection --model=trn --model_dir=/tmp/trn \
+      --features_dirs=/data/thumos/rgb,/data/thumos/flow --targets_dir=/data/thumos/targets \
+      --train_data=/data/thumos/val_sessions.txt --eval_data=/data/thumos/test_sessions.txt \
+      --ambiguous_index=21 --epochs=20 --optimizer=adam --learning_rate=1e-4
+  tfvideo-evaluate --task=online_detection --model_dir=/tmp/trn
+
+`--train_data` / `--eval_data` are session lists (one name per line; features and targets
+come from `--features_dirs` / `--targets_dir`) or TFRecord patterns of
+`tfvideo.data.make_chunk_feature_example` records. `define_flags()` is called by
+trainers/train.py and trainers/evaluate.py at import; they dispatch to `train_main(flags)`
+and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_dir,
+--batch_size, --epochs, --learning_rate, --optimizer, --seed, --label_map, ...).
 """
+
+import inspect
+import json
+import os
+import sys
+
+from absl import flags as absl_flags
+from absl import logging
+
+from trainers import _experiment
+
+TASK = "online_detection"
+
+
+def _define(definer, name, *args, **kwargs):
+    if name not in absl_flags.FLAGS:
+        definer(name, *args, **kwargs)
 
 
 def define_flags():
     """Defines the online-detection flags (features/targets directories, history, ...)."""
+    f = absl_flags
+    _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i], "
+            "concatenated along D in this order (e.g. RGB,flow).")
+    _define(f.DEFINE_string, "targets_dir", None, "Online detection: folder of {session}.npy one-hot targets [T, C+1] "
+            "(column 0 background).")
+    _define(f.DEFINE_integer, "history", 64, "Online detection: training window length in chunks; also the window of "
+            "windowed detectors (IDN, OadTR).")
+    _define(f.DEFINE_integer, "window_stride", None, "Online detection: chunks between training windows "
+            "(default: --history).")
+    _define(f.DEFINE_integer, "ambiguous_index", None, "Online detection: target column of the ambiguous class, "
+            "left out of the loss and the metrics (21 on THUMOS'14).")
+    _define(f.DEFINE_float, "anticipation_weight", 1.0, "Online detection: weight of the decoders' anticipation loss.")
+    _define(f.DEFINE_float, "chunk_seconds", 0.25, "Online detection: seconds per chunk (point-level AP offsets, "
+            "tfvideo-stream's per-second output).")
+    _define(f.DEFINE_string, "detector_kwargs", "{}", "Online detection: JSON of detector constructor overrides, "
+            "e.g. '{\"embed_dim\": 512}'.")
+
+
+class OnlineFlagError(ValueError):
+    """A flag combination the online task cannot run with."""
+
+
+def _get(flags, name, default=None):
+    try:
+        value = getattr(flags, name)
+    except AttributeError:
+        return default
+    return default if value is None else value
+
+
+def _present(flags, name):
+    try:
+        return flags[name].present
+    except (KeyError, TypeError):
+        return False
+
+
+def _is_tfrecord(spec):
+    return "*" in spec or ".tfrecord" in spec or spec.endswith(".tfr")
+
+
+def _read_labels(path, num_columns):
+    """Class names for the K score columns: a label map of K names, or of K-1 actions (background prepended)."""
+    from tfvideo import data
+
+    if path:
+        names = data.read_label_map(path)
+        if len(names) == num_columns - 1:
+            return ["background"] + names
+        if len(names) == num_columns:
+            return names
+        raise OnlineFlagError(f"--label_map={path} names {len(names)} classes; the targets have {num_columns} columns "
+                              f"(expected {num_columns - 1} actions or all {num_columns}).")
+    return ["background"] + [f"action_{k}" for k in range(1, num_columns)]
+
+
+def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=None, flag="--train_data"):
+    """[(session, features [T, D], targets [T, K])] from a session list or a TFRecord pattern."""
+    import tensorflow as tf
+
+    from tfvideo import data
+
+    if not spec:
+        raise OnlineFlagError(f"{flag} is required: a session list or a TFRecord pattern.")
+    if _is_tfrecord(spec):
+        files = sorted(tf.io.gfile.glob(spec))
+        if not files:
+            raise OnlineFlagError(f"{flag}={spec} matches no file.")
+        if feature_dim is None:
+            first = tf.train.SequenceExample.FromString(next(iter(tf.data.TFRecordDataset(files[:1]))).numpy())
+            feature_dim = len(first.feature_lists.feature_list[data.CHUNK_FEATURES_KEY].feature[0].float_list.value)
+        if num_columns is None:
+            raise OnlineFlagError(f"{flag}={spec}: TFRecord sources need --num_classes or --label_map "
+                                  "(action classes; background is added).")
+        videos = []
+        for k, record in enumerate(tf.data.TFRecordDataset(files)):
+            parsed = data.parse_chunk_feature_example(record, feature_dim, num_columns)
+            name = parsed["media_id"].numpy().decode() or f"video_{k}"
+            videos.append((name, parsed["features"].numpy(), parsed["targets"].numpy()))
+        return videos
+    if not features_dirs or not targets_dir:
+        raise OnlineFlagError(f"{flag}={spec} is a session list: --features_dirs and --targets_dir are required.")
+    videos = []
+    for session in data.read_session_list(spec):
+        features, targets = data.load_chunk_features(session, features_dirs, targets_dir)
+        videos.append((session, features, targets))
+    widths = {(v[1].shape[1], v[2].shape[1]) for v in videos}
+    if len(widths) != 1:
+        raise OnlineFlagError(f"{flag}={spec}: sessions disagree on (feature, target) widths: {sorted(widths)}.")
+    return videos
+
+
+def _num_columns_from_flags(flags):
+    num_classes = _get(flags, "num_classes")
+    label_map = _get(flags, "label_map")
+    if num_classes:
+        return int(num_classes) + 1
+    if label_map:
+        with open(label_map) as f:
+            return sum(1 for line in f if line.strip()) + 1
+    return None
+
+
+def _build_detector(config):
+    from tfvideo import online
+
+    kwargs = dict(config.model_kwargs)
+    feature_dim = kwargs.pop("feature_dim")
+    return online.get_detector(config.model, feature_dim, config.num_classes, **kwargs)
+
+
+def _compile(model, flags, ambiguous_index, anticipation_weight):
+    import keras
+
+    from tfvideo import online
+
+    # The recognition defaults (SGD, lr 0.01) suit ImageNet backbones; detectors train with Adam.
+    optimizer = _get(flags, "optimizer", "adam") if _present(flags, "optimizer") else "adam"
+    lr = float(_get(flags, "learning_rate", 1e-3)) if _present(flags, "learning_rate") else 1e-3
+    optimizers = {"sgd": lambda: keras.optimizers.SGD(lr, momentum=float(_get(flags, "momentum", 0.9))),
+                  "adam": lambda: keras.optimizers.Adam(lr),
+                  "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=float(_get(flags, "weight_decay", 0.0)))}
+    losses = {"scores": online.SoftTargetCrossEntropy(ignore_index=ambiguous_index)}
+    weights = {"scores": 1.0}
+    if model.anticipates:
+        losses["anticipation"] = online.SoftTargetCrossEntropy(ignore_index=ambiguous_index)
+        weights["anticipation"] = anticipation_weight
+    model.compile(optimizer=optimizers[optimizer](), loss=losses, loss_weights=weights)
+
+
+def evaluate_videos(model, videos, ambiguous_index=None, chunk_seconds=0.25):
+    """Per-frame mAP, mcAP and point-level start AP (1..10 s) of `model` on [(name, features, targets)]."""
+    from tfvideo import metrics, online
+
+    scores = [online.score_sequence(model, f) for _, f, _ in videos]
+    targets = [y for _, _, y in videos]
+    mean_ap, per_class = metrics.per_frame_map(scores, targets, ambiguous_index=ambiguous_index)
+    mean_cap, _ = metrics.calibrated_map(scores, targets, ambiguous_index=ambiguous_index)
+    predicted, truth = [], []
+    for (name, _, y), s in zip(videos, scores):
+        masked = s.copy()
+        if ambiguous_index is not None:
+            masked[:, ambiguous_index] = -1.0
+        predicted += [(name, t, c, p) for t, c, p in metrics.action_starts(masked.argmax(1), chunk_seconds, s)]
+        truth += [(name, t, c) for t, c, _ in metrics.action_starts(y.argmax(1), chunk_seconds)
+                  if c != ambiguous_index]
+    starts = metrics.point_level_map(predicted, truth)
+    return {"per_frame_map": mean_ap, "mcap": mean_cap, "per_class_ap": per_class,
+            "start_ap": starts, "num_videos": len(videos), "num_chunks": int(sum(len(y) for y in targets))}
+
+
+def _print_metrics(results, where):
+    print(f"per-frame mAP: {results['per_frame_map']:.4f}")
+    print(f"mcAP: {results['mcap']:.4f}")
+    starts = results["start_ap"]
+    print("action-start point AP @1..10s: " + " ".join(f"{starts[k]:.3f}" for k in sorted(starts)))
+    print(f"videos: {results['num_videos']}, chunks: {results['num_chunks']}{where}")
+
+
+def _jsonable(results):
+    return {"per_frame_map": results["per_frame_map"], "mcap": results["mcap"],
+            "per_class_ap": {str(k): v for k, v in results["per_class_ap"].items()},
+            "start_ap": {str(k): v for k, v in results["start_ap"].items()},
+            "num_videos": results["num_videos"], "num_chunks": results["num_chunks"]}
+
+
+def train(flags):
+    """Trains an online detector as the flags say; returns (model_dir, eval results or None)."""
+    import keras
+
+    from tfvideo import data, online
+
+    model_dir = _get(flags, "model_dir")
+    name = _get(flags, "model")
+    if not model_dir:
+        raise OnlineFlagError("--model_dir is required.")
+    if name not in online.list_detectors():
+        raise OnlineFlagError(f"--model={name!r} is not an online detector; available: "
+                              f"{', '.join(online.list_detectors())}.")
+    try:
+        overrides = json.loads(_get(flags, "detector_kwargs", "{}"))
+    except json.JSONDecodeError as e:
+        raise OnlineFlagError(f"--detector_kwargs is not JSON: {e}") from e
+    features_dirs, targets_dir = list(_get(flags, "features_dirs", [])), _get(flags, "targets_dir")
+    num_columns = _num_columns_from_flags(flags)
+    train_videos = load_videos(_get(flags, "train_data"), features_dirs, targets_dir, num_columns=num_columns)
+    feature_dim, num_columns = train_videos[0][1].shape[1], train_videos[0][2].shape[1]
+    history = int(_get(flags, "history", 64))
+    if _present(flags, "history") and "history" in _constructor_args(name):
+        overrides.setdefault("history", history)
+    ambiguous_index = _get(flags, "ambiguous_index")
+    seed = int(_get(flags, "seed", 0))
+    train_settings = {
+        "features_dirs": features_dirs, "targets_dir": targets_dir, "train_data": _get(flags, "train_data"),
+        "eval_data": _get(flags, "eval_data"), "history": history, "window_stride": _get(flags, "window_stride"),
+        "ambiguous_index": ambiguous_index, "anticipation_weight": float(_get(flags, "anticipation_weight", 1.0)),
+        "chunk_seconds": float(_get(flags, "chunk_seconds", 0.25)), "seed": seed,
+    }
+    config = _experiment.ExperimentConfig(
+        model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
+        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_settings)
+    config.write(model_dir)
+
+    keras.utils.set_random_seed(seed)
+    model = _build_detector(config)
+    _compile(model, flags, ambiguous_index, train_settings["anticipation_weight"])
+    steps = getattr(model, "decoder_steps", 0) if model.anticipates else 0
+    windows = data.feature_window_dataset([(f, y) for _, f, y in train_videos], history=history,
+                                          stride=train_settings["window_stride"] or history,
+                                          batch_size=int(_get(flags, "batch_size", 32)),
+                                          anticipation_steps=steps, seed=seed)
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False)]
+    epochs = int(_get(flags, "epochs", 10))
+    logging.info("Training %s on %d videos for %d epochs", name, len(train_videos), epochs)
+    model.fit(windows, epochs=epochs, verbose=int(_get(flags, "verbose", 2)), callbacks=callbacks,
+              shuffle=False)  # The windows are shuffled by the dataset.
+    model.save(os.path.join(model_dir, _experiment.MODEL_FILE))
+
+    results = None
+    if train_settings["eval_data"]:
+        eval_videos = load_videos(train_settings["eval_data"], features_dirs, targets_dir, feature_dim, num_columns,
+                                  flag="--eval_data")
+        results = evaluate_videos(model, eval_videos, ambiguous_index, train_settings["chunk_seconds"])
+        _write_results(model_dir, results)
+    return model_dir, results
+
+
+def _constructor_args(name):
+    from tfvideo.online import _registry
+
+    cls, _ = _registry._DETECTORS[name]
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+def _write_results(model_dir, results):
+    out = os.path.join(model_dir, "eval")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "online_metrics.json"), "w") as f:
+        json.dump(_jsonable(results), f, indent=2, sort_keys=True)
+
+
+def evaluate(flags):
+    """Evaluates the detector of --model_dir on --eval_data (default: the run's); returns the results."""
+    model_dir = _get(flags, "model_dir")
+    if not model_dir:
+        raise OnlineFlagError("--model_dir is required.")
+    model, config = _experiment.load_trained_model(model_dir)
+    if config.task != TASK:
+        raise OnlineFlagError(f"--model_dir={model_dir} holds a {config.task!r} model, not {TASK!r}.")
+    settings = config.train
+    spec = _get(flags, "eval_data") or settings.get("eval_data")
+    features_dirs = list(_get(flags, "features_dirs", [])) or settings.get("features_dirs")
+    targets_dir = _get(flags, "targets_dir") or settings.get("targets_dir")
+    ambiguous_index = _get(flags, "ambiguous_index", settings.get("ambiguous_index"))
+    chunk_seconds = float(_get(flags, "chunk_seconds") if _present(flags, "chunk_seconds")
+                          else settings.get("chunk_seconds", 0.25))
+    videos = load_videos(spec, features_dirs, targets_dir, model.feature_dim, config.num_classes, flag="--eval_data")
+    results = evaluate_videos(model, videos, ambiguous_index, chunk_seconds)
+    _write_results(model_dir, results)
+    return results
 
 
 def train_main(flags):
-    raise NotImplementedError("--task=online_detection is not available yet")
+    try:
+        model_dir, results = train(flags)
+    except (OnlineFlagError, FileNotFoundError, ValueError) as e:
+        print(f"tfvideo-train: {e}", file=sys.stderr)
+        return 2
+    print(f"online detector saved to {os.path.join(model_dir, _experiment.MODEL_FILE)}")
+    if results is not None:
+        _print_metrics(results, f"; metrics in {os.path.join(model_dir, 'eval', 'online_metrics.json')}")
+    return 0
 
 
 def evaluate_main(flags):
-    raise NotImplementedError("--task=online_detection is not available yet")
+    try:
+        results = evaluate(flags)
+    except (OnlineFlagError, FileNotFoundError, ValueError) as e:
+        print(f"tfvideo-evaluate: {e}", file=sys.stderr)
+        return 2
+    _print_metrics(results, "")
+    return 0
