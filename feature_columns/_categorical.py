@@ -398,7 +398,7 @@ class WeightedColumn(_base.CategoricalColumn):
 def weighted_categorical_column(categorical_column, weight_feature_key, dtype="float32"):
     """Attaches a weight per id, read from raw feature `weight_feature_key` (same layout as the ids).
 
-    Embedding columns multiply embeddings by the weights (ids with weight <= 0 are ignored,
-    as in TensorFlow's safe embedding lookup); indicator columns sum weights per id.
+    Embedding columns multiply embeddings by the weights (see `embedding_column` for which
+    weights are ignored); indicator columns sum the weights per id.
     """
     return WeightedColumn(categorical_column, weight_feature_key, dtype)

@@ -77,7 +77,7 @@ class EmbeddingColumn(_base.DenseColumn):
     def transform_dense(self, ctx):
         def run():
             ids, weights = self.categorical_column.transform_ids(ctx)
-            rows, values, w = _valid(ids, weights, self.categorical_column.num_buckets)
+            rows, values, w = _valid(ids, weights, self.categorical_column.num_buckets, self.combiner != "sum")
             batch = ids.nrows(out_type=tf.int64)
             vectors = ctx.layer(self)(values) * w[:, None]
             total = tf.math.unsorted_segment_sum(vectors, rows, batch)
@@ -107,8 +107,9 @@ def embedding_column(categorical_column, dimension, combiner="mean", initializer
 
     Combiners over an example's ids with weights w (1 unless weighted): "sum" = sum(w e),
     "mean" = sum(w e) / sum(w), "sqrtn" = sum(w e) / sqrt(sum(w^2)). Ids outside
-    `[0, num_buckets)` (e.g. -1 from a vocabulary default) and weights <= 0 are ignored;
-    an example with no ids gets zeros, as in TensorFlow's safe embedding lookup.
+    `[0, num_buckets)` (e.g. -1 from a vocabulary default) are ignored, and so are weights
+    <= 0 for "mean"/"sqrtn" ("sum" keeps negative weights); an example with no ids gets
+    zeros. This is TensorFlow's `safe_embedding_lookup_sparse`, rule for rule.
     """
     return EmbeddingColumn(categorical_column, dimension, combiner, initializer, trainable)
 
