@@ -68,6 +68,7 @@ class EmbeddingColumn(_base.DenseColumn):
             self.categorical_column.num_buckets,
             self.dimension,
             embeddings_initializer=self.initializer,
+            dtype="float32",  # The feature concat stays float32 under mixed precision.
             name=_base.state_key(self),
         )
         layer.build((None,))

@@ -94,6 +94,7 @@ class FeatureLayer(keras.layers.Layer):
     """
 
     def __init__(self, columns, multivalent_keys=(), **kwargs):
+        kwargs.setdefault("autocast", False)  # Raw features keep their dtypes under mixed precision.
         super().__init__(**kwargs)
         columns = [_base.deserialize_column(c) for c in columns]
         if not columns:

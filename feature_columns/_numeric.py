@@ -26,6 +26,8 @@ class NumericColumn(_base.DenseColumn):
             raise _base.FeatureColumnError(f"numeric_column {key!r}: dtype {dtype} must be one of {_NUMERIC_DTYPES}.")
         if default_value is not None:
             flat = tf.reshape(tf.cast(tf.broadcast_to(default_value, shape), tf.float64), [-1]).numpy().tolist()
+            if tf.as_dtype(dtype).is_integer:
+                flat = [int(v) for v in flat]
             default_value = flat[0] if len(flat) == 1 else flat
         if normalizer_fn is not None and not callable(normalizer_fn):
             normalizer_fn = _base.function_from_config(normalizer_fn)

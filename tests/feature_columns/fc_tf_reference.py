@@ -12,7 +12,8 @@ from tensorflow.python.feature_column import feature_column_v2 as tf_fc2
 v2 = tf.feature_column
 
 
-def _graph_features(features):
+def to_tensors(features):
+    """NumPy arrays and SparseTensorValues -> tensors (in the current graph, or eager)."""
     out = {}
     for key, value in features.items():
         if isinstance(value, tf.compat.v1.SparseTensorValue):
@@ -31,14 +32,14 @@ def _run(fetch):
 def dense(columns, features):
     """`input_layer(features, columns)` as a NumPy array [B, D]."""
     with tf.Graph().as_default():
-        out = tf.compat.v1.feature_column.input_layer(_graph_features(features), columns)
+        out = tf.compat.v1.feature_column.input_layer(to_tensors(features), columns)
         return _run(out)
 
 
 def ids(column, features):
     """A categorical column's ids as a list (per example) of lists, in sparse index order."""
     with tf.Graph().as_default():
-        cache = tf_fc2.FeatureTransformationCache(_graph_features(features))
+        cache = tf_fc2.FeatureTransformationCache(to_tensors(features))
         pair = column.get_sparse_tensors(cache, None)
         value = _run(pair.id_tensor)
     rows = [[] for _ in range(int(value.dense_shape[0]))]

@@ -176,3 +176,17 @@ def test_saved_model_serves_raw_features(tmp_path):
     # A different batch through the reloaded graph still matches the in-memory model.
     one = {k: v[1:] for k, v in raw.items()}
     np.testing.assert_allclose(loaded.serve(one)["logits"].numpy(), model(one).numpy(), atol=1e-5)
+
+
+def test_mixed_precision_keeps_float32_features():
+    features = tabular_features()
+    reference = fc.FeatureLayer(tabular_columns())
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        layer = fc.FeatureLayer(tabular_columns())
+    finally:
+        keras.config.set_dtype_policy("float32")
+    layer.set_weights(reference.get_weights())
+    out = layer(features)
+    assert out.dtype == tf.float32
+    np.testing.assert_array_equal(out.numpy(), reference(features).numpy())

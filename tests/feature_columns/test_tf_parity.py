@@ -15,23 +15,13 @@ from tfvideo import feature_columns as fc
 ATOL = 1e-6
 
 
-def _eager(features):
-    out = {}
-    for key, value in features.items():
-        if isinstance(value, tf.compat.v1.SparseTensorValue):
-            out[key] = tf.SparseTensor(value.indices, value.values, value.dense_shape)
-        else:
-            out[key] = tf.constant(value)
-    return out
-
-
 def our_ids(column, features):
     state = {}
     for c in _walk([column]):
         layer = c.create_state()
         if layer is not None:
             state[_base.state_key(c)] = layer
-    ids, _ = column.transform_ids(_base._TransformContext(_eager(features), state))
+    ids, _ = column.transform_ids(_base._TransformContext(ref.to_tensors(features), state))
     return ids.to_list()
 
 
@@ -39,7 +29,7 @@ def our_dense(columns, features, embeddings=None):
     layer = fc.FeatureLayer(columns)
     for key, weights in (embeddings or {}).items():
         layer.column_layers[key].embeddings.assign(weights)
-    return layer(_eager(features)).numpy()
+    return layer(ref.to_tensors(features)).numpy()
 
 
 STRINGS = np.array([["a", "b", ""], ["zz", "", ""], ["", "", ""], ["c", "a", "q"], ["b", "yy", "x"]])
