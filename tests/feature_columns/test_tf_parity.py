@@ -96,6 +96,16 @@ def test_vocabulary_file(tmp_path):
     assert ours.num_buckets == 5
 
 
+def test_vocabulary_file_ints_with_default(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text("42\n3\n7\n")
+    ours, theirs = _pair("categorical_column_with_vocabulary_file", "n", str(path), default_value=0, dtype=tf.int64)
+    features = {"n": INTS}
+    got = our_ids(ours, features)
+    assert got == ref.ids(theirs, features)
+    assert got[3] == [0, 1, 0]  # 42 -> line 0, 3 -> line 1, OOV 0 -> default 0.
+
+
 def test_identity_with_default_and_missing_entries():
     ours, theirs = _pair("categorical_column_with_identity", "n", 11, default_value=4)
     features = {"n": INTS}
@@ -130,6 +140,14 @@ def test_crossed_strings_bucketized_identity():
     assert got == ref.ids(theirs, features)
     assert all(len(row) == 2 * 2 * 1 for row in got)  # Cartesian product of 2 x 2 x 1 values.
     assert ours.name == theirs.name
+
+
+def test_crossed_raw_int_and_string_keys():
+    features = {"s": STRINGS, "n": INTS}
+    ours, theirs = fc.crossed_column(["n", "s"], 31), ref.v2.crossed_column(["n", "s"], 31)
+    got = our_ids(ours, features)
+    assert got == ref.ids(theirs, features)
+    assert len(got[0]) == 9  # Dense raw keys are crossed with their "" / -1 entries, as in TF.
 
 
 def test_crossed_nested_with_hash_key_and_sparse_input():
@@ -182,17 +200,24 @@ def test_whole_layer_order_matches_input_layer():
         kwargs = {} if api is fc else {"initializer": tf.compat.v1.constant_initializer(table)}
         return [
             api.numeric_column("duration"),
+            api.bucketized_column(api.numeric_column("fps", dtype=tf.int64), [15.0, 30.0]),
             api.embedding_column(hashed, 3, combiner="sum", **kwargs),
             api.indicator_column(api.categorical_column_with_vocabulary_list("s", ["a", "b"], num_oov_buckets=1)),
             api.bucketized_column(api.numeric_column("v", shape=(2,)), [0.0, 2.0]),
             api.indicator_column(api.crossed_column(["s", "camera"], 5)),
         ]
 
-    features = {"duration": VALUES[:, 0], "camera": np.array(["c1", "c2", "c1", "c9", ""]), "s": STRINGS, "v": VALUES}
+    features = {
+        "duration": VALUES[:, 0],
+        "fps": np.array([[10], [15], [29], [30], [60]], np.int64),
+        "camera": np.array(["c1", "c2", "c1", "c9", ""]),
+        "s": STRINGS,
+        "v": VALUES,
+    }
     ours = columns(fc)
-    got = our_dense(ours, features, {_base.state_key(ours[1]): table})
+    got = our_dense(ours, features, {_base.state_key(ours[2]): table})
     np.testing.assert_allclose(got, ref.dense(columns(ref.v2), features), atol=ATOL)
-    assert got.shape == (5, 1 + 3 + 3 + 6 + 5)
+    assert got.shape == (5, 1 + 3 + 3 + 3 + 6 + 5)
 
 
 def test_parse_example_spec_and_missing_value_defaults():
