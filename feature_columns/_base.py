@@ -49,7 +49,8 @@ def function_to_config(fn, what):
     module = getattr(fn, "__module__", None)
     if not module or not qualname or "<" in qualname:
         raise FeatureColumnError(
-            f"{what}: {fn!r} cannot be serialized; use a top-level (importable) function instead of a lambda or closure."
+            f"{what}: {fn!r} cannot be serialized; "
+            "use a top-level (importable) function instead of a lambda or closure."
         )
     return f"{module}:{qualname}"
 
@@ -181,9 +182,6 @@ def state_key(column):
     return f"{type(column).__name__}__{column.name}".replace("/", "_")
 
 
-_IGNORE = {tf.string: "", "int": -1}
-
-
 def check_dtype(column, key, tensor, want):
     """Checks a raw feature's dtype: `want` is "string", "int", "numeric", "string_or_int" or a tf.DType."""
     dtype = tensor.dtype
@@ -209,7 +207,8 @@ def to_ragged_ids(column, key, tensor):
     if isinstance(tensor, tf.SparseTensor):
         if tensor.shape.rank is not None and tensor.shape.rank != 2:
             raise FeatureColumnError(
-                f"Feature column {column.name!r}: sparse feature {key!r} must be rank 2 [B, N], got shape {tensor.shape}."
+                f"Feature column {column.name!r}: sparse feature {key!r} must be rank 2 [B, N], "
+                f"got shape {tensor.shape}."
             )
         return tf.RaggedTensor.from_sparse(tensor)
     if isinstance(tensor, tf.RaggedTensor):
@@ -234,7 +233,9 @@ def to_dense_float(column, key, tensor, shape):
     if isinstance(tensor, tf.SparseTensor):
         tensor = tf.sparse.to_dense(tensor)
     elif isinstance(tensor, tf.RaggedTensor):
-        raise FeatureColumnError(f"Feature column {column.name!r}: raw feature {key!r} must be dense, got a RaggedTensor.")
+        raise FeatureColumnError(
+            f"Feature column {column.name!r}: raw feature {key!r} must be dense, got a RaggedTensor."
+        )
     check_dtype(column, key, tensor, "numeric")
     size = 1
     for d in shape:
@@ -246,6 +247,7 @@ def to_dense_float(column, key, tensor, shape):
     static = tensor.shape[1:]
     if static.is_fully_defined() and static.num_elements() != size:
         raise FeatureColumnError(
-            f"Feature column {column.name!r}: raw feature {key!r} has shape {tensor.shape}, expected [B, {', '.join(map(str, shape))}]."
+            f"Feature column {column.name!r}: raw feature {key!r} has shape {tensor.shape}, "
+            f"expected [B, {', '.join(map(str, shape))}]."
         )
     return tensor, size

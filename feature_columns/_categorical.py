@@ -88,7 +88,11 @@ class _VocabularyColumn(_base.CategoricalColumn):
 
             def remap(values):
                 looked = tf.cast(ctx.layer(self)(values), tf.int64)
-                fallback = size + looked if self.num_oov_buckets else tf.fill(tf.shape(looked), tf.cast(self.default_value, tf.int64))
+                fallback = (
+                    size + looked
+                    if self.num_oov_buckets
+                    else tf.fill(tf.shape(looked), tf.cast(self.default_value, tf.int64))
+                )
                 return tf.where(looked >= oov, looked - oov, fallback)
 
             return tf.ragged.map_flat_values(remap, ids), None
@@ -147,7 +151,9 @@ class VocabularyFileColumn(_VocabularyColumn):
 
     fn_name = "categorical_column_with_vocabulary_file"
 
-    def __init__(self, key, vocabulary_file, vocabulary_size=None, num_oov_buckets=0, default_value=None, dtype="string"):
+    def __init__(
+        self, key, vocabulary_file, vocabulary_size=None, num_oov_buckets=0, default_value=None, dtype="string"
+    ):
         _check_key(self.fn_name, key)
         if not vocabulary_file or not tf.io.gfile.exists(vocabulary_file):
             raise _base.FeatureColumnError(
@@ -163,7 +169,8 @@ class VocabularyFileColumn(_VocabularyColumn):
             vocabulary_size = int(vocabulary_size)
             if vocabulary_size < 1 or vocabulary_size > len(lines):
                 raise _base.FeatureColumnError(
-                    f"{self.fn_name} {key!r}: vocabulary_size={vocabulary_size} but {self.vocabulary_file} has {len(lines)} lines."
+                    f"{self.fn_name} {key!r}: vocabulary_size={vocabulary_size} "
+                    f"but {self.vocabulary_file} has {len(lines)} lines."
                 )
             lines = lines[:vocabulary_size]
         if not lines:
@@ -176,7 +183,9 @@ class VocabularyFileColumn(_VocabularyColumn):
         else:
             values = lines
         if len(set(values)) != len(values):
-            raise _base.FeatureColumnError(f"{self.fn_name} {key!r}: vocabulary file {self.vocabulary_file} has duplicates.")
+            raise _base.FeatureColumnError(
+                f"{self.fn_name} {key!r}: vocabulary file {self.vocabulary_file} has duplicates."
+            )
         self._values = values
         self.vocabulary_size = vocabulary_size
         self._init_common(key, dtype, num_oov_buckets, default_value)
@@ -285,7 +294,9 @@ class HashedColumn(_base.CategoricalColumn):
         _check_key("categorical_column_with_hash_bucket", key)
         hash_bucket_size = int(hash_bucket_size)
         if hash_bucket_size < 1:
-            raise _base.FeatureColumnError(f"categorical_column_with_hash_bucket {key!r}: hash_bucket_size must be >= 1.")
+            raise _base.FeatureColumnError(
+                f"categorical_column_with_hash_bucket {key!r}: hash_bucket_size must be >= 1."
+            )
         self.key = key
         self.hash_bucket_size = hash_bucket_size
         self.dtype = _column_dtype("categorical_column_with_hash_bucket", key, dtype)
@@ -336,7 +347,9 @@ class WeightedColumn(_base.CategoricalColumn):
         _check_key("weighted_categorical_column", weight_feature_key)
         dtype = tf.as_dtype(dtype)
         if not dtype.is_floating:
-            raise _base.FeatureColumnError(f"weighted_categorical_column {weight_feature_key!r}: dtype must be floating.")
+            raise _base.FeatureColumnError(
+                f"weighted_categorical_column {weight_feature_key!r}: dtype must be floating."
+            )
         self.categorical_column = categorical_column
         self.weight_feature_key = weight_feature_key
         self.dtype = dtype.name
@@ -363,7 +376,9 @@ class WeightedColumn(_base.CategoricalColumn):
         def run():
             ids, weights = self.categorical_column.transform_ids(ctx)
             if weights is not None:
-                raise _base.FeatureColumnError(f"weighted_categorical_column {self.name!r}: its column is already weighted.")
+                raise _base.FeatureColumnError(
+                    f"weighted_categorical_column {self.name!r}: its column is already weighted."
+                )
             raw = ctx.raw(self, self.weight_feature_key)
             _base.check_dtype(self, self.weight_feature_key, raw, "float")
             weights = self._align(ctx, raw)

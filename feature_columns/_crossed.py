@@ -35,7 +35,9 @@ class CrossedColumn(_base.CategoricalColumn):
                     "(hashing before crossing adds collisions); pass the feature name as a string."
                 )
             if not isinstance(key, (str, _base.CategoricalColumn)):
-                raise _base.FeatureColumnError(f"crossed_column: key {key!r} is neither a feature name nor categorical.")
+                raise _base.FeatureColumnError(
+                    f"crossed_column: key {key!r} is neither a feature name nor categorical."
+                )
         hash_bucket_size = int(hash_bucket_size)
         if hash_bucket_size < 1:
             raise _base.FeatureColumnError("crossed_column: hash_bucket_size must be >= 1.")
@@ -67,7 +69,9 @@ class CrossedColumn(_base.CategoricalColumn):
         if not isinstance(key, str):
             ids, weights = key.transform_ids(ctx)
             if weights is not None:
-                raise _base.FeatureColumnError(f"crossed_column {self.name!r}: weighted column {key.name!r} cannot be crossed.")
+                raise _base.FeatureColumnError(
+                    f"crossed_column {self.name!r}: weighted column {key.name!r} cannot be crossed."
+                )
             return ids.to_sparse()
         raw = ctx.raw(self, key)
         _base.check_dtype(self, key, raw, "string_or_int")
@@ -82,7 +86,11 @@ class CrossedColumn(_base.CategoricalColumn):
                     f"crossed_column {self.name!r}: raw feature {key!r} must be [B] or [B, N], got shape {raw.shape}."
                 )
         if raw.dtype.is_integer and raw.dtype != tf.int64:
-            raw = tf.cast(raw, tf.int64) if not isinstance(raw, tf.SparseTensor) else tf.sparse.map_values(tf.cast, raw, tf.int64)
+            raw = (
+                tf.cast(raw, tf.int64)
+                if not isinstance(raw, tf.SparseTensor)
+                else tf.sparse.map_values(tf.cast, raw, tf.int64)
+            )
         return raw
 
     def transform_ids(self, ctx):

@@ -47,7 +47,10 @@ class EmbeddingColumn(_base.DenseColumn):
         self.combiner = combiner
         if initializer is None:
             # tf.feature_column's default: truncated normal with stddev 1/sqrt(dimension).
-            initializer = {"class_name": "TruncatedNormal", "config": {"mean": 0.0, "stddev": 1.0 / math.sqrt(dimension)}}
+            initializer = {
+                "class_name": "TruncatedNormal",
+                "config": {"mean": 0.0, "stddev": 1.0 / math.sqrt(dimension)},
+            }
         self.initializer = keras.initializers.get(initializer)
         self.trainable = bool(trainable)
 

@@ -6,7 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
-from feature_columns import _base, _categorical, _crossed, _numeric, _video
+from feature_columns import _base, _categorical, _crossed, _numeric
 from tfvideo.api._export import tf_export
 
 SPEC_FORMAT = "tfvideo.feature_spec"
@@ -30,7 +30,8 @@ def _merge_specs(specs, new, column):
     for key, spec in new.items():
         if key in specs and specs[key] != spec:
             raise _base.FeatureColumnError(
-                f"Feature column {column.name!r}: raw feature {key!r} is read as {spec} here but as {specs[key]} by another column."
+                f"Feature column {column.name!r}: raw feature {key!r} is read as {spec} here "
+                f"but as {specs[key]} by another column."
             )
         specs[key] = spec
     return specs
@@ -102,7 +103,8 @@ class FeatureLayer(keras.layers.Layer):
         for column in columns:
             if not isinstance(column, (_base.DenseColumn, _base.SequenceColumn)):
                 raise _base.FeatureColumnError(
-                    f"FeatureLayer: column {column.name!r} is categorical; wrap it in indicator_column or embedding_column."
+                    f"FeatureLayer: column {column.name!r} is categorical; "
+                    "wrap it in indicator_column or embedding_column."
                 )
         names = [c.name for c in columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -112,7 +114,9 @@ class FeatureLayer(keras.layers.Layer):
         self._dense_columns = sorted([c for c in columns if isinstance(c, _base.DenseColumn)], key=lambda c: c.name)
         self._sequence_columns = [c for c in columns if isinstance(c, _base.SequenceColumn)]
         if any(c.name == DENSE_KEY for c in self._sequence_columns):
-            raise _base.FeatureColumnError(f"FeatureLayer: a video/frame-feature column may not be named {DENSE_KEY!r}.")
+            raise _base.FeatureColumnError(
+                f"FeatureLayer: a video/frame-feature column may not be named {DENSE_KEY!r}."
+            )
         self.multivalent_keys = sorted(set(multivalent_keys))
         state = {}
         configs = {}
@@ -174,7 +178,9 @@ class FeatureLayer(keras.layers.Layer):
 
     def call(self, features):
         if not isinstance(features, dict):
-            raise _base.FeatureColumnError(f"FeatureLayer: expects a dict of raw features, got {type(features).__name__}.")
+            raise _base.FeatureColumnError(
+                f"FeatureLayer: expects a dict of raw features, got {type(features).__name__}."
+            )
         ctx = _base._TransformContext(dict(features), self.column_layers)
         dense = None
         if self._dense_columns:
@@ -221,7 +227,9 @@ class FeatureLayer(keras.layers.Layer):
                 try:
                     spec = json.loads(f.read())
                 except json.JSONDecodeError as e:
-                    raise _base.FeatureColumnError(f"Feature spec file {where}:{e.lineno}: invalid JSON ({e.msg}).") from None
+                    raise _base.FeatureColumnError(
+                        f"Feature spec file {where}:{e.lineno}: invalid JSON ({e.msg})."
+                    ) from None
         if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
             raise _base.FeatureColumnError(f"{where}: not a {SPEC_FORMAT} (missing or wrong 'format').")
         if spec.get("version") != SPEC_VERSION:
@@ -229,7 +237,3 @@ class FeatureLayer(keras.layers.Layer):
         if "columns" not in spec:
             raise _base.FeatureColumnError(f"{where}: has no 'columns'.")
         return cls(spec["columns"], multivalent_keys=spec.get("multivalent_keys", ()), **kwargs)
-
-
-# Column classes resolved lazily by deserialize_column; keep the import for registration.
-_REGISTERED = (_numeric, _categorical, _crossed, _video)

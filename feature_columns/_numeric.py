@@ -105,7 +105,9 @@ class BucketizedColumn(_base.DenseColumn, _base.CategoricalColumn):
     def __init__(self, source_column, boundaries):
         source_column = _base.deserialize_column(source_column)
         if not isinstance(source_column, NumericColumn):
-            raise _base.FeatureColumnError(f"bucketized_column: source_column must be a numeric_column, got {source_column!r}.")
+            raise _base.FeatureColumnError(
+                f"bucketized_column: source_column must be a numeric_column, got {source_column!r}."
+            )
         boundaries = [float(b) for b in boundaries]
         if not boundaries or any(a >= b for a, b in itertools.pairwise(boundaries)):
             raise _base.FeatureColumnError(
@@ -136,7 +138,9 @@ class BucketizedColumn(_base.DenseColumn, _base.CategoricalColumn):
 
     def create_state(self):
         # Keras' Discretization uses the same Bucketize rule: bucket i holds [b[i-1], b[i]).
-        return keras.layers.Discretization(bin_boundaries=self.boundaries, output_mode="int", name=_base.state_key(self))
+        return keras.layers.Discretization(
+            bin_boundaries=self.boundaries, output_mode="int", name=_base.state_key(self)
+        )
 
     def _bucket_indices(self, ctx):
         def run():

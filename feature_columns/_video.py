@@ -42,7 +42,9 @@ class VideoColumn(_base.SequenceColumn):
         if not isinstance(key, str) or not key:
             raise _base.FeatureColumnError(f"video_column: key must be a non-empty string, got {key!r}.")
         if modality not in _MODALITIES:
-            raise _base.FeatureColumnError(f"video_column {key!r}: modality {modality!r} is not one of {sorted(_MODALITIES)}.")
+            raise _base.FeatureColumnError(
+                f"video_column {key!r}: modality {modality!r} is not one of {sorted(_MODALITIES)}."
+            )
         self.key = key
         self.sampler = _sampler_arg(key, sampler)
         self.size = int(size)
@@ -98,7 +100,9 @@ class VideoColumn(_base.SequenceColumn):
                 raw = tf.sparse.to_dense(raw)
             if isinstance(raw, tf.RaggedTensor):
                 if raw.dtype != tf.string:
-                    raise _base.FeatureColumnError(f"video_column {self.key!r}: ragged input must be encoded frames (string).")
+                    raise _base.FeatureColumnError(
+                        f"video_column {self.key!r}: ragged input must be encoded frames (string)."
+                    )
                 raw = raw.to_tensor(default_value="")
             spec = tf.TensorSpec(self.output_shape, tf.float32)
             rank = raw.shape.rank
@@ -115,7 +119,8 @@ class VideoColumn(_base.SequenceColumn):
                     )
                 return tf.cast(raw, tf.float32)
             raise _base.FeatureColumnError(
-                f"video_column {self.key!r}: raw feature {self.key!r} has dtype {raw.dtype.name} and shape {raw.shape}; "
+                f"video_column {self.key!r}: raw feature {self.key!r} has dtype {raw.dtype.name} "
+                f"and shape {raw.shape}; "
                 "expected encoded JPEG frames string [B, T], uint8 frames [B, T, H, W, 3], "
                 "or preprocessed float clips [B, V, T, S, S, C]."
             )

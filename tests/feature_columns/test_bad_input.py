@@ -8,7 +8,9 @@ from tfvideo import feature_columns as fc
 
 
 def test_missing_key_names_column_and_key():
-    layer = fc.FeatureLayer([fc.numeric_column("duration"), fc.indicator_column(fc.categorical_column_with_hash_bucket("camera", 5))])
+    layer = fc.FeatureLayer(
+        [fc.numeric_column("duration"), fc.indicator_column(fc.categorical_column_with_hash_bucket("camera", 5))]
+    )
     with pytest.raises(ValueError, match=r"'camera'.*raw feature 'camera' is missing"):
         layer({"duration": tf.constant([1.0])})
     with pytest.raises(ValueError, match=r"'duration'.*raw feature 'duration' is missing"):
@@ -26,9 +28,17 @@ def test_missing_numeric_uses_default_value_only_when_given():
 @pytest.mark.parametrize(
     ("column", "value", "expected"),
     [
-        (fc.indicator_column(fc.categorical_column_with_vocabulary_list("s", ["a"])), tf.constant([1, 2]), "int32, expected string"),
+        (
+            fc.indicator_column(fc.categorical_column_with_vocabulary_list("s", ["a"])),
+            tf.constant([1, 2]),
+            "int32, expected string",
+        ),
         (fc.indicator_column(fc.categorical_column_with_identity("s", 3)), tf.constant(["a"]), "string, expected int"),
-        (fc.indicator_column(fc.categorical_column_with_hash_bucket("s", 3, dtype="int64")), tf.constant(["a"]), "expected int"),
+        (
+            fc.indicator_column(fc.categorical_column_with_hash_bucket("s", 3, dtype="int64")),
+            tf.constant(["a"]),
+            "expected int",
+        ),
         (fc.numeric_column("s"), tf.constant(["1.0"]), "string, expected numeric"),
         (fc.numeric_column("s", shape=(3,)), tf.zeros([2, 2]), r"shape \(2, 2\), expected \[B, 3\]"),
     ],
@@ -41,8 +51,12 @@ def test_wrong_dtype_or_shape(column, value, expected):
 
 def test_identity_out_of_range_without_default_raises_in_graph_too():
     layer = fc.FeatureLayer([fc.indicator_column(fc.categorical_column_with_identity("camera_id", 4))])
-    np.testing.assert_array_equal(layer({"camera_id": tf.constant([3, -1], tf.int64)}).numpy(), [[0, 0, 0, 1], [0, 0, 0, 0]])
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)categorical_column_with_identity 'camera_id'.*\[0, 4\).*7"):
+    np.testing.assert_array_equal(
+        layer({"camera_id": tf.constant([3, -1], tf.int64)}).numpy(), [[0, 0, 0, 1], [0, 0, 0, 0]]
+    )
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"(?s)categorical_column_with_identity 'camera_id'.*\[0, 4\).*7"
+    ):
         layer({"camera_id": tf.constant([1, 7], tf.int64)})
     ds = tf.data.Dataset.from_tensor_slices({"camera_id": tf.constant([[5]], tf.int64)}).map(layer)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"identity .*camera_id.*ids must be in \[0, 4\)"):
@@ -70,6 +84,8 @@ def test_bad_definitions():
     with pytest.raises(ValueError, match="increasing"):
         fc.bucketized_column(fc.numeric_column("x"), [1.0, 0.0])
     with pytest.raises(ValueError, match="two different columns are both named 'x'"):
-        fc.FeatureLayer([fc.numeric_column("x"), fc.bucketized_column(fc.numeric_column("x", default_value=1.0), [0.0])])
+        fc.FeatureLayer(
+            [fc.numeric_column("x"), fc.bucketized_column(fc.numeric_column("x", default_value=1.0), [0.0])]
+        )
     with pytest.raises(ValueError, match="cannot be serialized"):
         fc.numeric_column("x", normalizer_fn=lambda t: t).get_config()

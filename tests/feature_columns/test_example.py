@@ -38,11 +38,14 @@ def test_video_classifier_with_tabular_context(tmp_path):
     keras.utils.set_random_seed(0)
 
     # --- The example, as in the notes (size 16 instead of 112, 2 epochs). ---
-    layer = fc.FeatureLayer([
-        fc.numeric_column("duration", default_value=0.0),
-        fc.embedding_column(fc.categorical_column_with_hash_bucket("camera_id", 64), 4),
-        fc.video_column("video", data.SegmentSampler(4), size=16),
-    ], multivalent_keys=["camera_id"])
+    layer = fc.FeatureLayer(
+        [
+            fc.numeric_column("duration", default_value=0.0),
+            fc.embedding_column(fc.categorical_column_with_hash_bucket("camera_id", 64), 4),
+            fc.video_column("video", data.SegmentSampler(4), size=16),
+        ],
+        multivalent_keys=["camera_id"],
+    )
     context_spec = fc.make_parse_example_spec(layer.columns)
 
     def parse(serialized):
@@ -51,8 +54,11 @@ def test_video_classifier_with_tabular_context(tmp_path):
             context_features={**context_spec, data.LABEL_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64)},
             sequence_features={data.IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string)},
         )
-        features = {"video": sequences[data.IMAGE_KEY], "duration": context["duration"],
-                    "camera_id": tf.sparse.to_dense(context["camera_id"])}
+        features = {
+            "video": sequences[data.IMAGE_KEY],
+            "duration": context["duration"],
+            "camera_id": tf.sparse.to_dense(context["camera_id"]),
+        }
         return features, context[data.LABEL_INDEX_KEY]
 
     train = tf.data.TFRecordDataset(tf.io.gfile.glob(path)).map(parse).shuffle(8, seed=0).padded_batch(4)
@@ -64,7 +70,9 @@ def test_video_classifier_with_tabular_context(tmp_path):
     x = keras.layers.GlobalAveragePooling3D()(x)
     x = keras.layers.Concatenate()([x, feats["dense"]])
     model = keras.Model(inputs, keras.layers.Dense(num_classes)(x))
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     history = model.fit(train, epochs=2, verbose=0)
 
     class Serving(tf.Module):

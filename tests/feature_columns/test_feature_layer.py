@@ -22,12 +22,16 @@ def tabular_columns(vocab_path=None):
         fc.numeric_column("duration", default_value=1.0, normalizer_fn=log1p_duration),
         fc.embedding_column(camera, 4, combiner="sqrtn"),
         fc.indicator_column(scene),
-        fc.embedding_column(fc.weighted_categorical_column(fc.categorical_column_with_identity("tag", 5), "tag_weight"), 3),
+        fc.embedding_column(
+            fc.weighted_categorical_column(fc.categorical_column_with_identity("tag", 5), "tag_weight"), 3
+        ),
         fc.bucketized_column(fc.numeric_column("fps", dtype="int64"), [15.0, 30.0]),
         fc.indicator_column(fc.crossed_column(["scene", fc.categorical_column_with_identity("tag", 5)], 7)),
     ]
     if vocab_path:
-        columns.append(fc.indicator_column(fc.categorical_column_with_vocabulary_file("lang", vocab_path, default_value=0)))
+        columns.append(
+            fc.indicator_column(fc.categorical_column_with_vocabulary_file("lang", vocab_path, default_value=0))
+        )
     return columns
 
 
@@ -84,7 +88,9 @@ def test_from_spec_errors(tmp_path):
     with pytest.raises(ValueError, match=r"bad.json:3: invalid JSON"):
         fc.FeatureLayer.from_spec(str(bad))
     with pytest.raises(ValueError, match="Unknown feature column class 'NoSuchColumn'"):
-        fc.FeatureLayer.from_spec({"format": "tfvideo.feature_spec", "version": 1, "columns": [{"class_name": "NoSuchColumn"}]})
+        fc.FeatureLayer.from_spec(
+            {"format": "tfvideo.feature_spec", "version": 1, "columns": [{"class_name": "NoSuchColumn"}]}
+        )
 
 
 def test_in_tf_data_map_equals_eager():
@@ -104,7 +110,9 @@ def test_functional_model_trains_and_saves(tmp_path):
     features = tabular_features()
     before = layer.get_weights()
     ds = tf.data.Dataset.from_tensor_slices((features, tf.constant([0, 1, 1]))).batch(3)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.fit(ds, epochs=1, verbose=0)
     after = layer.get_weights()
     assert len(before) == 2  # The two embedding tables.
@@ -136,7 +144,9 @@ def test_saved_model_serves_raw_features(tmp_path):
     columns = [
         fc.numeric_column("duration", default_value=0.0),
         fc.embedding_column(fc.categorical_column_with_hash_bucket("camera_id", 8), 2),
-        fc.indicator_column(fc.categorical_column_with_vocabulary_list("scene", ["indoor", "outdoor"], num_oov_buckets=1)),
+        fc.indicator_column(
+            fc.categorical_column_with_vocabulary_list("scene", ["indoor", "outdoor"], num_oov_buckets=1)
+        ),
         fc.indicator_column(fc.categorical_column_with_identity("fps_class", 3, default_value=0)),
         fc.video_column("video", tfv_data.SegmentSampler(4), size=16),
     ]

@@ -90,7 +90,9 @@ def test_vocabulary_list_ints_hash_oov_like_tf():
 def test_vocabulary_file(tmp_path):
     path = tmp_path / "vocab.txt"
     path.write_text("a\nb\nc\nzz\n")
-    ours, theirs = _pair("categorical_column_with_vocabulary_file", "s", str(path), vocabulary_size=3, num_oov_buckets=2)
+    ours, theirs = _pair(
+        "categorical_column_with_vocabulary_file", "s", str(path), vocabulary_size=3, num_oov_buckets=2
+    )
     features = {"s": STRINGS}
     assert our_ids(ours, features) == ref.ids(theirs, features)
     assert ours.num_buckets == 5
@@ -129,11 +131,19 @@ def test_crossed_strings_bucketized_identity():
     strings = np.array([["a", "b"], ["c", "c"], ["a", ""], ["b", "d"], ["e", "a"]])
     features = {"s": strings, "v": VALUES, "n": np.array([1, 2, 3, 0, 5], np.int64)}
     ours = fc.crossed_column(
-        ["s", fc.bucketized_column(fc.numeric_column("v", shape=(2,)), [0.0, 1.0]), fc.categorical_column_with_identity("n", 6)],
+        [
+            "s",
+            fc.bucketized_column(fc.numeric_column("v", shape=(2,)), [0.0, 1.0]),
+            fc.categorical_column_with_identity("n", 6),
+        ],
         1000,
     )
     theirs = ref.v2.crossed_column(
-        ["s", ref.v2.bucketized_column(ref.v2.numeric_column("v", shape=(2,)), [0.0, 1.0]), ref.v2.categorical_column_with_identity("n", 6)],
+        [
+            "s",
+            ref.v2.bucketized_column(ref.v2.numeric_column("v", shape=(2,)), [0.0, 1.0]),
+            ref.v2.categorical_column_with_identity("n", 6),
+        ],
         1000,
     )
     got = our_ids(ours, features)
@@ -152,9 +162,15 @@ def test_crossed_raw_int_and_string_keys():
 
 def test_crossed_nested_with_hash_key_and_sparse_input():
     features = {"s": ref.sparse_value([["a"], ["b", "c"], [], ["a", "d"], ["e"]], object), "t": STRINGS[:, 0]}
-    ours = fc.crossed_column([fc.crossed_column(["s", "t"], 50), fc.categorical_column_with_vocabulary_list("t", ["a", "c"])], 97, hash_key=123)
+    ours = fc.crossed_column(
+        [fc.crossed_column(["s", "t"], 50), fc.categorical_column_with_vocabulary_list("t", ["a", "c"])],
+        97,
+        hash_key=123,
+    )
     theirs = ref.v2.crossed_column(
-        [ref.v2.crossed_column(["s", "t"], 50), ref.v2.categorical_column_with_vocabulary_list("t", ["a", "c"])], 97, hash_key=123
+        [ref.v2.crossed_column(["s", "t"], 50), ref.v2.categorical_column_with_vocabulary_list("t", ["a", "c"])],
+        97,
+        hash_key=123,
     )
     got = our_ids(ours, features)
     assert got == ref.ids(theirs, features)
@@ -166,13 +182,18 @@ def test_crossed_nested_with_hash_key_and_sparse_input():
 def test_embedding_combiners_multivalent(combiner, weighted):
     rng = np.random.default_rng(0)
     table = rng.normal(size=(6, 4)).astype(np.float32)
-    features = {"s": STRINGS, "w": np.array([[0.5, 2.0, 0.0], [3.0, 0, 0], [0, 0, 0], [1.0, -1.0, 0.25], [2.0, 1.0, 1.0]], np.float32)}
+    features = {
+        "s": STRINGS,
+        "w": np.array([[0.5, 2.0, 0.0], [3.0, 0, 0], [0, 0, 0], [1.0, -1.0, 0.25], [2.0, 1.0, 1.0]], np.float32),
+    }
     ours_cat, theirs_cat = _pair("categorical_column_with_vocabulary_list", "s", ["a", "b", "c"], num_oov_buckets=3)
     if weighted:
         ours_cat = fc.weighted_categorical_column(ours_cat, "w")
         theirs_cat = ref.v2.weighted_categorical_column(theirs_cat, "w")
     ours = fc.embedding_column(ours_cat, 4, combiner=combiner)
-    theirs = ref.v2.embedding_column(theirs_cat, 4, combiner=combiner, initializer=tf.compat.v1.constant_initializer(table))
+    theirs = ref.v2.embedding_column(
+        theirs_cat, 4, combiner=combiner, initializer=tf.compat.v1.constant_initializer(table)
+    )
     got = our_dense([ours], features, {_base.state_key(ours): table})
     np.testing.assert_allclose(got, ref.dense([theirs], features), atol=ATOL)
     np.testing.assert_array_equal(got[2], 0.0)  # No ids -> zeros.
@@ -181,10 +202,18 @@ def test_embedding_combiners_multivalent(combiner, weighted):
 
 
 def test_indicator_of_weighted_identity():
-    features = {"n": np.array([[1, 3], [2, 2], [0, -1]], np.int64), "w": np.array([[0.5, 2.0], [1.0, 3.0], [4.0, 0.0]], np.float32)}
+    features = {
+        "n": np.array([[1, 3], [2, 2], [0, -1]], np.int64),
+        "w": np.array([[0.5, 2.0], [1.0, 3.0], [4.0, 0.0]], np.float32),
+    }
     ours = fc.indicator_column(fc.weighted_categorical_column(fc.categorical_column_with_identity("n", 4), "w"))
-    theirs = ref.v2.indicator_column(ref.v2.weighted_categorical_column(ref.v2.categorical_column_with_identity("n", 4), "w"))
-    features_tf = {"n": ref.sparse_value([[1, 3], [2], [0]], np.int64), "w": ref.sparse_value([[0.5, 2.0], [4.0], [4.0]], np.float32)}
+    theirs = ref.v2.indicator_column(
+        ref.v2.weighted_categorical_column(ref.v2.categorical_column_with_identity("n", 4), "w")
+    )
+    features_tf = {
+        "n": ref.sparse_value([[1, 3], [2], [0]], np.int64),
+        "w": ref.sparse_value([[0.5, 2.0], [4.0], [4.0]], np.float32),
+    }
     got = our_dense([ours], features)
     np.testing.assert_allclose(got[0], [0, 0.5, 0, 2.0])
     np.testing.assert_allclose(got[1], [0, 0, 4.0, 0])  # Repeated id: weights add up.
@@ -258,8 +287,12 @@ def test_parse_example_spec_and_missing_value_defaults():
     ]
     parsed = tf.io.parse_example(serialized, ours_spec)
     np.testing.assert_allclose(parsed["duration"].numpy()[:, 0], [3.0, -1.5, 7.0])
-    features = {k: tf.compat.v1.SparseTensorValue(*(t.numpy() for t in (v.indices, v.values, v.dense_shape)))
-                if isinstance(v, tf.SparseTensor) else v.numpy() for k, v in parsed.items()}
+    features = {
+        k: tf.compat.v1.SparseTensorValue(*(t.numpy() for t in (v.indices, v.values, v.dense_shape)))
+        if isinstance(v, tf.SparseTensor)
+        else v.numpy()
+        for k, v in parsed.items()
+    }
     got = fc.FeatureLayer(columns(fc))(parsed).numpy()
     np.testing.assert_allclose(got, ref.dense(columns(ref.v2), features), atol=ATOL)
     # Columns are concatenated by name: duration, n_weighted_by_w_indicator, s_indicator, v.

@@ -113,7 +113,14 @@ def test_frame_feature_column():
 
 def test_video_column_spec_round_trip():
     layer = fc.FeatureLayer(
-        [fc.video_column("v", tfv_data.DenseSampler(4, 2, num_clips=2), size=16, preprocess=tfv_data.PreprocessConfig(num_crops=3))]
+        [
+            fc.video_column(
+                "v",
+                tfv_data.DenseSampler(4, 2, num_clips=2),
+                size=16,
+                preprocess=tfv_data.PreprocessConfig(num_crops=3),
+            )
+        ]
     )
     clone = fc.FeatureLayer.from_spec(layer.to_spec())
     column = clone.columns[0]
