@@ -368,8 +368,11 @@ class WeightedColumn(_base.CategoricalColumn):
 
     def raw_specs(self, multivalent=()):
         specs = self.categorical_column.raw_specs(multivalent)
-        id_spec = next(iter(specs.values()))
-        specs[self.weight_feature_key] = tf.TensorSpec(id_spec.shape, self.dtype, name=self.weight_feature_key)
+        # Weights have the ids' layout: [B], or [B, N] when the weight key is multivalent.
+        id_key = getattr(self.categorical_column, "key", None)
+        multivalent_ids = id_key in multivalent or self.weight_feature_key in multivalent
+        shape = [None, None] if multivalent_ids else [None]
+        specs[self.weight_feature_key] = tf.TensorSpec(shape, self.dtype, name=self.weight_feature_key)
         return specs
 
     def transform_ids(self, ctx):

@@ -78,6 +78,8 @@ def test_config_and_spec_round_trip(tmp_path, vocab_path):
     assert from_file.serving_input_signature() == layer.serving_input_signature()
     assert layer.serving_input_signature()["scene"].shape.as_list() == [None, None]
     assert layer.serving_input_signature()["camera_id"].shape.as_list() == [None]
+    assert layer.serving_input_signature()["tag_weight"] == tf.TensorSpec([None, None], tf.float32, name="tag_weight")
+    assert layer.serving_input_signature()["duration"] == tf.TensorSpec([None, 1], tf.float32, name="duration")
 
 
 def test_from_spec_errors(tmp_path):
