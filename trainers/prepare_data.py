@@ -1,14 +1,18 @@
 """Converts videos + an annotation list into sharded SequenceExample TFRecords.
 
   tfvideo-prepare --annotations=train.txt --output_dir=tfrecords --name=train \
-      --label_map=label_map.txt --num_shards=4 --resize_short=256
+      --label_map=label_map.txt --num_shards=4 --resize_short=256 [--fps=12] [--flow]
 
-Bad videos are reported by path and reason (and in <output_dir>/<name>-report.json);
-the exit status is 0 when none were skipped, 3 when some were.
+A rerun skips the shards that are already complete. `--beam` runs the same conversion
+as an Apache Beam pipeline (`--beam_args="--runner=DataflowRunner ..."`; needs the
+`beam` extra). Bad videos are reported by path and reason (and in
+<output_dir>/<name>-report.json); the exit status is 0 when none were skipped, 3 when
+some were.
 """
 
 import json
 import os
+import shlex
 import sys
 
 from absl import app, flags
@@ -23,10 +27,43 @@ flags.DEFINE_integer("num_shards", None, "Number of shards (default: one per 100
 flags.DEFINE_integer("resize_short", 256, "Shorter side of stored frames; 0 keeps the original size.")
 flags.DEFINE_float("fps", 0.0, "Resample to this frame rate; 0 keeps every frame.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.")
+flags.DEFINE_integer("min_frames", 1, "Videos with fewer (stored) frames are reported as too short and skipped.")
+flags.DEFINE_boolean("flow", False, "Also store TV-L1 optical flow as quantized x/y JPEG frames.")
+flags.DEFINE_float("flow_bound", 20.0, "Flow is clipped to [-bound, bound] before quantizing to 0..255.")
 flags.DEFINE_integer("workers", None, "Parallel worker processes (default: CPU count).")
+flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
+flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline.")
+flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options (with --beam).")
 flags.mark_flags_as_required(["annotations", "output_dir"])
 
 EXIT_SKIPPED = 3
+
+
+def _progress_bar(name):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=name, unit="video", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def summary_lines(name, result):
+    """The human-readable summary: counts, then one line per skipped video."""
+    head = (
+        f"{name}: {result['written']} videos in {len(result['shards'])} shards "
+        f"({len(result['skipped_shards'])} already complete), {len(result['failures'])} skipped"
+    )
+    lines = [head]
+    lines += [f"  skipped {failure['path']}: {failure['reason']}" for failure in result["failures"]]
+    return lines
 
 
 def main(argv):
@@ -35,19 +72,27 @@ def main(argv):
 
     label_names = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else None
     records = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names)
-    config = data.PrepareConfig(resize_short=FLAGS.resize_short, fps=FLAGS.fps, jpeg_quality=FLAGS.jpeg_quality)
-
-    def progress(done, total):
-        print(f"\r[{FLAGS.name}] {done}/{total} videos", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    result = data.prepare_tfrecords(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names, FLAGS.workers, progress)
+    config = data.PrepareConfig(
+        resize_short=FLAGS.resize_short,
+        fps=FLAGS.fps,
+        jpeg_quality=FLAGS.jpeg_quality,
+        min_frames=FLAGS.min_frames,
+        flow=FLAGS.flow,
+        flow_bound=FLAGS.flow_bound,
+    )
+    if FLAGS.beam:
+        result = data.run_beam_prepare(
+            records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names, shlex.split(FLAGS.beam_args)
+        )
+    else:
+        progress = _progress_bar(FLAGS.name) if FLAGS.progress else None
+        result = data.prepare_tfrecords(
+            records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names, FLAGS.workers, progress
+        )
     report = os.path.join(FLAGS.output_dir, f"{FLAGS.name}-report.json")
     with open(report, "w") as f:
         json.dump(result, f, indent=2)
-    print(f"{FLAGS.name}: {result['written']} videos in {len(result['shards'])} shards "
-          f"({len(result['skipped_shards'])} already complete), {len(result['failures'])} skipped")
-    for failure in result["failures"]:
-        print(f"  skipped {failure['path']}: {failure['reason']}")
+    print("\n".join(summary_lines(FLAGS.name, result)))
     return EXIT_SKIPPED if result["failures"] else 0
 
 

@@ -3,6 +3,7 @@
 from tfvideo.api import _export
 from tfvideo.data import (  # noqa: F401 -- importing registers the public symbols.
     _annotations,
+    _beam,
     _features,
     _pipeline,
     _prepare,

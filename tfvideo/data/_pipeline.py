@@ -6,16 +6,18 @@ model averages.
 """
 
 import dataclasses
+import threading
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _annotations, _samplers, _tfrecord, _transforms, _video_io
+from tfvideo.data import _annotations, _tfrecord, _transforms, _video_io
 
 _ON_ERROR = ("raise", "skip")
 _CROPS = {1: None, 3: _transforms.three_crop, 10: _transforms.ten_crop}
+MODALITIES = ("rgb", "rgb_diff", "flow", "rgb+flow")
 
 
 @tf_export("tfvideo.data.PreprocessConfig")
@@ -53,10 +55,12 @@ class PreprocessConfig:
             self.flip_label_map = tuple(int(v) for v in self.flip_label_map)
 
 
-@tf_export("tfvideo.data.preprocess_train")
-def preprocess_train(video, label, seed, config):
-    """uint8 [V, T, H, W, C] -> normalized float32 [V, T, S, S, C] with random crop/flip."""
-    seeds = tf.random.split(seed, 3)
+def _train_spatial(video, seeds, config):
+    """Resize + random crop + flip, clip-consistently: float32 [V, T, S, S, C] and the flip flag.
+
+    The same `seeds` give the same box and flip for any input of the same frame size,
+    so RGB and flow of one clip stay aligned.
+    """
     if config.resize_short:
         video = _transforms.resize_short_side(video, config.resize_short)
     if config.train_crop == "multi_scale":
@@ -64,29 +68,86 @@ def preprocess_train(video, label, seed, config):
     elif config.train_crop == "random_resized":
         video = _transforms.random_resized_crop(video, config.crop_size, seeds[0])
     else:
-        video = _transforms.center_crop(video, config.crop_size)
+        video = tf.cast(_transforms.center_crop(video, config.crop_size), tf.float32)
+    flipped = tf.constant(False)
     if config.flip:
-        video, label = _transforms.random_flip(video, seeds[1], label, config.flip_label_map)
+        flipped = _transforms.flip_decision(seeds[1])
+        video = tf.cond(flipped, lambda: tf.reverse(video, axis=[-2]), lambda: video)
+    return video, flipped
+
+
+@tf_export("tfvideo.data.preprocess_train")
+def preprocess_train(video, label, seed, config):
+    """uint8 [V, T, H, W, C] -> normalized float32 [V, T, S, S, C] with random crop/flip."""
+    seeds = tf.random.split(seed, 3)
+    video, flipped = _train_spatial(video, seeds, config)
+    if config.flip and config.flip_label_map is not None:
+        label = tf.where(flipped, tf.gather(tf.constant(config.flip_label_map, tf.int32), label), label)
     if config.color_jitter:
         video = _transforms.color_jitter(video, seeds[2], config.color_jitter, config.color_jitter)
     video = _transforms.normalize(video, config.mean, config.std)
     return tf.ensure_shape(video, [None, None, config.crop_size, config.crop_size, None]), label
 
 
-@tf_export("tfvideo.data.preprocess_eval")
-def preprocess_eval(video, config):
-    """uint8 [V, T, H, W, C] -> float32 [V * num_crops, T, S, S, C]: resize, crops, normalize."""
+def _eval_spatial(video, config):
+    """Resize + test views: float [V * num_crops, T, S, S, C] (views clip-major)."""
     if config.resize_short:
         video = _transforms.resize_short_side(video, config.resize_short)
     size = config.crop_size
     crop = _CROPS[config.num_crops]
     if crop is None:
-        video = _transforms.center_crop(video, size)
-    else:
-        crops = crop(video, size)  # [crops, V, T, S, S, C]
-        video = tf.reshape(tf.transpose(crops, [1, 0, 2, 3, 4, 5]), tf.concat([[-1], tf.shape(crops)[2:]], 0))
-    video = _transforms.normalize(video, config.mean, config.std)
+        return tf.cast(_transforms.center_crop(video, size), tf.float32)
+    crops = crop(video, size)  # [crops, V, T, S, S, C]
+    return tf.reshape(tf.transpose(crops, [1, 0, 2, 3, 4, 5]), tf.concat([[-1], tf.shape(crops)[2:]], 0))
+
+
+@tf_export("tfvideo.data.preprocess_eval")
+def preprocess_eval(video, config):
+    """uint8 [V, T, H, W, C] -> float32 [V * num_crops, T, S, S, C]: resize, crops, normalize."""
+    video = _transforms.normalize(_eval_spatial(video, config), config.mean, config.std)
+    size = config.crop_size
     return tf.ensure_shape(video, [None, None, size, size, None])
+
+
+def _normalize_flow(flow, flipped):
+    """Quantized flow 0..255 -> float32 flow / bound in [-1, 1]; a mirrored clip negates x."""
+    flow = tf.cast(flow, tf.float32) / 127.5 - 1.0
+    sign = tf.where(flipped, tf.constant([-1.0, 1.0]), tf.constant([1.0, 1.0]))
+    return flow * sign
+
+
+def _preprocess_modalities(element, seed, training, config, modality, snippet_length):
+    """Shared-state preprocessing of every stream of one element (DMVR style)."""
+    label = element["label"]
+    size = config.crop_size
+    out = {}
+    if training:
+        seeds = tf.random.split(seed, 3)
+        flipped = tf.constant(False)
+        if "frames" in element:
+            rgb, flipped = _train_spatial(element["frames"], seeds, config)
+            if config.color_jitter:
+                rgb = _transforms.color_jitter(rgb, seeds[2], config.color_jitter, config.color_jitter)
+        if "flow" in element:
+            flow, flipped = _train_spatial(element["flow"], seeds, config)
+        if config.flip and config.flip_label_map is not None:
+            label = tf.where(flipped, tf.gather(tf.constant(config.flip_label_map, tf.int32), label), label)
+    else:
+        flipped = tf.constant(False)
+        if "frames" in element:
+            rgb = _eval_spatial(element["frames"], config)
+        if "flow" in element:
+            flow = _eval_spatial(element["flow"], config)
+    if modality in ("rgb", "rgb+flow"):
+        out["video"] = _transforms.normalize(rgb, config.mean, config.std)
+    elif modality == "rgb_diff":
+        out["video"] = _transforms.rgb_difference(rgb, snippet_length) / 255.0
+    if modality in ("flow", "rgb+flow"):
+        out["flow" if modality == "rgb+flow" else "video"] = _normalize_flow(flow, flipped)
+    out = {key: tf.ensure_shape(value, [None, None, size, size, None]) for key, value in out.items()}
+    out["label"] = label
+    out["media_id"] = element["media_id"]
+    return out
 
 
 def _element_seeds(seed):
@@ -115,8 +176,39 @@ def _is_tfrecord_source(source):
     )
 
 
-def _file_source(records, sampler, on_error):
-    """Dataset of (uint8 [V, T, H, W, 3] frames, label, media_id, ok) from video files."""
+@tf_export("tfvideo.data.SkippedVideos")
+class SkippedVideos:
+    """What a pipeline with `on_error="skip"` dropped: one `(path, reason)` per skipped element.
+
+    Pass an instance as `video_dataset(..., skipped=...)`; it fills while the dataset is
+    iterated (a bad file read again in a later epoch counts again). Thread-safe.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items = []
+
+    def add(self, path, reason):
+        with self._lock:
+            self._items.append((str(path), str(reason)))
+            return len(self._items)
+
+    @property
+    def count(self):
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def items(self):
+        with self._lock:
+            return list(self._items)
+
+    def __repr__(self):
+        return f"SkippedVideos(count={self.count})"
+
+
+def _file_source(records, sampler, on_error, skipped):
+    """Dataset of elements {frames uint8 [V, T, H, W, 3], label, media_id, ok} from video files."""
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
     ids = [r.media_id for r in records]
@@ -130,19 +222,57 @@ def _file_source(records, sampler, on_error):
         except _video_io.VideoDecodeError as e:
             if on_error == "raise":
                 raise
-            logging.warning("Skipping unreadable video %s", e)
+            total = skipped.add(e.path, e.reason) if skipped is not None else None
+            logging.warning("Skipping unreadable video %s (skipped so far: %s)", e, total if total else "?")
             return np.zeros((sampler.num_views, sampler.clip_length, 1, 1, 3), np.uint8), False
 
     def decode(element, seed):
         path, label, media_id = element
         frames, ok = tf.numpy_function(load, [path, seed], [tf.uint8, tf.bool], stateful=False)
         frames = tf.ensure_shape(frames, [sampler.num_views, sampler.clip_length, None, None, 3])
-        return frames, label, media_id, tf.ensure_shape(ok, [])
+        return {"frames": frames, "label": label, "media_id": media_id, "ok": tf.ensure_shape(ok, [])}
 
     return tf.data.Dataset.from_tensor_slices((paths, labels, ids)), decode
 
 
-def _tfrecord_source(pattern, sampler, training, seed):
+def _gather_decode(encoded, indices, channels):
+    """Decodes only the sampled frames: `encoded` string [N] (JPEG/PNG) or uint8 [N, H, W, C].
+
+    Returns uint8 [V, T, H, W, channels] for int64 `indices` [V, T].
+    """
+    selected = tf.gather(encoded, tf.reshape(indices, [-1]))
+    if encoded.dtype == tf.string:
+        frames = tf.map_fn(
+            lambda b: tf.ensure_shape(tf.io.decode_image(b, channels=3, expand_animations=False), [None, None, 3]),
+            selected,
+            fn_output_signature=tf.uint8,
+        )
+    else:
+        frames = selected
+    frames = frames[..., :channels]
+    shape = tf.concat([tf.shape(indices), tf.shape(frames)[1:]], 0)
+    return tf.reshape(frames, shape)
+
+
+def _encoded_decoder(sampler, modality):
+    """decode(parsed, seed) for sources holding encoded frames (TFRecord, TFDS)."""
+    wants_rgb = modality != "flow"
+    wants_flow = "flow" in modality
+
+    def decode(parsed, seed):
+        count = tf.shape(parsed["flow" if not wants_rgb else "frames"])[0]
+        indices = _sample_indices(sampler, count, seed)
+        out = {"label": parsed["label"], "media_id": parsed["media_id"], "ok": tf.constant(True)}
+        if wants_rgb:
+            out["frames"] = _gather_decode(parsed["frames"], indices, 3)
+        if wants_flow:
+            out["flow"] = _gather_decode(parsed["flow"], indices, 2)
+        return out
+
+    return decode
+
+
+def _tfrecord_source(pattern, sampler, training, seed, modality):
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
@@ -150,16 +280,39 @@ def _tfrecord_source(pattern, sampler, training, seed):
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    with_flow = "flow" in modality
+    decode = _encoded_decoder(sampler, modality)
+    return ds.map(lambda s: _tfrecord.parse_sequence_example(s, with_flow=with_flow)), decode
 
-    def decode(serialized, el_seed):
-        parsed = _tfrecord.parse_sequence_example(serialized)
-        indices = _sample_indices(sampler, tf.shape(parsed["frames"])[0], el_seed)
-        selected = tf.gather(parsed["frames"], tf.reshape(indices, [-1]))
-        frames = tf.map_fn(lambda b: tf.io.decode_jpeg(b, channels=3), selected, fn_output_signature=tf.uint8)
-        shape = tf.concat([[sampler.num_views, sampler.clip_length], tf.shape(frames)[1:]], 0)
-        return tf.reshape(frames, shape), parsed["label"], parsed["media_id"], tf.constant(True)
 
-    return ds, decode
+def _check_modality(modality, preprocess):
+    if modality not in MODALITIES:
+        raise ValueError(f"modality={modality!r} must be one of {MODALITIES}.")
+    if preprocess is False and modality == "rgb_diff":
+        raise ValueError("modality='rgb_diff' needs preprocessing (preprocess=False returns raw frames).")
+
+
+def _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder, num_parallel_calls):
+    """The shared tail: seeds -> decode -> drop failures -> preprocess -> batch."""
+    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
+    ds = ds.map(lambda element, s: (decode(element, s), s), num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.filter(lambda element, s: element["ok"])
+    snippet_length = getattr(sampler, "new_length", None)
+
+    def preprocess_element(element, s):
+        if preprocess is False:
+            out = {"video": element["frames"] if "frames" in element else element["flow"]}
+            if modality == "rgb+flow":
+                out["flow"] = element["flow"]
+            return {**out, "label": element["label"], "media_id": element["media_id"]}
+        return _preprocess_modalities(element, s, training, preprocess, modality, snippet_length)
+
+    ds = ds.map(preprocess_element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    if repeat:
+        ds = ds.repeat()
+    if batch_size:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 @tf_export("tfvideo.data.video_dataset")
@@ -177,6 +330,8 @@ def video_dataset(
     repeat=False,
     drop_remainder=False,
     num_parallel_calls=tf.data.AUTOTUNE,
+    modality="rgb",
+    skipped=None,
 ):
     """A tf.data pipeline of video clips.
 
@@ -185,46 +340,104 @@ def video_dataset(
         pattern of SequenceExamples, or a list of `VideoRecord`.
       sampler: a `SegmentSampler` / `DenseSampler`; its `training` flag picks random or
         deterministic sampling.
-      preprocess: `PreprocessConfig` (default: its defaults).
+      preprocess: `PreprocessConfig` (default: its defaults); `False` returns the decoded
+        uint8 frames untouched ([V, T, H, W, C], no batching across sizes).
       batch_size: batch the elements (None: unbatched).
       training: random crops/flips and shuffling; defaults to `sampler.training`.
       label_map: class names (list or file) for lists with class-name labels.
       seed: makes sampling, augmentation and shuffling reproducible.
-      on_error: "raise" (default) stops naming the file; "skip" logs and drops it.
+      on_error: "raise" (default) stops with an error naming the file; "skip" logs the
+        file and reason, drops it and records it in `skipped`.
+      modality: "rgb" (default); "rgb_diff" (TSN RGB difference within each snippet,
+        values / 255); "flow" (TFRecords only: x/y flow, 2 channels, flow / bound in
+        [-1, 1]); "rgb+flow" (two streams from the same frame indices and the same crop
+        and flip: `video` is RGB, `flow` is flow).
+      skipped: a `SkippedVideos` that collects what `on_error="skip"` dropped.
 
     Returns:
-      A dataset of dicts: `video` float32 [V, T, S, S, 3], `label` int32, `media_id`.
+      A dataset of dicts: `video` float32 [V, T, S, S, C], `label` int32, `media_id`
+      (and `flow` [V, T, S, S, 2] for "rgb+flow").
     """
     if on_error not in _ON_ERROR:
         raise ValueError(f"video_dataset: on_error={on_error!r} must be one of {_ON_ERROR}.")
-    preprocess = preprocess or PreprocessConfig()
+    _check_modality(modality, preprocess)
+    if preprocess is None:
+        preprocess = PreprocessConfig()
     training = sampler.training if training is None else training
     if _is_tfrecord_source(source):
-        ds, decode = _tfrecord_source(source, sampler, training, seed)
+        ds, decode = _tfrecord_source(source, sampler, training, seed, modality)
+        if training:
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     else:
+        if "flow" in modality:
+            raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
         records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
-        ds, decode = _file_source(records, sampler, on_error)
+        ds, decode = _file_source(records, sampler, on_error, skipped)
         if training:
             ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if training and _is_tfrecord_source(source):
+    return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder, num_parallel_calls)
+
+
+@tf_export("tfvideo.data.tfds_dataset")
+def tfds_dataset(
+    name_or_builder,
+    split,
+    sampler,
+    preprocess=None,
+    batch_size=None,
+    training=None,
+    seed=None,
+    data_dir=None,
+    video_key="video",
+    label_key="label",
+    shuffle_buffer=64,
+    repeat=False,
+    drop_remainder=False,
+    num_parallel_calls=tf.data.AUTOTUNE,
+):
+    """A `tensorflow_datasets` video dataset, prepared locally, as `video_dataset` elements.
+
+    Frames stay encoded until sampled (TFDS `SkipDecoding`), so only the sampled frames
+    are decoded. Nothing is downloaded: the dataset must already be prepared in
+    `data_dir` (e.g. `ucf101`, whose features are `video` uint8 [T, H, W, 3] and `label`).
+
+    Args:
+      name_or_builder: a registered dataset name (e.g. "ucf101/ucf101_1_256") or a
+        `tfds.core.DatasetBuilder`.
+      split: TFDS split, e.g. "train" or "test[:10%]".
+      video_key, label_key: feature names of the frames and the class id.
+      Other arguments as in `video_dataset`.
+
+    Returns:
+      A dataset of dicts: `video` float32 [V, T, S, S, 3] (uint8 frames with
+      `preprocess=False`), `label` int32, `media_id` (TFDS id of the example).
+    """
+    import tensorflow_datasets as tfds  # Optional import: only this source needs it.
+
+    if preprocess is None:
+        preprocess = PreprocessConfig()
+    training = sampler.training if training is None else training
+    builder = tfds.builder(name_or_builder, data_dir=data_dir) if isinstance(name_or_builder, str) else name_or_builder
+    if video_key not in builder.info.features:
+        raise KeyError(f"tfds_dataset: {builder.info.full_name} has no feature {video_key!r}; features: {list(builder.info.features)}")
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=training,
+        decoders={video_key: tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(add_tfds_id=True, shuffle_seed=seed),
+    )
+    if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
-    ds = ds.map(lambda element, s: decode(element, s) + (s,), num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = ds.filter(lambda frames, label, media_id, ok, s: ok)
 
-    def preprocess_element(frames, label, media_id, ok, s):
-        if training:
-            video, label = preprocess_train(frames, label, s, preprocess)
-        else:
-            video = preprocess_eval(frames, preprocess)
-        return {"video": video, "label": label, "media_id": media_id}
+    def parse(example):
+        return {
+            "frames": example[video_key],
+            "label": tf.cast(example[label_key], tf.int32) if label_key in example else tf.constant(-1, tf.int32),
+            "media_id": example["tfds_id"],
+        }
 
-    ds = ds.map(preprocess_element, num_parallel_calls=num_parallel_calls, deterministic=True)
-    if repeat:
-        ds = ds.repeat()
-    if batch_size:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(parse)
+    return _finish(ds, _encoded_decoder(sampler, "rgb"), sampler, preprocess, training, seed, "rgb", batch_size, repeat, drop_remainder, num_parallel_calls)
 
 
 @tf_export("tfvideo.data.to_supervised")

@@ -3,10 +3,17 @@
 Each shard is written to a temporary name and renamed when complete, so a killed run
 never leaves a partial shard under a final name, and a rerun skips finished shards.
 Unreadable videos are reported by path and reason and skipped.
+
+Optical flow (optional) is TV-L1 between consecutive stored frames, clipped to
+[-bound, bound] and quantized to 0..255 (as TSN/I3D store it), kept as one JPEG per
+frame under `FLOW_KEY` with x in channel 0 and y in channel 1 (4:4:4 sampling, so the
+channels do not bleed into each other). Flow frame i is the motion from frame i to
+i + 1; the last frame repeats the previous flow so RGB and flow share frame indices.
 """
 
 import concurrent.futures
 import dataclasses
+import glob
 import json
 import multiprocessing
 import os
@@ -30,12 +37,16 @@ class PrepareConfig:
       fps: resample to this frame rate (0 keeps every frame).
       jpeg_quality: JPEG quality of stored frames.
       min_frames: videos with fewer frames are reported as too short and skipped.
+      flow: also store TV-L1 optical flow (OpenCV contrib) under `FLOW_KEY`.
+      flow_bound: flow is clipped to [-flow_bound, flow_bound] before quantizing.
     """
 
     resize_short: int = 256
     fps: float = 0.0
     jpeg_quality: int = 90
     min_frames: int = 1
+    flow: bool = False
+    flow_bound: float = 20.0
 
 
 def shard_paths(output_dir, name, num_shards):
@@ -52,11 +63,49 @@ def _resize_short(frame, size):
     return cv2.resize(frame, new, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
-def encode_jpeg(frame_rgb, quality):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+def encode_jpeg(frame_rgb, quality, full_chroma=False):
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if full_chroma:
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
+
+
+@tf_export("tfvideo.data.quantize_flow")
+def quantize_flow(flow, bound=20.0):
+    """float flow [..., 2] -> uint8: clip to [-bound, bound], map linearly to 0..255."""
+    flow = np.clip(np.asarray(flow, np.float32), -bound, bound)
+    return np.round((flow + bound) * (255.0 / (2.0 * bound))).astype(np.uint8)
+
+
+@tf_export("tfvideo.data.dequantize_flow")
+def dequantize_flow(quantized, bound=20.0):
+    """Inverse of `quantize_flow` (up to the 2 * bound / 255 step): float32 flow."""
+    return np.asarray(quantized, np.float32) * (2.0 * bound / 255.0) - bound
+
+
+@tf_export("tfvideo.data.tvl1_flow")
+def tvl1_flow(frames_rgb):
+    """TV-L1 optical flow between consecutive frames: float32 [N, H, W, 2] for N frames.
+
+    Flow i moves frame i to frame i + 1; the last entry repeats the one before it
+    (zeros for a one-frame video), so flow and RGB share frame indices.
+    """
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb]
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    flows = [tvl1.calc(gray[i], gray[i + 1], None) for i in range(len(gray) - 1)]
+    if not flows:
+        flows = [np.zeros(gray[0].shape + (2,), np.float32)]
+    flows.append(flows[-1])
+    return np.stack(flows).astype(np.float32)
+
+
+def _flow_jpegs(frames, config):
+    quantized = quantize_flow(tvl1_flow(frames), config.flow_bound)
+    zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
+    return [encode_jpeg(f, config.jpeg_quality, full_chroma=True) for f in np.concatenate([quantized, zeros], -1)]
 
 
 def video_to_sequence_example(record, config, label_names=None):
@@ -70,26 +119,37 @@ def video_to_sequence_example(record, config, label_names=None):
         frame_rate = config.fps
     if len(indices) < config.min_frames:
         raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    frames = _video_io.read_frames(record.path, indices)
-    jpegs = [encode_jpeg(_resize_short(f, config.resize_short), config.jpeg_quality) for f in frames]
+    frames = [_resize_short(f, config.resize_short) for f in _video_io.read_frames(record.path, indices)]
+    jpegs = [encode_jpeg(f, config.jpeg_quality) for f in frames]
+    flow = _flow_jpegs(frames, config) if config.flow else None
     label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate)
+    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate, flow)
 
 
 def _write_shard(path, records, config, label_names):
     """Writes one shard atomically; returns the list of (path, reason) failures."""
     failures = []
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for record in records:
-            try:
-                example = video_to_sequence_example(record, config, label_names)
-            except _video_io.VideoDecodeError as e:
-                failures.append({"path": record.path, "reason": e.reason})
-                continue
-            writer.write(example.SerializeToString())
-    os.replace(tmp, path)
+    tmp = f"{path}{_TMP_MARK}{os.getpid()}"
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                try:
+                    example = video_to_sequence_example(record, config, label_names)
+                except _video_io.VideoDecodeError as e:
+                    failures.append({"path": record.path, "reason": e.reason})
+                    continue
+                except Exception as e:  # noqa: BLE001 -- one bad video must not stop the run.
+                    failures.append({"path": record.path, "reason": f"{type(e).__name__}: {e}"})
+                    continue
+                writer.write(example.SerializeToString())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return failures
+
+
+_TMP_MARK = ".tmp-"
 
 
 def _failures_path(shard):
@@ -99,10 +159,26 @@ def _failures_path(shard):
 def _run_shard(args):
     path, records, config, label_names = args
     failures = _write_shard(path, records, config, label_names)
-    # Written after the shard so that a shard's failures survive a rerun that skips it.
-    with open(_failures_path(path), "w") as f:
+    # Written after the shard, atomically: its presence marks the shard complete, and it
+    # keeps the shard's failures for a rerun that skips it.
+    tmp = _failures_path(path) + _TMP_MARK + str(os.getpid())
+    with open(tmp, "w") as f:
         json.dump(failures, f)
+    os.replace(tmp, _failures_path(path))
     return path, len(records), failures
+
+
+def _remove_stale_temporaries(paths):
+    """Deletes the half-written files a killed run left behind."""
+    for path in paths:
+        for stale in glob.glob(glob.escape(path) + _TMP_MARK + "*") + glob.glob(glob.escape(_failures_path(path)) + _TMP_MARK + "*"):
+            logging.info("removing %s left by an interrupted run", stale)
+            os.remove(stale)
+
+
+def is_shard_complete(path):
+    """A shard counts as finished once both it and its failures file exist."""
+    return os.path.exists(path) and os.path.exists(_failures_path(path))
 
 
 @tf_export("tfvideo.data.prepare_tfrecords")
@@ -116,7 +192,7 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
       config: `PrepareConfig`.
       label_names: class names stored as `clip/label/string`.
       workers: processes converting shards in parallel (default: CPU count).
-      progress: optional callable `(done_videos, total_videos)`.
+      progress: optional callable `(done_videos, total_videos)`, called after each shard.
 
     Returns:
       dict: `shards` (paths), `skipped_shards` (already complete), `failures`
@@ -126,11 +202,12 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
     num_shards = num_shards or max(1, (len(records) + 99) // 100)
     os.makedirs(output_dir, exist_ok=True)
     paths = shard_paths(output_dir, name, num_shards)
+    _remove_stale_temporaries(paths)
     jobs, skipped, failures = [], [], []
     done = 0
     for i, path in enumerate(paths):
         shard_records = records[i::num_shards]
-        if os.path.exists(path) and os.path.exists(_failures_path(path)):
+        if is_shard_complete(path):
             skipped.append(path)
             with open(_failures_path(path)) as f:
                 failures.extend(json.load(f))

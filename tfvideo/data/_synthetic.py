@@ -34,7 +34,7 @@ def moving_shape_frames(direction, rng, num_frames=24, size=64):
     for t in range(num_frames):
         noise = rng.integers(-12, 13, size=(size, size, 1))
         frame = np.clip(background + noise, 0, 255)
-        y, x = int(round(y0 + dy * speed * t)), int(round(x0 + dx * speed * t))
+        y, x = round(y0 + dy * speed * t), round(x0 + dx * speed * t)
         frame[y : y + side, x : x + side] = color
         frames[t] = frame
     return frames

@@ -47,7 +47,8 @@ def parse_sequence_example(serialized, with_flow=False):
     """Parses one serialized SequenceExample into encoded frames and context.
 
     Returns a dict: `frames` string [N] (encoded JPEG), `label` int32 (-1 if absent),
-    `media_id` string, `frame_rate` float32, and `flow` string [N-1 or N] if asked.
+    `media_id` string, `frame_rate` float32, and `flow` string [N] if asked
+    (one flow JPEG per frame, see `prepare_tfrecords`).
     """
     context_spec = {
         MEDIA_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),

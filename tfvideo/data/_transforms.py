@@ -131,6 +131,11 @@ def random_resized_crop(video, size, seed, area_range=(0.08, 1.0), aspect_ratio_
     return resize(_crop(video, begin[0], begin[1], crop_size[0], crop_size[1]), (size, size))
 
 
+def flip_decision(seed):
+    """The coin `random_flip` tosses for `seed` (shared so other modalities follow it)."""
+    return tf.random.stateless_uniform([], seed) < 0.5
+
+
 @tf_export("tfvideo.data.random_flip")
 def random_flip(video, seed, label=None, flip_label_map=None):
     """Flips the whole clip horizontally with probability 1/2.
@@ -138,7 +143,7 @@ def random_flip(video, seed, label=None, flip_label_map=None):
     With `flip_label_map` (a list: class id -> class id of the mirrored action, e.g.
     "move left" <-> "move right"), the label follows the flip. Returns (video, label).
     """
-    flip = tf.random.stateless_uniform([], seed) < 0.5
+    flip = flip_decision(seed)
     video = tf.cond(flip, lambda: tf.reverse(video, axis=[-2]), lambda: video)
     if label is not None and flip_label_map is not None:
         mapped = tf.gather(tf.constant(flip_label_map, tf.int32), label)
@@ -165,7 +170,19 @@ def normalize(video, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 @tf_export("tfvideo.data.rgb_difference")
-def rgb_difference(video):
-    """TSN RGB difference: consecutive-frame differences along T ([..., T-1, H, W, C])."""
+def rgb_difference(video, snippet_length=None):
+    """TSN RGB difference: consecutive-frame differences inside each snippet.
+
+    `video` [..., T, H, W, C] holds T / snippet_length snippets of `snippet_length`
+    consecutive frames (TSN's segments x new_length); differences never cross a snippet
+    boundary. Returns float32 [..., T / L * (L - 1), H, W, C]. `snippet_length=None`
+    (or 1) treats the whole clip as one snippet: [..., T - 1, H, W, C].
+    """
     video = tf.cast(video, tf.float32)
-    return video[..., 1:, :, :, :] - video[..., :-1, :, :, :]
+    if not snippet_length or snippet_length == 1:
+        return video[..., 1:, :, :, :] - video[..., :-1, :, :, :]
+    shape = tf.shape(video)
+    lead, rest = shape[:-4], shape[-3:]
+    snippets = tf.reshape(video, tf.concat([lead, [-1, snippet_length], rest], 0))
+    diff = snippets[..., 1:, :, :, :] - snippets[..., :-1, :, :, :]
+    return tf.reshape(diff, tf.concat([lead, [-1], rest], 0))

@@ -181,7 +181,7 @@ def write_video(path, frames, fps=25, codec="libx264", pixel_format="yuv420p", o
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"write_video({path}): frames must be [N, H, W, 3], got {frames.shape}")
     with av.open(os.fspath(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=int(round(fps)))
+        stream = container.add_stream(codec, rate=round(fps))
         stream.width = frames.shape[2]
         stream.height = frames.shape[1]
         stream.pix_fmt = pixel_format

@@ -1,0 +1,159 @@
+"""Preparation: bad-input report and exit status, resumability, fps change, TV-L1 flow, modalities."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+from conftest import read_frame_code
+from videofiles import write_bad_files, write_code_video
+
+from tfvideo import data
+from trainers import prepare_data
+
+
+def run_binary(argv):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["tfvideo-prepare", *argv])
+    try:
+        return prepare_data.main([])
+    finally:
+        flags.FLAGS.unparse_flags()
+
+
+def test_binary_reports_each_bad_file_and_continues(tmp_path, capsys):
+    good = [write_code_video(str(tmp_path / f"good{i}.mp4"), 20) for i in range(2)]
+    short = write_code_video(str(tmp_path / "short.mp4"), 3)
+    bad = write_bad_files(tmp_path, good[0])
+    listed = [good[0], bad["missing"], bad["empty"], bad["truncated"], bad["corrupt"], bad["audio_only"], short, good[1]]
+    (tmp_path / "list.txt").write_text("".join(f"{p} 0\n" for p in listed))
+    out = tmp_path / "out"
+    status = run_binary([f"--annotations={tmp_path / 'list.txt'}", f"--output_dir={out}", "--name=t", "--num_shards=2",
+                         "--resize_short=0", "--min_frames=8", "--workers=1", "--noprogress"])
+    assert status == prepare_data.EXIT_SKIPPED
+    report = json.loads((out / "t-report.json").read_text())
+    reasons = {f["path"]: f["reason"] for f in report["failures"]}
+    assert set(reasons) == set(listed) - set(good)
+    assert reasons[bad["missing"]] == "file does not exist" and "no video stream" in reasons[bad["audio_only"]]
+    assert "too short: 3 frames < min_frames=8" in reasons[short]
+    assert report["written"] == 2
+    printed = capsys.readouterr().out
+    for path, reason in reasons.items():
+        assert f"skipped {path}: {reason}" in printed
+    ids = [e["media_id"] for e in data.video_dataset(str(out / "t-*.tfrecord"), data.SegmentSampler(2), preprocess=False).as_numpy_iterator()]
+    assert sorted(os.path.basename(i.decode()) for i in ids) == ["good0", "good1"]
+
+
+def test_binary_exit_zero_when_nothing_skipped(tmp_path):
+    (tmp_path / "l.txt").write_text(f"{write_code_video(str(tmp_path / 'v.mp4'), 16)} 0\n")
+    assert run_binary([f"--annotations={tmp_path / 'l.txt'}", f"--output_dir={tmp_path / 'o'}", "--noprogress", "--workers=1"]) == 0
+
+
+def test_rerun_skips_finished_shards_and_redoes_interrupted_ones(tmp_path):
+    records = [data.VideoRecord(write_code_video(str(tmp_path / f"v{i}.mp4"), 16), i % 2, f"v{i}") for i in range(4)]
+    out = str(tmp_path / "out")
+    first = data.prepare_tfrecords(records, out, "r", num_shards=2, config=data.PrepareConfig(resize_short=0), workers=1)
+    assert first["skipped_shards"] == [] and [os.path.basename(p) for p in first["shards"]] == [
+        "r-00000-of-00002.tfrecord", "r-00001-of-00002.tfrecord"]
+    second = data.prepare_tfrecords(records, out, "r", num_shards=2, config=data.PrepareConfig(resize_short=0), workers=1)
+    assert second["skipped_shards"] == first["shards"] and second["written"] == 4
+    # Simulate a run killed while writing shard 1: a stale temporary, a half file under the
+    # final name and no completion marker. The rerun must rewrite exactly that shard.
+    shard0, shard1 = first["shards"]
+    os.remove(shard1 + ".failures.json")
+    with open(shard1, "wb") as f:
+        f.write(b"half")
+    with open(shard1 + ".tmp-12345", "wb") as f:
+        f.write(b"stale")
+    third = data.prepare_tfrecords(records, out, "r", num_shards=2, config=data.PrepareConfig(resize_short=0), workers=1)
+    assert third["skipped_shards"] == [shard0]
+    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+    ids = sorted(e["media_id"].decode() for e in data.video_dataset(out + "/r-*.tfrecord", data.SegmentSampler(2), preprocess=False).as_numpy_iterator())
+    assert ids == ["v0", "v1", "v2", "v3"]
+
+
+def test_parallel_workers_give_the_same_shards(tmp_path):
+    records = [data.VideoRecord(write_code_video(str(tmp_path / f"v{i}.mp4"), 16), i, f"v{i}") for i in range(2)]
+    config = data.PrepareConfig(resize_short=0)
+    one = data.prepare_tfrecords(records, str(tmp_path / "a"), "p", num_shards=2, config=config, workers=1)
+    two = data.prepare_tfrecords(records, str(tmp_path / "b"), "p", num_shards=2, config=config, workers=2)
+    assert not two["failures"] and [os.path.basename(p) for p in two["shards"]] == [os.path.basename(p) for p in one["shards"]]
+    for a, b in zip(one["shards"], two["shards"]):
+        ea = next(data.video_dataset(a, data.DenseSampler(16, 1), preprocess=False).as_numpy_iterator())
+        eb = next(data.video_dataset(b, data.DenseSampler(16, 1), preprocess=False).as_numpy_iterator())
+        assert ea["media_id"] == eb["media_id"]
+        assert [read_frame_code(f) for f in ea["video"][0]] == [read_frame_code(f) for f in eb["video"][0]] == list(range(16))
+
+
+def test_fps_change_keeps_the_right_frames(tmp_path):
+    records = [data.VideoRecord(write_code_video(str(tmp_path / "v.mp4"), 40, fps=10), 0, "v")]
+    data.prepare_tfrecords(records, str(tmp_path / "o"), "f", 1, data.PrepareConfig(resize_short=0, fps=5), workers=1)
+    element = next(data.video_dataset(str(tmp_path / "o/f-*.tfrecord"), data.DenseSampler(20, 1), preprocess=False).as_numpy_iterator())
+    # 40 frames at 10 fps -> 20 frames at 5 fps: every second source frame.
+    assert [read_frame_code(f) for f in element["video"][0]] == list(range(0, 40, 2))
+
+
+def test_flow_quantization_round_trip():
+    flow = np.array([-30.0, -20.0, -5.0, 0.0, 7.3, 20.0, 25.0], np.float32)
+    q = data.quantize_flow(flow)
+    np.testing.assert_array_equal(q[[0, 1, 5, 6]], [0, 0, 255, 255])
+    np.testing.assert_allclose(data.dequantize_flow(q), np.clip(flow, -20, 20), atol=40 / 255 / 2 + 1e-6)
+
+
+def moving_square(num_frames=12, size=48, step=2):
+    frames = np.full((num_frames, size, size, 3), 40, np.uint8)
+    for t in range(num_frames):
+        frames[t, 16:32, 8 + step * t : 24 + step * t] = 220
+    return frames
+
+
+@pytest.fixture(scope="module")
+def flow_tfrecords(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flow")
+    path = str(root / "right.mp4")
+    data.write_video(path, moving_square(), fps=10, options={"crf": "10"})
+    config = data.PrepareConfig(resize_short=0, flow=True, jpeg_quality=95)
+    result = data.prepare_tfrecords([data.VideoRecord(path, 1, "right")], str(root / "o"), "fl", 1, config, workers=1)
+    assert not result["failures"]
+    return str(root / "o" / "fl-*.tfrecord")
+
+
+def test_tvl1_flow_stored_per_frame_as_quantized_xy(flow_tfrecords):
+    import tensorflow as tf
+
+    serialized = next(iter(tf.data.TFRecordDataset(tf.io.gfile.glob(flow_tfrecords))))
+    parsed = data.parse_sequence_example(serialized, with_flow=True)
+    assert parsed["flow"].shape[0] == parsed["frames"].shape[0] == 12
+    flow = data.dequantize_flow(tf.io.decode_jpeg(parsed["flow"][5]).numpy()[..., :2])
+    # The square moves 2 px right per frame: x flow ~ +2 inside it, y flow ~ 0.
+    inside = flow[20:28, 14:22]
+    assert abs(np.median(inside[..., 0]) - 2.0) < 0.5 and abs(np.median(inside[..., 1])) < 0.5
+
+
+def test_two_stream_shares_crop_and_flip(flow_tfrecords):
+    config = data.PreprocessConfig(crop_size=32, resize_short=0, train_crop="center", flip=True)
+    unflipped = data.PreprocessConfig(crop_size=32, resize_short=0, train_crop="center", flip=False)
+    sampler = data.SegmentSampler(3, training=True)
+    flips = []
+    for seed in range(8):
+        e = next(data.video_dataset(flow_tfrecords, sampler, config, modality="rgb+flow", seed=seed).as_numpy_iterator())
+        plain = next(data.video_dataset(flow_tfrecords, sampler, unflipped, modality="rgb+flow", seed=seed).as_numpy_iterator())
+        assert e["video"].shape == (1, 3, 32, 32, 3) and e["flow"].shape == (1, 3, 32, 32, 2)
+        mirrored = np.array_equal(e["video"], plain["video"][..., ::-1, :])
+        assert mirrored or np.array_equal(e["video"], plain["video"]), seed
+        # The square moves right (x flow +2 px = +0.1 after / bound); mirrored clips move left.
+        x = e["flow"][..., 0]
+        moving = np.abs(plain["flow"][..., 0]) > 0.05
+        assert np.median(x[np.flip(moving, -1) if mirrored else moving]) == pytest.approx(-0.1 if mirrored else 0.1, abs=0.03)
+        flips.append(mirrored)
+    assert set(flips) == {True, False}
+
+
+def test_flow_and_rgb_diff_modalities(flow_tfrecords):
+    config = data.PreprocessConfig(crop_size=32, resize_short=0)
+    flow = next(data.video_dataset(flow_tfrecords, data.SegmentSampler(4), config, modality="flow").as_numpy_iterator())
+    assert flow["video"].shape == (1, 4, 32, 32, 2) and np.abs(flow["video"]).max() <= 1.0
+    diff = next(data.video_dataset(flow_tfrecords, data.SegmentSampler(2, new_length=3), config, modality="rgb_diff").as_numpy_iterator())
+    # 2 snippets of 3 frames -> 2 differences each.
+    assert diff["video"].shape == (1, 4, 32, 32, 3) and np.abs(diff["video"]).max() <= 1.0 and np.abs(diff["video"]).max() > 0.3

@@ -1,0 +1,81 @@
+"""Clip consistency: random crops, flips and jitter are the same for every frame of a clip."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvideo import data
+
+
+def still_clip(views=1, frames=4, height=40, width=56, seed=0):
+    """[V, T, H, W, 3]: every frame the same random image, so any per-frame difference shows."""
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+    return tf.constant(np.broadcast_to(image, (views, frames, height, width, 3)).copy())
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda v, s: data.multi_scale_crop(v, 24, s),
+        lambda v, s: data.multi_scale_crop(v, 24, s, fix_crop=False),
+        lambda v, s: data.random_resized_crop(v, 24, s),
+        lambda v, s: data.random_flip(v, s)[0],
+        lambda v, s: data.color_jitter(v, s, 0.3, 0.3),
+    ],
+    ids=["multi_scale", "multi_scale_free", "random_resized", "flip", "jitter"],
+)
+def test_same_random_transform_for_every_frame(transform):
+    video = still_clip()
+    for seed in range(5):
+        out = transform(video, tf.constant([seed, 7])).numpy()
+        for t in range(1, out.shape[1]):
+            np.testing.assert_array_equal(out[:, t], out[:, 0], err_msg=f"seed {seed} frame {t}")
+        again = transform(video, tf.constant([seed, 7])).numpy()
+        np.testing.assert_array_equal(out, again)
+
+
+def test_preprocess_train_is_clip_consistent_and_flips_labels():
+    config = data.PreprocessConfig(crop_size=24, resize_short=32, flip=True, flip_label_map=(1, 0, 2), color_jitter=0.2)
+    video = still_clip(frames=3)
+    labels = set()
+    for seed in range(8):
+        out, label = data.preprocess_train(video, tf.constant(0), tf.constant([seed, 1]), config)
+        out = out.numpy()
+        assert out.shape == (1, 3, 24, 24, 3)
+        np.testing.assert_array_equal(out[:, 1:], np.broadcast_to(out[:, :1], out[:, 1:].shape))
+        # preprocess_train flips with the second of three split seeds (random_flip's coin).
+        flip_seed = tf.random.split(tf.constant([seed, 1]), 3)[1]
+        flipped = bool(tf.random.stateless_uniform([], flip_seed) < 0.5)
+        assert int(label) == (1 if flipped else 0), seed
+        labels.add(int(label))
+    assert labels == {0, 1}
+
+
+def test_ten_and_three_crop_by_hand():
+    video = tf.constant(np.arange(2 * 6 * 8 * 1, dtype=np.float32).reshape(1, 2, 6, 8, 1))
+    ten = data.ten_crop(video, 4).numpy()
+    assert ten.shape == (10, 1, 2, 4, 4, 1)
+    v = video.numpy()
+    for k, (top, left) in enumerate([(0, 0), (0, 4), (2, 0), (2, 4), (1, 2)]):
+        np.testing.assert_array_equal(ten[k], v[..., top : top + 4, left : left + 4, :])
+        np.testing.assert_array_equal(ten[k + 5], ten[k][..., ::-1, :])
+    three = data.three_crop(video, 6).numpy()  # wide frames: crops slide along the width
+    for k, left in enumerate([0, 1, 2]):
+        np.testing.assert_array_equal(three[k], v[..., 0:6, left : left + 6, :])
+
+
+@pytest.mark.parametrize("num_crops, clips", [(1, 1), (3, 2), (10, 1)])
+def test_eval_views_are_clip_major(num_crops, clips):
+    config = data.PreprocessConfig(crop_size=16, resize_short=20, num_crops=num_crops)
+    video = tf.concat([still_clip(1, 2, seed=s) for s in range(clips)], 0)
+    out = data.preprocess_eval(video, config)
+    assert out.shape == (clips * num_crops, 2, 16, 16, 3)
+    single = data.preprocess_eval(video[1:] if clips > 1 else video, config)
+    np.testing.assert_allclose(out[-num_crops:], single, atol=1e-6)
+
+
+def test_rgb_difference_stays_inside_snippets():
+    video = tf.constant(np.arange(6, dtype=np.float32)[:, None, None, None] ** 2 * np.ones((1, 1, 1, 1), np.float32))
+    # Frames 0,1,4,9,16,25 as two snippets of 3: differences (1,3) and (7,9); 9-4 is never taken.
+    np.testing.assert_array_equal(data.rgb_difference(video, 3).numpy().ravel(), [1, 3, 7, 9])
+    np.testing.assert_array_equal(data.rgb_difference(video).numpy().ravel(), [1, 3, 5, 7, 9])
