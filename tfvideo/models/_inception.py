@@ -47,7 +47,7 @@ def _conv_bn(x, filters, kernel, name, stride=1, epsilon=1e-5):
 
 
 def _scaled(n, scale):
-    return max(int(round(n * scale)), 1) if n else 0
+    return max(round(n * scale), 1) if n else 0
 
 
 def bn_inception(width=64, input_channels=3, name=None):

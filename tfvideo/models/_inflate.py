@@ -102,7 +102,7 @@ def _inflate_layer(layer, time_kernels, time_strides, time_padding):
     name = layer.name
     cfg = layer.get_config()
     if isinstance(layer, layers.DepthwiseConv2D):
-        raise ValueError(f"inflate: depthwise layer {name!r} is not supported.")
+        raise TypeError(f"inflate: depthwise layer {name!r} is not supported.")
     if isinstance(layer, layers.Conv2D):
         k = _pair(cfg["kernel_size"])
         t = time_kernels.get(name, k[0])

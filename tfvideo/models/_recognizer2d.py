@@ -162,8 +162,7 @@ class Recognizer2D(keras.Model):
 
 
 def _fixed(kwargs, **fixed):
-    for key, value in fixed.items():
-        kwargs.pop(key, None)
+    """`kwargs` with `fixed` forced (a subclass's defining options win over a saved config)."""
     return {**kwargs, **fixed}
 
 
