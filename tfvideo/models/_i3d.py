@@ -85,8 +85,10 @@ class I3D(keras.Model):
                 x = NonLocalBlock(self.non_local_mode, name=f"{name}_non_local")(x)
             return x
 
+        # Trained from scratch, the 3D layers keep their own initialization; `load_2d_weights`
+        # inflates pretrained 2D weights into them.
         return _inflate.inflate(model_2d, self.num_frames, kernels, strides, self.time_padding, after_layer,
-                                name=f"i3d_{self.backbone_name}")
+                                copy_weights=False, name=f"i3d_{self.backbone_name}")
 
     def backbone_2d(self):
         """A fresh 2D backbone with this model's configuration (the inflation's template)."""

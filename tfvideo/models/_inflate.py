@@ -134,7 +134,7 @@ def _inflate_layer(layer, time_kernels, time_strides, time_padding):
 
 @tf_export("tfvideo.models.inflate")
 def inflate(model, num_frames=None, time_kernels=None, time_strides=None, time_padding="zeros", after_layer=None,
-            name=None):
+            copy_weights=True, name=None):
     """Inflates a functional 2D model `[N, H, W, C] -> ...` into `[N, T, H, W, C] -> ...`.
 
     Args:
@@ -146,6 +146,8 @@ def inflate(model, num_frames=None, time_kernels=None, time_strides=None, time_p
       time_padding: "zeros" (I3D) or "replicate" (see `InflatedConv3D`).
       after_layer: optional `f(layer_name, tensor) -> tensor` applied to every inflated
         layer's output (to insert non-local blocks, for example).
+      copy_weights: inflate the 2D weights (False keeps the 3D layers' own random
+        initialization: inflated random kernels would be symmetric in time).
 
     Returns:
       The 3D keras.Model. Conv kernels are the 2D kernels repeated t times along time
@@ -171,7 +173,8 @@ def inflate(model, num_frames=None, time_kernels=None, time_strides=None, time_p
     h, w, c = model.inputs[0].shape[1:]
     inputs = keras.Input((num_frames, h, w, c), name=model.inputs[0].name)
     inflated = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone, call_function=call)
-    copy_inflated_weights(model, inflated, [new.name for old, new in pairs if old.weights])
+    if copy_weights:
+        copy_inflated_weights(model, inflated, [new.name for old, new in pairs if old.weights])
     if name:
         inflated.name = name
     return inflated
