@@ -63,8 +63,9 @@ class TwoStream(keras.Model):
 
     def build(self, input_shape):
         rgb_shape, flow_shape = (input_shape["rgb"], input_shape["flow"]) if isinstance(input_shape, dict) else input_shape
-        self.rgb.build(rgb_shape)
-        self.flow.build(flow_shape)
+        for model, shape in ((self.rgb, rgb_shape), (self.flow, flow_shape)):
+            if not model.built:
+                model.build(shape)
         self.built = True
 
     def call(self, inputs, training=None):
