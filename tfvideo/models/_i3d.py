@@ -1,11 +1,11 @@
 """I3D (Carreira & Zisserman 2017): 2D backbones inflated to 3D, optional non-local blocks."""
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from tfvideo.api._export import tf_export
 from tfvideo.layers._non_local import NonLocalBlock
-from tfvideo.models import _backbones, _inflate
+from tfvideo.models import _backbones, _inflate, _views
 
 _I3D_BACKBONES = ("inception_v1", "resnet50", "resnet18", "resnet10", "resnet101")
 # Non-local paper (Wang et al. 2018): 5 blocks, every other residual block of res3 and res4.
@@ -109,17 +109,9 @@ class I3D(keras.Model):
         return self.pool(self.backbone(video, training=training))
 
     def call(self, video, training=None):
-        if len(video.shape) not in (5, 6):
-            raise ValueError(f"{self.name}: input must be [B, T, H, W, C] or [B, V, T, H, W, C], got {video.shape}.")
-        if video.shape[-4] is not None and video.shape[-4] != self.num_frames:
-            raise ValueError(f"{self.name}: input {video.shape} must have num_frames={self.num_frames} frames.")
-        shape = ops.shape(video)
-        clips = ops.reshape(video, (-1,) + tuple(shape[2:])) if len(video.shape) == 6 else video
-        x = self.dropout(self.features(clips, training=training), training=training)
-        scores = self.classifier(x)
-        if len(video.shape) == 6:
-            scores = ops.mean(ops.reshape(scores, (-1, shape[1], self.num_classes)), axis=1)
-        return scores
+        _views.check_clip(self.name, video, self.num_frames, " (num_frames)")
+        x = self.features(_views.flatten_views(video), training=training)
+        return _views.average_views(self.classifier(self.dropout(x, training=training)), video)
 
     def get_config(self):
         return {

@@ -9,7 +9,7 @@ from tfvideo.layers._temporal_adaptive import TemporalAdaptive
 from tfvideo.layers._temporal_difference import ShortTermDifference, TemporalDifference
 from tfvideo.layers._temporal_relation import TemporalRelation
 from tfvideo.layers._temporal_shift import TemporalShift
-from tfvideo.models import _backbones
+from tfvideo.models import _backbones, _views
 
 _TEMPORAL_MODULES = (None, "shift", "tam", "tdn")
 _HEADS = ("consensus", "relation")
@@ -129,20 +129,13 @@ class Recognizer2D(keras.Model):
         return ops.reshape(ops.transpose(x, (0, 2, 3, 1, 4)), (-1, h, w, lps * c))
 
     def call(self, video, training=None):
-        if len(video.shape) not in (5, 6):
-            raise ValueError(f"{self.name}: input must be [B, T, H, W, C] or [B, V, T, H, W, C], got {video.shape}.")
-        if video.shape[-4] is not None and video.shape[-4] != self.clip_length:
-            raise ValueError(f"{self.name}: input {video.shape} must have {self.clip_length} frames "
-                             f"(num_segments={self.num_segments} x frames_per_segment={self.frames_per_segment}).")
-        shape = ops.shape(video)
+        _views.check_clip(self.name, video, self.clip_length,
+                          f" (num_segments={self.num_segments} x frames_per_segment={self.frames_per_segment})")
         x = self.backbone(self._segment_frames(video), training=training)
         x = self.dropout(self.pool(x), training=training)
         units = self.num_classes if self.head == "consensus" else self.relation_dim
         per_segment = ops.reshape(self.classifier(x), (-1, self.num_segments, units))
-        scores = self.consensus(per_segment)
-        if len(video.shape) == 6:
-            scores = ops.mean(ops.reshape(scores, (-1, shape[1], self.num_classes)), axis=1)
-        return scores
+        return _views.average_views(self.consensus(per_segment), video)
 
     def get_config(self):
         return {
