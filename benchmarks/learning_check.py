@@ -6,7 +6,7 @@ prints its validation top-1 next to chance (25%). Expected: the temporal models
 (TSM, TRN, TDN, TAM, I3D) >= 90%; TSN, which averages per-frame scores and so cannot
 see order, near chance on the direction pairs (left/right, up/down).
 
-    PYTHONPATH=$PWD python benchmarks/learning_check.py --epochs=8
+    PYTHONPATH=$PWD python benchmarks/learning_check.py --epochs=15
 """
 
 import os
@@ -17,15 +17,15 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import keras
+import numpy as np
+from absl import app, flags
 
-from tfvideo import data, models  # noqa: E402
+from tfvideo import data, models
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["tsm_tiny", "trn_tiny", "tdn_tiny", "tam_tiny", "i3d_tiny", "tsn_tiny"], "Presets to train.")
-flags.DEFINE_integer("epochs", 8, "Training epochs per model.")
+flags.DEFINE_integer("epochs", 15, "Training epochs per model.")
 flags.DEFINE_integer("train_per_class", 24, "Training videos per class.")
 flags.DEFINE_integer("val_per_class", 12, "Validation videos per class.")
 flags.DEFINE_integer("batch_size", 8, "Clips per batch.")

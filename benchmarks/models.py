@@ -15,11 +15,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import keras
+import numpy as np
+from absl import app, flags
 
-from tfvideo import models  # noqa: E402
+from tfvideo import models
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["tsn_r50", "tsm_r50", "i3d_r50"], "Presets to benchmark.")
@@ -75,6 +75,10 @@ def time_model(name, jit):
 
 def main(argv):
     del argv
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # retracing notes: each timed model traces its own functions
     print(f"backend={keras.backend.backend()} batch={FLAGS.batch} size={FLAGS.size} steps={FLAGS.steps}")
     print(f"{'model':<10}{'xla':>5}{'fwd clips/s':>13}{'train clips/s':>15}{'fwd vs off':>12}{'train vs off':>14}")
     for name in FLAGS.models:

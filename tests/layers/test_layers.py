@@ -59,6 +59,11 @@ def test_segment_consensus(mode):
     got = keras.ops.convert_to_numpy(layer(s))
     want = {"avg": s.mean(1), "max": s.max(1), "weighted": s.mean(1)}[mode]  # zero logits: uniform weights
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if mode == "weighted":
+        logits = np.array([1.0, -1.0, 0.5, 2.0], "float32")
+        layer.segment_logits.assign(logits)
+        w = np.exp(logits) / np.exp(logits).sum()
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(s)), np.einsum("btk,t->bk", s, w), rtol=1e-5)
 
 
 def test_temporal_relation_matches_loop_by_hand():
