@@ -94,3 +94,23 @@ def test_non_local_i3d():
     assert len(blocks) == 2  # every other block of res3/res4 that exists in ResNet-18
     clip = RNG.normal(size=(1, 8, 32, 32, 3)).astype("float32")
     assert keras.ops.convert_to_numpy(model(clip)).shape == (1, 3)
+
+
+def _graph_flops(model, shape):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec(shape, tf.float32)
+    graph = tf.function(lambda x: model(x, training=False), autograph=False).get_concrete_function(spec).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts FLOPs on a TensorFlow graph")
+def test_flops_match_published_counts():
+    # TSM paper (Lin et al. ICCV 2019): TSN/TSM ResNet-50, 8 frames 224x224: 33G multiply-adds.
+    tsm = models.get("tsm_r50", num_classes=400)
+    assert abs(_graph_flops(tsm, (1, 8, 224, 224, 3)) / 2e9 / 33.0 - 1) < 0.01
+    # DeepMind I3D RGB (OpenVINO OMZ i3d-rgb-tf spec): 278.981 GFLOPs for a 79x224x224 clip.
+    i3d = models.I3D(400, num_frames=79, backbone="inception_v1")
+    assert abs(_graph_flops(i3d, (1, 79, 224, 224, 3)) / 1e9 / 278.981 - 1) < 0.01
