@@ -38,7 +38,7 @@ def test_tiny_presets_keep_the_demo_contract(name):
 def test_classifier_outputs_float32_under_mixed_precision():
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
-        for name in ("tsm_tiny", "trn_tiny", "i3d_tiny"):
+        for name in TINY:
             model = models.get(name, num_classes=3)
             out = model(_clip(model, batch=1))
             assert keras.backend.standardize_dtype(out.dtype) == "float32", name

@@ -32,9 +32,8 @@ def transfer_weights(source, target, strict=True):
     A first conv reading more channels than the source (stacked flow) gets the RGB
     kernel averaged over channels and replicated (TSN cross-modality init).
 
-    Returns the names of the target layers set. With `strict`, every target layer that
-    has weights and a counterpart name in `source` must match, and every source layer
-    must find its target.
+    Returns the names of the target layers set. With `strict`, every source layer with
+    weights must find a target layer of the same name; shapes must always agree.
     """
     src = {layer.name: layer for layer in source.layers if layer.weights}
     dst = {layer.name: layer for layer in target.layers if layer.weights}
@@ -48,7 +47,10 @@ def transfer_weights(source, target, strict=True):
         values = [np.asarray(ops.convert_to_numpy(v)) for v in layer.weights]
         want = [tuple(w.shape) for w in dst[name].weights]
         if isinstance(layer, keras.layers.Conv2D) and len(values) == 2 and len(want) == 1:
-            bias_fold[name[: -len("_conv")] + "_bn" if name.endswith("_conv") else None] = values.pop()
+            if not name.endswith("_conv"):
+                raise ValueError(f"transfer_weights: conv {name!r} has a bias that {target.name!r} lacks and no "
+                                 "'<name>_bn' BatchNormalization to fold it into.")
+            bias_fold[name[: -len("_conv")] + "_bn"] = values.pop()
         if len(values) == 1 and values[0].ndim == 4 and values[0].shape[-2] != want[0][-2]:
             values[0] = np.repeat(values[0].mean(axis=-2, keepdims=True), want[0][-2], axis=-2)
         if [v.shape for v in values] != want:
