@@ -88,12 +88,17 @@ def test_inflate_function_on_a_plain_keras_model():
         models.inflate(model_2d, time_kernels={"missing": 3})
 
 
-def test_non_local_i3d():
-    model = models.I3D(3, num_frames=8, backbone="resnet18", width=8, non_local=True)
+def test_non_local_i3d(tmp_path):
+    model = models.I3D(3, num_frames=8, backbone="resnet18", width=8, non_local=True, non_local_mode="dot_product")
     blocks = [layer for layer in model.backbone.layers if type(layer).__name__ == "NonLocalBlock"]
-    assert len(blocks) == 2  # every other block of res3/res4 that exists in ResNet-18
+    assert len(blocks) == 2 and all(b.mode == "dot_product" for b in blocks)  # res3/res4 block 1 in ResNet-18
     clip = RNG.normal(size=(1, 8, 32, 32, 3)).astype("float32")
-    assert keras.ops.convert_to_numpy(model(clip)).shape == (1, 3)
+    want = keras.ops.convert_to_numpy(model(clip))
+    assert want.shape == (1, 3)
+    path = str(tmp_path / "i3d_nl.keras")
+    model.save(path)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.models.load_model(path)(clip)), want, rtol=1e-4,
+                               atol=1e-5)
 
 
 def _graph_flops(model, shape):
