@@ -49,3 +49,40 @@ class TemporalShift(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_segments": self.num_segments, "fold_div": self.fold_div, "mode": self.mode}
+
+
+@tf_export("tfvideo.layers.OnlineTemporalShift")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class OnlineTemporalShift(keras.layers.Layer):
+    """Streaming uni-directional shift: one frame at a time with a shift buffer.
+
+    `call(features, buffer)` with `features` `[B, H, W, C]` (one frame) and `buffer`
+    `[B, H, W, C // fold_div]` (the previous frame's first channels; zeros at the
+    start of a stream) returns `(shifted, new_buffer)`. Run frame by frame it gives
+    exactly `TemporalShift(mode="left")` on the whole clip, without looking ahead.
+    """
+
+    def __init__(self, fold_div=8, **kwargs):
+        super().__init__(**kwargs)
+        self.fold_div = int(fold_div)
+
+    def initial_buffer(self, features):
+        """Zeros `[B, H, W, C // fold_div]` for the first frame of a stream."""
+        fold = features.shape[-1] // self.fold_div
+        return ops.zeros_like(features[..., :fold])
+
+    def call(self, features, buffer):
+        fold = features.shape[-1] // self.fold_div
+        if buffer.shape[-1] is not None and buffer.shape[-1] != fold:
+            raise ValueError(
+                f"{self.name}: buffer has {buffer.shape[-1]} channels, expected {fold} "
+                f"(features shape {features.shape}, fold_div={self.fold_div})."
+            )
+        shifted = ops.concatenate([ops.cast(buffer, features.dtype), features[..., fold:]], axis=-1)
+        return shifted, features[..., :fold]
+
+    def compute_output_shape(self, features_shape, buffer_shape):
+        return tuple(features_shape), tuple(features_shape[:-1]) + (features_shape[-1] // self.fold_div,)
+
+    def get_config(self):
+        return {**super().get_config(), "fold_div": self.fold_div}

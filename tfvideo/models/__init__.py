@@ -1,6 +1,15 @@
-"""tfvideo.models: video recognition models and their preset registry."""
+"""tfvideo.models: video recognition models, backbones, inflation and the preset registry."""
 
 from tfvideo.api import _export
-from tfvideo.models import _presets, _recognizer2d, _registry  # noqa: F401
+from tfvideo.models import (  # noqa: F401 -- importing registers the public symbols.
+    _backbones,
+    _i3d,
+    _imagenet,
+    _inflate,
+    _presets,
+    _recognizer2d,
+    _registry,
+    _two_stream,
+)
 
 _export.publish(__name__, globals())

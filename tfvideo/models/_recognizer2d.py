@@ -1,76 +1,141 @@
-"""Recognizers over K segments with a shared 2D backbone: TSN and TSM."""
+"""Recognizers over K segments with a shared 2D backbone: TSN, TSM, TRN, TDN, TANet."""
 
 import keras
 from keras import layers, ops
 
 from tfvideo.api._export import tf_export
 from tfvideo.layers._segment_consensus import SegmentConsensus
+from tfvideo.layers._temporal_adaptive import TemporalAdaptive
+from tfvideo.layers._temporal_difference import ShortTermDifference, TemporalDifference
+from tfvideo.layers._temporal_relation import TemporalRelation
 from tfvideo.layers._temporal_shift import TemporalShift
-from tfvideo.models import _resnet
+from tfvideo.models import _backbones, _views
 
-_TEMPORAL_MODULES = (None, "shift")
+_TEMPORAL_MODULES = (None, "shift", "tam", "tdn")
+_HEADS = ("consensus", "relation")
 
 
-def _backbone(name, temporal_module, num_segments, width, input_channels):
-    if not name.startswith("resnet"):
-        raise ValueError(f"Unknown backbone {name!r}; expected resnet10/18/34/50/101.")
-    hook = None
+@keras.saving.register_keras_serializable(package="tfvideo")
+class SelectFrame(keras.layers.Layer):
+    """`[N, H, W, L * C]` stacked frames -> frame `index` `[N, H, W, C]`."""
+
+    def __init__(self, index, channels=3, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+        self.channels = int(channels)
+
+    def call(self, x):
+        return x[..., self.index * self.channels : (self.index + 1) * self.channels]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.channels,)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index, "channels": self.channels}
+
+
+def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels):
+    """Backbone keyword arguments placing the temporal module."""
+    if temporal_module is None:
+        return {}
     if temporal_module == "shift":
-
-        def hook(x, block_name):
-            return TemporalShift(num_segments, name=f"{block_name}_shift")(x)
-
-    return _resnet.resnet(int(name[len("resnet"):]), width, input_channels, hook)
+        return {"residual_hook": lambda x, block: TemporalShift(num_segments, name=f"{block}_shift")(x)}
+    if temporal_module == "tam":
+        return {"residual_hook": lambda x, block: TemporalAdaptive(num_segments, name=f"{block}_tam")(x),
+                "hook_position": "after_first_conv"}
+    kwargs = {"residual_hook": lambda x, block: TemporalDifference(num_segments, name=f"{block}_ltdm")(x)}
+    if frames_per_segment > 1:
+        kwargs["stem_input"] = SelectFrame(frames_per_segment // 2, channels, name="centre_frame")
+        kwargs["stem_fusion"] = ShortTermDifference(frames_per_segment, channels, name="stdm")
+    return kwargs
 
 
 @tf_export("tfvideo.models.Recognizer2D")
 @keras.saving.register_keras_serializable(package="tfvideo")
 class Recognizer2D(keras.Model):
-    """A 2D backbone applied to each of `num_segments` frames, a classifier, consensus.
+    """A 2D backbone applied to each of `num_segments` segments, a head, a consensus.
 
     Input `[B, T, H, W, C]` or `[B, V, T, H, W, C]` (V test views whose scores are
-    averaged). Output: class logits `[B, num_classes]`.
+    averaged), with `T = num_segments * frames_per_segment`. Output: class logits
+    `[B, num_classes]` (float32 also under mixed precision).
+
+    Args:
+      backbone: a name in `tfvideo.models.backbone`; `width` scales it (None: standard).
+      temporal_module: None (TSN), "shift" (TSM), "tam" (TANet) or "tdn" (TDN: long-term
+        difference in every residual block, short-term difference at the stem when
+        `frames_per_segment > 1`).
+      head: "consensus" (per-segment scores, then `consensus`) or "relation" (TRN:
+        per-segment features of `relation_dim` into a multi-scale `TemporalRelation`).
+      input_channels: channels per frame (3 for RGB, 2L for stacked optical flow).
     """
 
-    def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=64, temporal_module=None,
-                 consensus="avg", dropout=0.5, input_channels=3, **kwargs):
+    def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=None, temporal_module=None,
+                 consensus="avg", dropout=0.5, input_channels=3, head="consensus", relation_dim=256,
+                 frames_per_segment=1, **kwargs):
         super().__init__(**kwargs)
         if temporal_module not in _TEMPORAL_MODULES:
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
+        if head not in _HEADS:
+            raise ValueError(f"head={head!r} must be one of {_HEADS}.")
+        if temporal_module and not _backbones.supports_hooks(backbone):
+            raise ValueError(f"temporal_module={temporal_module!r} needs a ResNet or MobileNetV2 backbone, got {backbone!r}.")
+        if frames_per_segment > 1 and temporal_module != "tdn":
+            raise ValueError("frames_per_segment > 1 is used by TDN's short-term module (temporal_module='tdn').")
         self.num_classes = int(num_classes)
         self.num_segments = int(num_segments)
         self.backbone_name = backbone
-        self.width = int(width)
+        self.width = None if width is None else int(width)
         self.temporal_module = temporal_module
         self.consensus_mode = consensus
         self.dropout_rate = float(dropout)
         self.input_channels = int(input_channels)
-        self.backbone = _backbone(backbone, temporal_module, num_segments, width, input_channels)
+        self.head = head
+        self.relation_dim = int(relation_dim)
+        self.frames_per_segment = int(frames_per_segment)
+        hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels)
+        self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment, **hooks)
         self.pool = layers.GlobalAveragePooling2D(name="pool")
         self.dropout = layers.Dropout(dropout, name="dropout")
-        self.classifier = layers.Dense(num_classes, name="classifier")
-        self.consensus = SegmentConsensus(consensus, name="consensus")
+        if head == "consensus":
+            self.classifier = layers.Dense(num_classes, name="classifier", dtype="float32")
+            self.consensus = SegmentConsensus(consensus, name="consensus", dtype="float32")
+        else:
+            self.classifier = layers.Dense(self.relation_dim, name="relation_features")
+            self.consensus = TemporalRelation(self.num_segments, num_classes, name="relation", dtype="float32")
+
+    @property
+    def clip_length(self):
+        """Frames per view the model reads: `num_segments * frames_per_segment`."""
+        return self.num_segments * self.frames_per_segment
 
     def build(self, input_shape):
-        frame_shape = (None,) + tuple(input_shape[-3:])
+        channels = self.input_channels * self.frames_per_segment
+        frame_shape = (None,) + tuple(input_shape[-3:-1]) + (channels,)
         self.backbone.build(frame_shape)
-        features = self.backbone.compute_output_shape(frame_shape)[-1]
+        features = self.backbone.output.shape[-1]
         self.classifier.build((None, features))
-        self.consensus.build((None, self.num_segments, self.num_classes))
+        units = self.num_classes if self.head == "consensus" else self.relation_dim
+        self.consensus.build((None, self.num_segments, units))
         self.built = True
 
-    def call(self, video, training=None):
+    def _segment_frames(self, video):
+        """`[..., T * L, H, W, C]` -> `[B' * T, H, W, L * C]` (frames of a segment on channels)."""
         shape = ops.shape(video)
-        if len(video.shape) not in (5, 6):
-            raise ValueError(f"{self.name}: input must be [B, T, H, W, C] or [B, V, T, H, W, C], got {video.shape}.")
-        frames = ops.reshape(video, (-1,) + tuple(shape[-3:]))
-        x = self.backbone(frames, training=training)
+        h, w, c = shape[-3], shape[-2], shape[-1]
+        lps = self.frames_per_segment
+        if lps == 1:
+            return ops.reshape(video, (-1, h, w, c))
+        x = ops.reshape(video, (-1, lps, h, w, c))
+        return ops.reshape(ops.transpose(x, (0, 2, 3, 1, 4)), (-1, h, w, lps * c))
+
+    def call(self, video, training=None):
+        _views.check_clip(self.name, video, self.clip_length,
+                          f" (num_segments={self.num_segments} x frames_per_segment={self.frames_per_segment})")
+        x = self.backbone(self._segment_frames(video), training=training)
         x = self.dropout(self.pool(x), training=training)
-        logits = ops.reshape(self.classifier(x), (-1, self.num_segments, self.num_classes))
-        scores = self.consensus(logits)
-        if len(video.shape) == 6:
-            scores = ops.mean(ops.reshape(scores, (-1, shape[1], self.num_classes)), axis=1)
-        return scores
+        units = self.num_classes if self.head == "consensus" else self.relation_dim
+        per_segment = ops.reshape(self.classifier(x), (-1, self.num_segments, units))
+        return _views.average_views(self.consensus(per_segment), video)
 
     def get_config(self):
         return {
@@ -83,7 +148,15 @@ class Recognizer2D(keras.Model):
             "consensus": self.consensus_mode,
             "dropout": self.dropout_rate,
             "input_channels": self.input_channels,
+            "head": self.head,
+            "relation_dim": self.relation_dim,
+            "frames_per_segment": self.frames_per_segment,
         }
+
+
+def _fixed(kwargs, **fixed):
+    """`kwargs` with `fixed` forced (a subclass's defining options win over a saved config)."""
+    return {**kwargs, **fixed}
 
 
 @tf_export("tfvideo.models.TSN")
@@ -92,8 +165,7 @@ class TSN(Recognizer2D):
     """Temporal Segment Network (Wang et al. 2016): segment scores averaged."""
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", **kwargs):
-        kwargs.pop("temporal_module", None)
-        super().__init__(num_classes, num_segments, backbone, temporal_module=None, **kwargs)
+        super().__init__(num_classes, num_segments, backbone, **_fixed(kwargs, temporal_module=None, head="consensus"))
 
 
 @tf_export("tfvideo.models.TSM")
@@ -102,5 +174,36 @@ class TSM(Recognizer2D):
     """Temporal Shift Module network (Lin et al. 2019): residual shift in every block."""
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", **kwargs):
-        kwargs.pop("temporal_module", None)
-        super().__init__(num_classes, num_segments, backbone, temporal_module="shift", **kwargs)
+        super().__init__(num_classes, num_segments, backbone, **_fixed(kwargs, temporal_module="shift", head="consensus"))
+
+
+@tf_export("tfvideo.models.TRN")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class TRN(Recognizer2D):
+    """Temporal Relation Network (Zhou et al. 2018): multi-scale relations of segment features."""
+
+    def __init__(self, num_classes, num_segments=8, backbone="bninception", **kwargs):
+        super().__init__(num_classes, num_segments, backbone, **_fixed(kwargs, temporal_module=None, head="relation"))
+
+
+@tf_export("tfvideo.models.TDN")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class TDN(Recognizer2D):
+    """Temporal Difference Network (Wang et al. 2021): short- and long-term differences.
+
+    Reads `frames_per_segment` (default 5) consecutive frames per segment: input
+    `[B, num_segments * frames_per_segment, H, W, C]`.
+    """
+
+    def __init__(self, num_classes, num_segments=8, backbone="resnet50", frames_per_segment=5, **kwargs):
+        super().__init__(num_classes, num_segments, backbone, frames_per_segment=frames_per_segment,
+                         **_fixed(kwargs, temporal_module="tdn", head="consensus"))
+
+
+@tf_export("tfvideo.models.TANet")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class TANet(Recognizer2D):
+    """Temporal Adaptive Network (Liu et al. 2021): a TAM in every residual branch."""
+
+    def __init__(self, num_classes, num_segments=8, backbone="resnet50", **kwargs):
+        super().__init__(num_classes, num_segments, backbone, **_fixed(kwargs, temporal_module="tam", head="consensus"))

@@ -1,0 +1,128 @@
+"""I3D (Carreira & Zisserman 2017): 2D backbones inflated to 3D, optional non-local blocks."""
+
+import keras
+from keras import layers
+
+from tfvideo.api._export import tf_export
+from tfvideo.layers._non_local import NonLocalBlock
+from tfvideo.models import _backbones, _inflate, _views
+
+_I3D_BACKBONES = ("inception_v1", "resnet50", "resnet18", "resnet10", "resnet101")
+# Non-local paper (Wang et al. 2018): 5 blocks, every other residual block of res3 and res4.
+_NON_LOCAL_R50 = ("conv3_block1_out", "conv3_block3_out", "conv4_block1_out", "conv4_block3_out", "conv4_block5_out")
+_NON_LOCAL_INCEPTION = ("Mixed_3c_concat", "Mixed_4c_concat", "Mixed_4e_concat")
+
+
+def inception_v1_inflation(model_2d):
+    """I3D's temporal extents for Inception-v1: 7x7x7/2 stem, 3x3x3 convs, pools 3a/2a 1xkxk."""
+    kernels = {"MaxPool_4a_3x3": 3, "MaxPool_5a_2x2": 2}
+    kernels.update({layer.name: 3 for layer in model_2d.layers if layer.name.endswith("Branch_3_pool")})
+    strides = {"Conv2d_1a_7x7_conv": 2, "MaxPool_4a_3x3": 2, "MaxPool_5a_2x2": 2}
+    return kernels, strides, {}
+
+
+def resnet_inflation(model_2d):
+    """I3D ResNet (3x1x1 style, as the non-local paper's I3D baseline): 5x7x7/2 stem,
+    1x3x3/2 pool, a 2x1x1/2 pool after res2, and the first 1x1 conv of every other
+    block inflated to 3x1x1 (all blocks of res2, blocks 1, 3, ... of res3/res4, block 2
+    of res5); 3x3 convs stay 1x3x3."""
+    kernels, strides = {"conv1_conv": 5}, {"conv1_conv": 2, "pool1_pool": 2}
+    for layer in model_2d.layers:
+        n = layer.name
+        if n.endswith("_2_conv") or (n.endswith("_conv") and "block" in n and not n.endswith("_1_conv")):
+            kernels[n] = 1
+        elif n.endswith("_1_conv"):
+            stage, block = int(n[4]), int(n.split("_block")[1].split("_")[0])
+            inflate = stage == 2 or (stage in (3, 4) and block % 2 == 1) or (stage == 5 and block == 2)
+            kernels[n] = 3 if inflate else 1
+    return kernels, strides, {"conv2_block3_out": (2, 2)}
+
+
+@tf_export("tfvideo.models.I3D")
+@keras.saving.register_keras_serializable(package="tfvideo")
+class I3D(keras.Model):
+    """Inflated 3D ConvNet: `[B, T, H, W, C]` or `[B, V, T, H, W, C]` -> logits `[B, K]`.
+
+    The backbone is the 2D network (`inception_v1` as in the paper, or a ResNet)
+    inflated by `tfvideo.models.inflate`; `load_2d_weights` starts it from a 2D model's
+    weights (e.g. ImageNet). `non_local=True` inserts `NonLocalBlock`s (5 in res3/res4
+    for ResNets; after Mixed_3c/4c/4e for Inception-v1).
+    """
+
+    def __init__(self, num_classes, num_frames=32, backbone="inception_v1", width=None, dropout=0.5, input_channels=3,
+                 time_padding="zeros", non_local=False, non_local_mode="embedded_gaussian", **kwargs):
+        super().__init__(**kwargs)
+        if backbone not in _I3D_BACKBONES:
+            raise ValueError(f"I3D: backbone={backbone!r} must be one of {_I3D_BACKBONES}.")
+        self.num_classes = int(num_classes)
+        self.num_frames = int(num_frames)
+        self.backbone_name = backbone
+        self.width = None if width is None else int(width)
+        self.dropout_rate = float(dropout)
+        self.input_channels = int(input_channels)
+        self.time_padding = time_padding
+        self.non_local = bool(non_local)
+        self.non_local_mode = non_local_mode
+        # The 2D network is only the template of the inflation; it is not kept.
+        self.backbone = self._inflated(self.backbone_2d())
+        self.pool = layers.GlobalAveragePooling3D(name="pool")
+        self.dropout = layers.Dropout(self.dropout_rate, name="dropout")
+        self.classifier = layers.Dense(self.num_classes, name="classifier", dtype="float32")
+
+    def _inflated(self, model_2d):
+        spec = inception_v1_inflation if self.backbone_name == "inception_v1" else resnet_inflation
+        kernels, strides, extra_pools = spec(model_2d)
+        nl_after = set()
+        if self.non_local:
+            nl_after = set(_NON_LOCAL_INCEPTION if self.backbone_name == "inception_v1" else _NON_LOCAL_R50)
+            nl_after &= {layer.name for layer in model_2d.layers}
+
+        def after_layer(name, x):
+            if name in extra_pools:
+                t, s = extra_pools[name]
+                x = layers.MaxPooling3D((t, 1, 1), strides=(s, 1, 1), padding="same", name=f"{name}_time_pool")(x)
+            if name in nl_after:
+                x = NonLocalBlock(self.non_local_mode, name=f"{name}_non_local")(x)
+            return x
+
+        # Trained from scratch, the 3D layers keep their own initialization; `load_2d_weights`
+        # inflates pretrained 2D weights into them.
+        return _inflate.inflate(model_2d, self.num_frames, kernels, strides, self.time_padding, after_layer,
+                                copy_weights=False, name=f"i3d_{self.backbone_name}")
+
+    def backbone_2d(self):
+        """A fresh 2D backbone with this model's configuration (the inflation's template)."""
+        return _backbones.backbone(self.backbone_name, self.width, self.input_channels)
+
+    def load_2d_weights(self, model_2d):
+        """Inflates the weights of a 2D backbone with this backbone's layer names."""
+        return _inflate.copy_inflated_weights(model_2d, self.backbone)
+
+    def build(self, input_shape):
+        clip_shape = (None,) + tuple(input_shape[-4:])
+        self.backbone.build(clip_shape)
+        self.classifier.build((None, self.backbone.output.shape[-1]))
+        self.built = True
+
+    def features(self, video, training=None):
+        """Pooled features `[N, F]` of clips `[N, T, H, W, C]`."""
+        return self.pool(self.backbone(video, training=training))
+
+    def call(self, video, training=None):
+        _views.check_clip(self.name, video, self.num_frames, " (num_frames)")
+        x = self.features(_views.flatten_views(video), training=training)
+        return _views.average_views(self.classifier(self.dropout(x, training=training)), video)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "num_frames": self.num_frames,
+            "backbone": self.backbone_name,
+            "width": self.width,
+            "dropout": self.dropout_rate,
+            "input_channels": self.input_channels,
+            "time_padding": self.time_padding,
+            "non_local": self.non_local,
+            "non_local_mode": self.non_local_mode,
+        }
