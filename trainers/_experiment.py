@@ -27,7 +27,8 @@ class ExperimentConfig:
 
     `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
     and export use the same sampler with `training=False`. `preprocess` holds
-    `tfvideo.data.PreprocessConfig` fields.
+    `tfvideo.data.PreprocessConfig` fields. `train` holds the resolved training flags
+    (optimizer, schedule, strategy, remat, data paths, ...) as written by trainers/train.py.
     """
 
     model: str = "tsm_tiny"
@@ -38,6 +39,7 @@ class ExperimentConfig:
     sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
     preprocess: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
+    feature_spec: str = None  # A tfvideo.feature_columns FeatureLayer JSON spec applied to inputs.
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
