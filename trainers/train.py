@@ -15,17 +15,17 @@ import sys
 
 from absl import app, flags, logging
 
-from trainers import _online, _recipes
+from trainers import _flags, _online, _recipes
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "recognition", ["recognition", "online_detection"], "What to train.")
+_flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
 flags.DEFINE_string("model", None, "Model preset name (tfvideo.models.list_presets()).")
 flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv) or TFRecord file pattern.")
-flags.DEFINE_string("eval_data", None, "Validation list or TFRecord pattern (top-1 after each epoch).")
+_flags.define(flags.DEFINE_string, "eval_data", None, "Validation list or TFRecord pattern (top-1 after each epoch).")
 flags.DEFINE_string("label_map", None, "Class names, one per line; defines num_classes.")
 flags.DEFINE_integer("num_classes", None, "Number of classes (checked against --label_map when both are given).")
-flags.DEFINE_string("model_dir", None, "Output directory (config, checkpoints, logs, model.keras).")
-flags.DEFINE_integer("batch_size", 8, "Global batch size (split across replicas).")
+_flags.define(flags.DEFINE_string, "model_dir", None, "Output directory (config, checkpoints, logs, model.keras).")
+_flags.define(flags.DEFINE_integer, "batch_size", 8, "Global batch size (split across replicas).")
 flags.DEFINE_integer("epochs", None, "Epochs to train (one of --epochs / --train_steps).")
 flags.DEFINE_integer("train_steps", None, "Optimizer steps to train (overrides --epochs).")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: training videos // batch size).")
