@@ -61,11 +61,10 @@ class ExperimentConfig:
         return cls(**json.loads(text))
 
     def write(self, model_dir):
+        """Writes config.json and labels.txt atomically (readers never see a partial file)."""
         os.makedirs(model_dir, exist_ok=True)
-        with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-            f.write(self.to_json())
-        with open(os.path.join(model_dir, LABELS_FILE), "w") as f:
-            f.write("\n".join(self.labels) + ("\n" if self.labels else ""))
+        _write_atomic(os.path.join(model_dir, CONFIG_FILE), self.to_json())
+        _write_atomic(os.path.join(model_dir, LABELS_FILE), "\n".join(self.labels) + ("\n" if self.labels else ""))
 
     @classmethod
     def read(cls, model_dir):
@@ -74,6 +73,13 @@ class ExperimentConfig:
             raise FileNotFoundError(f"--model_dir={model_dir} holds no {CONFIG_FILE}: not a tfvideo model_dir")
         with open(path) as f:
             return cls.from_json(f.read())
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def load_trained_model(model_dir):

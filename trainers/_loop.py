@@ -47,6 +47,8 @@ class Trainer:
         self.strategy = strategy
         t = config.train
         self.global_batch = int(t["batch_size"])
+        if t.get("jit_compile") and t.get("sync_batchnorm"):
+            raise ValueError("--jit_compile cannot be combined with --sync_batchnorm (a cross-replica sum inside XLA).")
         replicas = strategy.num_replicas_in_sync
         if self.global_batch % replicas:
             raise ValueError(f"--batch_size={self.global_batch} is not divisible by the {replicas} replicas.")
@@ -89,7 +91,6 @@ class Trainer:
 
         # XLA compiles the forward/backward pass; the optimizer update (cross-replica
         # all-reduce) stays outside the compiled function.
-        @tf.function(jit_compile=jit_compile)
         def forward_backward(video, label):
             with tf.GradientTape() as tape:
                 logits = model(video, training=True)
@@ -100,6 +101,9 @@ class Trainer:
             grads = tape.gradient(scaled_loss, model.trainable_variables)
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), label), tf.float32))
             return loss, grads, correct
+
+        if jit_compile:
+            forward_backward = tf.function(forward_backward, jit_compile=True)
 
         def replica_fn(video, label):
             loss, grads, correct = forward_backward(video, label)
