@@ -105,9 +105,23 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
 
 
 def batchnorm_layers(model):
-    """The BatchNormalization layers of `model` in creation order."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    """The BatchNormalization layers of `model` in forward order.
+
+    Functional models list their layers topologically; other layers in tracking order.
+    """
+    found = []
+
+    def visit(layer):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+            return
+        children = layer.layers if isinstance(layer, keras.Model) else layer._flatten_layers(include_self=False,
+                                                                                             recursive=False)
+        for child in children:
+            visit(child)
+
+    visit(model)
+    return found
 
 
 def freeze_partial_bn(model):
