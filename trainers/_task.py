@@ -1,7 +1,6 @@
 """The recognition task: builds inputs, the model (remat, partial BN, sync BN), the
 optimizer with its learning-rate schedule, and the loss, from an `ExperimentConfig`."""
 
-import contextlib
 import glob
 import math
 
@@ -10,10 +9,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfvideo import data as tfv_data
+from trainers import _remat
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LR_SCHEDULES = ("constant", "step", "cosine")
-REMAT_MODES = ("full", "larger_than", "activations")
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")
@@ -135,13 +134,10 @@ def freeze_partial_bn(model):
 def build_model(config, views=1):
     """The model of `config`, built, with remat / partial BN / sync BN applied."""
     train = config.train
-    remat = train.get("remat_mode") if train.get("remat") else None
-    if remat and remat not in REMAT_MODES:
-        raise ValueError(f"--remat_mode={remat!r} is not one of {REMAT_MODES}.")
-    scope = keras.RematScope(mode=remat) if remat else contextlib.nullcontext()
-    with scope:
-        model = config.build_model()
-        model.build(input_shape(config, views))
+    model = config.build_model()
+    model.build(input_shape(config, views))
+    if train.get("remat"):
+        _remat.apply_remat(model, train.get("remat_mode", "blocks"))
     if train.get("partial_bn"):
         freeze_partial_bn(model)
     if train.get("sync_batchnorm"):

@@ -41,8 +41,9 @@ flags.DEFINE_float("lr_decay_rate", 0.1, "Step schedule decay factor.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "default: one device; mirrored: all local GPUs; multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored on a CPU).")
-flags.DEFINE_boolean("remat", False, "Gradient checkpointing (keras.RematScope around model building).")
-flags.DEFINE_enum("remat_mode", "full", ["full", "larger_than", "activations"], "keras.RematScope mode used by --remat.")
+flags.DEFINE_boolean("remat", False, "Gradient checkpointing: recompute activations in the backward pass.")
+flags.DEFINE_enum("remat_mode", "blocks", ["blocks", "layers"],
+                  "--remat unit: blocks (segments between residual blocks of the backbone) or every layer.")
 flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the forward/backward pass.")
 flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer JSON spec applied to the inputs.")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import _evaluation, _experiment, _features, _recipes, _task
+from trainers import _evaluation, _experiment, _features, _recipes, _remat, _task
 
 
 def test_tsm_recipe_scales_lr_with_batch_and_explicit_flags_win():
@@ -41,28 +41,60 @@ def _config(**train):
         train=train)
 
 
-def _gradients(model, video, label):
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(_task.per_example_loss(label, model(video, training=True)))
-    return loss, tape.gradient(loss, model.trainable_variables)
+def _train_step(model, video, label):
+    """One SGD step in a tf.function (graph mode, as in training): loss and gradients."""
+    optimizer = keras.optimizers.SGD(0.1)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(_task.per_example_loss(label, model(video, training=True)))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss, grads
+
+    return step()
 
 
-def test_remat_gives_the_same_gradients():
+@pytest.mark.parametrize("mode", ["blocks", "layers"])
+def test_remat_gives_the_same_gradients_and_state(mode, monkeypatch):
+    recomputed = []
+    original = _remat._recompute
+
+    def counting(fn, state_layers):
+        def traced(x):
+            recomputed.append(1)
+            return fn(x)
+        return original(traced, state_layers)
+
+    monkeypatch.setattr(_remat, "_recompute", counting)
     keras.utils.set_random_seed(0)
     plain = _task.build_model(_config())
-    remat = _task.build_model(_config(remat=True, remat_mode="full"))
+    remat = _task.build_model(_config(remat=True, remat_mode=mode))
     remat.set_weights(plain.get_weights())
-    layers = list(remat._flatten_layers(include_self=False, recursive=True))
-    assert sum(getattr(layer, "_remat_mode", None) is not None for layer in layers) > 20
-    assert all(getattr(layer, "_remat_mode", None) is None for layer in plain._flatten_layers(include_self=False))
     video = tf.random.stateless_normal([2, 1, 4, 32, 32, 3], seed=[1, 2])
     label = tf.constant([1, 3])
-    loss_a, grads_a = _gradients(plain, video, label)
-    loss_b, grads_b = _gradients(remat, video, label)
+    loss_a, grads_a = _train_step(plain, video, label)
+    calls_before = len(recomputed)
+    loss_b, grads_b = _train_step(remat, video, label)
+    # Each recomputed unit is traced twice: forward, and again in the backward pass.
+    units = len(recomputed) - calls_before
+    assert units >= (12 if mode == "blocks" else 60) and units % 2 == 0
     assert float(loss_a) == pytest.approx(float(loss_b), abs=1e-6)
     assert len(grads_a) == len(grads_b) > 30
     for a, b, v in zip(grads_a, grads_b, plain.trainable_variables):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-6, err_msg=v.path)
+    # Same weights and BatchNorm moving statistics after the step (no double update on recompute).
+    for a, b in zip(plain.get_weights(), remat.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_cut_tensors_are_residual_block_outputs():
+    model = _task.build_model(_config())
+    names = [t._keras_history[0].name for t in _remat.cut_tensors(model.backbone)]
+    assert [n for n in names if n.endswith("_out")] == [
+        "stage1_block1_out", "stage2_block1_out", "stage3_block1_out", "stage4_block1_out"]
+    assert "stage1_block1_1_relu" not in names  # Inside a block: the shortcut is still alive.
 
 
 def test_partial_bn_freezes_all_batchnorm_but_the_first():
