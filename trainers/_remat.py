@@ -14,6 +14,8 @@ BatchNorm moving statistics updated during the recomputation are restored, so a 
 remat leaves the model in exactly the state a step without it does.
 """
 
+import itertools
+
 import keras
 import tensorflow as tf
 
@@ -106,7 +108,7 @@ def _segment_functional(functional, min_ops=3):
     bounds.append(functional.outputs[0])
     if len(bounds) < 3:
         return []
-    return [keras.Model(a, b, name=f"{functional.name}_segment{i}") for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    return [keras.Model(a, b, name=f"{functional.name}_segment{i}") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
 
 
 def _leaf_layers(layer):
