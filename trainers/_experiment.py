@@ -27,7 +27,8 @@ class ExperimentConfig:
 
     `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
     and export use the same sampler with `training=False`. `preprocess` holds
-    `tfvideo.data.PreprocessConfig` fields.
+    `tfvideo.data.PreprocessConfig` fields. `train` holds the resolved training flags
+    (optimizer, schedule, strategy, remat, data paths, ...) as written by trainers/train.py.
     """
 
     model: str = "tsm_tiny"
@@ -38,6 +39,7 @@ class ExperimentConfig:
     sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
     preprocess: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
+    feature_spec: str = None  # A tfvideo.feature_columns FeatureLayer JSON spec applied to inputs.
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
@@ -59,11 +61,10 @@ class ExperimentConfig:
         return cls(**json.loads(text))
 
     def write(self, model_dir):
+        """Writes config.json and labels.txt atomically (readers never see a partial file)."""
         os.makedirs(model_dir, exist_ok=True)
-        with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-            f.write(self.to_json())
-        with open(os.path.join(model_dir, LABELS_FILE), "w") as f:
-            f.write("\n".join(self.labels) + ("\n" if self.labels else ""))
+        _write_atomic(os.path.join(model_dir, CONFIG_FILE), self.to_json())
+        _write_atomic(os.path.join(model_dir, LABELS_FILE), "\n".join(self.labels) + ("\n" if self.labels else ""))
 
     @classmethod
     def read(cls, model_dir):
@@ -72,6 +73,13 @@ class ExperimentConfig:
             raise FileNotFoundError(f"--model_dir={model_dir} holds no {CONFIG_FILE}: not a tfvideo model_dir")
         with open(path) as f:
             return cls.from_json(f.read())
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def load_trained_model(model_dir):

@@ -1,0 +1,107 @@
+"""Recognition evaluation: multi-view predictions, metrics, confusion-matrix image, CSV."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def predict(model, dataset):
+    """Runs `model` over a dict dataset of `video` [B, V, T, S, S, 3] (views averaged by the model).
+
+    Returns:
+      (labels int [N], probabilities float [N, K], media_ids list of str)
+    """
+    labels, probs, ids = [], [], []
+    for element in dataset:
+        logits = keras.ops.convert_to_numpy(model(element["video"], training=False)).astype(np.float64)
+        logits -= logits.max(-1, keepdims=True)
+        p = np.exp(logits)
+        probs.append(p / p.sum(-1, keepdims=True))
+        labels.append(element["label"].numpy())
+        ids.extend(m.decode() for m in element["media_id"].numpy())
+    if not probs:
+        raise ValueError("evaluation data is empty")
+    return np.concatenate(labels).astype(np.int64), np.concatenate(probs), ids
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """int64 [K, K]: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
+    return matrix
+
+
+def top_k_accuracy(labels, scores, k):
+    k = min(k, scores.shape[-1])
+    top = np.argsort(-scores, axis=-1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=-1)))
+
+
+def classification_metrics(labels, scores, num_classes):
+    """top-1, top-5, mean class accuracy (over classes present) and the confusion matrix."""
+    labels = np.asarray(labels)
+    predictions = np.argmax(scores, -1)
+    matrix = confusion_matrix(labels, predictions, num_classes)
+    support = matrix.sum(1)
+    present = support > 0
+    per_class = np.where(present, np.diag(matrix) / np.maximum(support, 1), np.nan)
+    return {
+        "top1": top_k_accuracy(labels, scores, 1),
+        "top5": top_k_accuracy(labels, scores, 5),
+        "mean_class_accuracy": float(np.mean(per_class[present])),
+        "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+        "num_videos": len(labels),
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def confusion_image(matrix, cell=None):
+    """uint8 [H, W, 3] heat map of the row-normalized confusion matrix (white 0 -> dark blue 1).
+
+    Rows are true classes, columns predictions; a 1-pixel grey grid separates cells.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    k = matrix.shape[0]
+    cell = cell or max(4, min(32, 512 // max(k, 1)))
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    white, blue = np.array([255.0, 255.0, 255.0]), np.array([8.0, 48.0, 107.0])
+    colors = white + rows[..., None] * (blue - white)  # [K, K, 3]
+    image = np.repeat(np.repeat(colors, cell, 0), cell, 1)
+    image[::cell, :] = 160
+    image[:, ::cell] = 160
+    return np.round(image).astype(np.uint8)
+
+
+def write_png(path, image):
+    tf.io.write_file(path, tf.io.encode_png(image))
+
+
+def write_predictions_csv(path, media_ids, labels, scores, class_names):
+    """One row per video: media_id, label, prediction, their names, score and the top-5."""
+    names = list(class_names) or [str(i) for i in range(scores.shape[-1])]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["media_id", "label", "label_name", "prediction", "prediction_name", "score", "top5"])
+        for media_id, label, p in zip(media_ids, labels, scores):
+            top = np.argsort(-p, kind="stable")[:5]
+            writer.writerow([media_id, int(label), names[int(label)], int(top[0]), names[int(top[0])],
+                             f"{p[top[0]]:.6f}", " ".join(str(int(c)) for c in top)])
+
+
+def write_report(output_dir, metrics, media_ids, labels, scores, class_names, log_dir=None):
+    """metrics.json, predictions.csv, confusion_matrix.png (+ TensorBoard image/scalars in log_dir)."""
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    write_predictions_csv(os.path.join(output_dir, "predictions.csv"), media_ids, labels, scores, class_names)
+    image = confusion_image(metrics["confusion_matrix"])
+    write_png(os.path.join(output_dir, "confusion_matrix.png"), image)
+    if log_dir:
+        with tf.summary.create_file_writer(log_dir).as_default():
+            tf.summary.image("confusion_matrix", image[None], step=0)
+            for key in ("top1", "top5", "mean_class_accuracy"):
+                tf.summary.scalar(key, metrics[key], step=0)

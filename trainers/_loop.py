@@ -1,0 +1,202 @@
+"""The distributed training loop: checkpoints, resumption, TensorBoard and progress.
+
+Resumption (BackupAndRestore-style): model, optimizer (its step counter included) are saved
+with `tf.train.CheckpointManager` under model_dir/checkpoints every N steps and at each epoch
+end. A restarted run restores the latest one and continues at the saved step; the rest of an
+interrupted epoch runs on a fresh data iterator (same epoch seed), so the step count matches an
+uninterrupted run. Non-chief workers write their copies under model_dir/backup/.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from trainers import _experiment, _strategy, _task
+
+HISTORY_FILE = "train_history.jsonl"
+
+
+def _write_dir(model_dir, sub):
+    """Chief writes model_dir/sub; other workers a private folder under backup/ (removed at the end)."""
+    if _strategy.is_chief():
+        return os.path.join(model_dir, sub)
+    task_type, index = _strategy.task_role()
+    return os.path.join(model_dir, "backup", f"{task_type}-{index}", sub)
+
+
+def _sample_clip_images(video, max_frames=4):
+    """First clip of a normalized batch as uint8-range images [T, S, S, 3] for TensorBoard."""
+    clip = video[0, 0, :max_frames]
+    lo = tf.reduce_min(clip)
+    hi = tf.reduce_max(clip)
+    return (clip - lo) / tf.maximum(hi - lo, 1e-6)
+
+
+class Trainer:
+    """Trains `config`'s model on `config.train['train_data']` under `strategy`."""
+
+    def __init__(self, config, model_dir, strategy):
+        self.config = config
+        self.model_dir = model_dir
+        self.strategy = strategy
+        t = config.train
+        self.global_batch = int(t["batch_size"])
+        if t.get("jit_compile") and t.get("sync_batchnorm"):
+            raise ValueError("--jit_compile cannot be combined with --sync_batchnorm (a cross-replica sum inside XLA).")
+        replicas = strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise ValueError(f"--batch_size={self.global_batch} is not divisible by the {replicas} replicas.")
+        if t.get("steps_per_epoch"):
+            self.steps_per_epoch = int(t["steps_per_epoch"])
+        else:
+            n = _task.count_examples(t["train_data"], config.labels or None)
+            self.steps_per_epoch = max(1, n // self.global_batch)
+        if t.get("train_steps"):
+            self.total_steps = int(t["train_steps"])
+        else:
+            self.total_steps = int(t.get("epochs") or 1) * self.steps_per_epoch
+        self.num_epochs = -(-self.total_steps // self.steps_per_epoch)
+        with strategy.scope():
+            self.model = _task.build_model(config)
+            self.optimizer = _task.build_optimizer(t, self.total_steps, self.steps_per_epoch)
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, _write_dir(model_dir, "checkpoints"), max_to_keep=t.get("keep_checkpoints", 3))
+        self._train_step = self._make_train_step(bool(t.get("jit_compile")))
+
+    @property
+    def step(self):
+        return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
+
+    def restore(self):
+        """Restores the latest checkpoint; returns the restored step (0 when none)."""
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            return 0
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        step = self.step
+        logging.info("Resumed from %s at step %d (epoch %d)", latest, step, step // self.steps_per_epoch + 1)
+        return step
+
+    def _make_train_step(self, jit_compile):
+        model, optimizer, strategy, batch = self.model, self.optimizer, self.strategy, self.global_batch
+        scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        # XLA compiles the forward/backward pass; the optimizer update (cross-replica
+        # all-reduce) stays outside the compiled function.
+        def forward_backward(video, label):
+            with tf.GradientTape() as tape:
+                logits = model(video, training=True)
+                loss = tf.nn.compute_average_loss(_task.per_example_loss(label, logits), global_batch_size=batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled_loss = optimizer.scale_loss(loss) if scaled else loss
+            grads = tape.gradient(scaled_loss, model.trainable_variables)
+            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), label), tf.float32))
+            return loss, grads, correct
+
+        if jit_compile:
+            forward_backward = tf.function(forward_backward, jit_compile=True)
+
+        def replica_fn(video, label):
+            loss, grads, correct = forward_backward(video, label)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss, correct
+
+        @tf.function
+        def train_step(element):
+            loss, correct = strategy.run(replica_fn, args=(element["video"], element["label"]))
+            return (strategy.reduce("SUM", loss, axis=None),
+                    strategy.reduce("SUM", correct, axis=None) / batch)
+
+        return train_step
+
+    def _train_dataset(self, epoch):
+        t = self.config.train
+        seed = int(t.get("seed", 0)) * 1000 + epoch
+        ds = _task.dataset(self.config, t["train_data"], True, self.global_batch, seed=seed, repeat=True,
+                           drop_remainder=True)
+        return self.strategy.experimental_distribute_dataset(ds)
+
+    def evaluate(self, source, max_batches=None):
+        """Top-1 accuracy of the current model on `source` (centre view)."""
+        ds = _task.dataset(self.config, source, False, self.global_batch)
+        correct = total = 0
+        for i, element in enumerate(ds):
+            if max_batches and i >= max_batches:
+                break
+            logits = self.model(element["video"], training=False)
+            correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(logits), -1) == element["label"].numpy()))
+            total += int(element["label"].shape[0])
+        return correct / max(total, 1)
+
+    def fit(self, verbose=1):
+        """Runs (or resumes) training to `total_steps`; saves model_dir/model.keras. Returns the last logs."""
+        t = self.config.train
+        chief = _strategy.is_chief()
+        start = self.restore()
+        log_dir = _write_dir(self.model_dir, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        writer = tf.summary.create_file_writer(os.path.join(log_dir, "train")) if chief else tf.summary.create_noop_writer()
+        history_path = os.path.join(log_dir, HISTORY_FILE)
+        every = int(t.get("checkpoint_every_steps") or 0)
+        log_every = max(1, int(t.get("log_every_steps", 10)))
+        logs = {}
+        step = start
+        with writer.as_default(), open(history_path, "a") as history:
+            if start:
+                history.write(json.dumps({"event": "resume", "step": start}) + "\n")
+            for epoch in range(start // self.steps_per_epoch, self.num_epochs):
+                epoch_steps = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+                first = step - epoch * self.steps_per_epoch
+                if first >= epoch_steps:
+                    continue
+                if verbose and chief:
+                    print(f"Epoch {epoch + 1}/{self.num_epochs}")
+                progbar = keras.utils.Progbar(epoch_steps, verbose=verbose if chief else 0)
+                iterator = iter(self._train_dataset(epoch))
+                tic = time.perf_counter()
+                for i in range(first, epoch_steps):
+                    element = next(iterator)
+                    if step == start and chief:
+                        local = self.strategy.experimental_local_results(element["video"])[0]
+                        tf.summary.image("sample_clip", _sample_clip_images(local), step=step, max_outputs=4)
+                    loss, acc = self._train_step(element)
+                    step += 1
+                    loss, acc = float(loss), float(acc)
+                    if not np.isfinite(loss):
+                        raise FloatingPointError(f"Training loss is {loss} at step {step}.")
+                    now = time.perf_counter()
+                    clips_per_s = self.global_batch / max(now - tic, 1e-9)
+                    tic = now
+                    lr = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+                    logs = {"step": step, "epoch": epoch + 1, "loss": loss, "accuracy": acc, "learning_rate": lr,
+                            "clips_per_s": clips_per_s}
+                    history.write(json.dumps(logs) + "\n")
+                    history.flush()
+                    if step % log_every == 0 or i == epoch_steps - 1:
+                        for key in ("loss", "accuracy", "learning_rate", "clips_per_s"):
+                            tf.summary.scalar(key, logs[key], step=step)
+                    progbar.update(i + 1, [("loss", loss), ("accuracy", acc)])
+                    if every and step % every == 0 and i != epoch_steps - 1:
+                        self.manager.save(checkpoint_number=step)
+                self.manager.save(checkpoint_number=step)
+                if t.get("eval_data"):
+                    logs["val_accuracy"] = self.evaluate(t["eval_data"], t.get("eval_batches"))
+                    tf.summary.scalar("val_accuracy", logs["val_accuracy"], step=step)
+                    history.write(json.dumps({"step": step, "val_accuracy": logs["val_accuracy"]}) + "\n")
+                    if verbose and chief:
+                        print(f"val_accuracy: {logs['val_accuracy']:.4f}")
+        if chief:
+            self.model.save(os.path.join(self.model_dir, _experiment.MODEL_FILE))
+        else:
+            task_type, index = _strategy.task_role()
+            shutil.rmtree(os.path.join(self.model_dir, "backup", f"{task_type}-{index}"), ignore_errors=True)
+        return logs

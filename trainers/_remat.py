@@ -1,0 +1,166 @@
+"""Gradient checkpointing (rematerialization) of a built Keras model, for TensorFlow training.
+
+`keras.RematScope` wraps each layer's call in `tf.recompute_grad`, which in Keras 3.15 fails
+inside `tf.function` for layers called with keyword arguments (`training=`): the BatchNorm of
+every video model. This module recomputes whole *segments* instead:
+
+  * "blocks": every Functional (sub)model (e.g. a ResNet backbone) is cut at its articulation
+    tensors — the tensors every path from input to output goes through, i.e. the outputs of
+    residual blocks — and each segment between two cuts is re-run in the backward pass. Only
+    segment inputs stay alive between the forward and the backward pass.
+  * "layers": every leaf layer is recomputed on its own (any model; smaller savings).
+
+BatchNorm moving statistics updated during the recomputation are restored, so a step with
+remat leaves the model in exactly the state a step without it does.
+"""
+
+import itertools
+
+import keras
+import tensorflow as tf
+
+REMAT_MODES = ("blocks", "layers")
+
+
+def _moving_variables(layers):
+    out = []
+    for layer in layers:
+        out.extend(v for v in layer.non_trainable_variables)
+    return out
+
+
+def _recompute(fn, state_layers):
+    """`fn(x)` whose activations are recomputed in the backward pass instead of stored.
+
+    `state_layers`: layers whose non-trainable variables `fn` may update (restored after
+    the recomputation).
+    """
+    state = _moving_variables(state_layers)
+
+    @tf.custom_gradient
+    def forward(x):
+        y = fn(x)
+
+        def backward(dy, variables=None):
+            saved = [tf.identity(v.value) for v in state]
+            # A data dependency on dy: the recomputation cannot start before the backward pass
+            # reaches this segment, and graph optimizers cannot merge it with the forward pass.
+            x_again = x + tf.cast(0.0 * tf.reduce_sum(dy[..., :1]), x.dtype)
+            with tf.GradientTape() as tape:
+                tape.watch(x_again)
+                y2 = fn(x_again)
+            grads = tape.gradient(y2, [x_again] + list(variables or []), output_gradients=dy)
+            with tf.control_dependencies([g for g in grads if g is not None]):
+                for v, s in zip(state, saved):
+                    v.assign(s)
+            return grads[0], grads[1:]
+
+        return y, backward
+
+    return forward
+
+
+def _ordered_nodes(functional):
+    nodes = []
+    for depth in sorted(functional._nodes_by_depth, reverse=True):
+        nodes.extend(functional._nodes_by_depth[depth])
+    return nodes
+
+
+def cut_tensors(functional):
+    """KerasTensors every input-to-output path of a single-input Functional goes through.
+
+    Walks nodes in depth order (a topological order in which each articulation tensor
+    separates its ancestors from its descendants) and keeps the positions where exactly one
+    produced tensor is still needed later.
+    """
+    if len(functional.inputs) != 1 or len(functional.outputs) != 1:
+        return []
+    nodes = [n for n in _ordered_nodes(functional) if n.input_tensors]  # Skip InputLayer nodes.
+    last_use = {}
+    for i, node in enumerate(nodes):
+        for t in node.input_tensors:
+            last_use[id(t)] = i
+    last_use[id(functional.outputs[0])] = len(nodes)
+    live = {id(functional.inputs[0]): functional.inputs[0]}
+    cuts = []
+    for i, node in enumerate(nodes):
+        for t in node.output_tensors:
+            live[id(t)] = t
+        live = {k: t for k, t in live.items() if last_use.get(k, -1) > i}
+        if len(live) == 1 and len(node.output_tensors) == 1 and id(node.output_tensors[0]) in live:
+            cuts.append(node.output_tensors[0])
+    return cuts
+
+
+def _segment_functional(functional, min_ops=3):
+    """Sub-models between consecutive cuts (each with >= min_ops layers), or [] if < 2."""
+    cuts = cut_tensors(functional)
+    bounds = [functional.inputs[0]]
+    ops_since = 0
+    order = {id(n.output_tensors[0]): i for i, n in enumerate(_ordered_nodes(functional)) if n.output_tensors}
+    last = order.get(id(functional.inputs[0]), 0)
+    for t in cuts:
+        ops_since = order[id(t)] - last
+        if ops_since >= min_ops and t is not functional.outputs[0]:
+            bounds.append(t)
+            last = order[id(t)]
+    bounds.append(functional.outputs[0])
+    if len(bounds) < 3:
+        return []
+    return [keras.Model(a, b, name=f"{functional.name}_segment{i}") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+
+
+def _leaf_layers(layer):
+    children = list(layer._flatten_layers(include_self=False, recursive=False))
+    if not children:
+        return [layer]
+    out = []
+    for child in children:
+        out.extend(_leaf_layers(child))
+    return out
+
+
+def _functionals(model):
+    out = []
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        out.append(model)
+    for child in model._flatten_layers(include_self=False, recursive=False):
+        out.extend(_functionals(child))
+    return out
+
+
+def apply_remat(model, mode="blocks"):
+    """Makes `model` (built) recompute activations in the backward pass. Returns #segments."""
+    if mode not in REMAT_MODES:
+        raise ValueError(f"--remat_mode={mode!r} is not one of {REMAT_MODES}.")
+    count = 0
+    if mode == "blocks":
+        for functional in _functionals(model):
+            segments = _segment_functional(functional)
+            if not segments:
+                continue
+
+            def call(inputs, training=None, mask=None, _segments=segments, **kwargs):
+                x = inputs
+                for seg in _segments:
+                    x = _recompute(lambda t, s=seg: s(t, training=training), [seg])(x)
+                return x
+
+            functional.call = call
+            count += len(segments)
+        if count:
+            return count
+    for layer in _leaf_layers(model):
+        if not layer.weights and not isinstance(layer, keras.layers.Layer):
+            continue
+        original = layer.call
+
+        def call(inputs, *args, _original=original, _layer=layer, **kwargs):
+            if args or not isinstance(inputs, tf.Tensor):
+                return _original(inputs, *args, **kwargs)
+            return _recompute(lambda t: _original(t, **kwargs), [_layer])(inputs)
+
+        layer.call = call
+        count += 1
+    return count

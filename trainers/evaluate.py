@@ -1,0 +1,77 @@
+"""Evaluates a trained recognizer: top-1/top-5, mean class accuracy, confusion matrix.
+
+  tfvideo-evaluate --model_dir=/tmp/run --eval_data=val.txt --num_clips=3 --num_crops=3
+
+Multi-view testing: --num_clips clips x --num_crops crops per video, averaged by the model.
+Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.png under
+--output_dir (default model_dir/eval) and a TensorBoard image under model_dir/logs/eval.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from trainers import _flags, _online
+
+FLAGS = flags.FLAGS
+_flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
+_flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train.")
+_flags.define(flags.DEFINE_string, "eval_data", None, "Annotation list or TFRecord pattern (default: the run's).")
+_flags.define(flags.DEFINE_integer, "num_clips", 1, "Test clips per video.")
+_flags.define(flags.DEFINE_integer, "num_crops", 1, "Test crops per clip: 1, 3 or 10.")
+_flags.define(flags.DEFINE_integer, "batch_size", 4, "Videos per batch.")
+_flags.define(flags.DEFINE_string, "output_dir", None, "Where reports go (default: model_dir/eval).")
+
+_online.define_flags()
+
+
+def evaluate_recognition():
+    """model_dir + flags -> metrics dict (reports written)."""
+    from trainers import _evaluation, _experiment, _task
+
+    if not FLAGS.model_dir:
+        raise ValueError("--model_dir is required.")
+    if FLAGS.num_crops not in (1, 3, 10):
+        raise ValueError(f"--num_crops={FLAGS.num_crops} must be 1, 3 or 10.")
+    if FLAGS.num_clips < 1:
+        raise ValueError(f"--num_clips={FLAGS.num_clips} must be >= 1.")
+    model, config = _experiment.load_trained_model(FLAGS.model_dir)
+    source = FLAGS.eval_data or config.train.get("eval_data")
+    if not source:
+        raise ValueError("--eval_data is required (the run has no eval_data).")
+    if not _task.data_exists(source):
+        raise ValueError(f"--eval_data={source}: no such file (or no file matches the pattern).")
+    ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips, num_crops=FLAGS.num_crops)
+    labels, scores, ids = _evaluation.predict(model, ds)
+    metrics = _evaluation.classification_metrics(labels, scores, config.num_classes)
+    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "eval_data": source})
+    output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "eval")
+    _evaluation.write_report(output_dir, metrics, ids, labels, scores, config.labels,
+                             log_dir=os.path.join(FLAGS.model_dir, "logs", "eval"))
+    return metrics, output_dir
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.task == "online_detection":
+        return _online.evaluate_main(FLAGS)
+    try:
+        metrics, output_dir = evaluate_recognition()
+    except (ValueError, FileNotFoundError) as e:
+        print(f"tfvideo-evaluate: {e}", file=sys.stderr)
+        return 2
+    print(f"top-1: {metrics['top1']:.4f}")
+    print(f"top-5: {metrics['top5']:.4f}")
+    print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")
+    print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in {output_dir}")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,198 @@
+"""Trains a video recognizer (or, with --task=online_detection, an online detector).
+
+  tfvideo-train --model=tsm_tiny --train_data=train.txt --eval_data=val.txt \\
+      --label_map=label_map.txt --model_dir=/tmp/run --batch_size=8 --epochs=5 \\
+      --num_segments=4 --crop_size=32 --resize_short=36 --recipe=tsm
+
+Writes the resolved configuration (model_dir/config.json, labels.txt) before any training
+work, checkpoints every --checkpoint_every_steps steps and at each epoch end, resumes from the
+latest checkpoint when restarted with the same command, and saves model_dir/model.keras.
+Flags can also come from a file: --flagfile=run.flags.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from trainers import _flags, _online, _recipes
+
+FLAGS = flags.FLAGS
+_flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
+flags.DEFINE_string("model", None, "Model preset name (tfvideo.models.list_presets()).")
+flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv) or TFRecord file pattern.")
+_flags.define(flags.DEFINE_string, "eval_data", None, "Validation list or TFRecord pattern (top-1 after each epoch).")
+flags.DEFINE_string("label_map", None, "Class names, one per line; defines num_classes.")
+flags.DEFINE_integer("num_classes", None, "Number of classes (checked against --label_map when both are given).")
+_flags.define(flags.DEFINE_string, "model_dir", None, "Output directory (config, checkpoints, logs, model.keras).")
+_flags.define(flags.DEFINE_integer, "batch_size", 8, "Global batch size (split across replicas).")
+flags.DEFINE_integer("epochs", None, "Epochs to train (one of --epochs / --train_steps).")
+flags.DEFINE_integer("train_steps", None, "Optimizer steps to train (overrides --epochs).")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: training videos // batch size).")
+flags.DEFINE_float("learning_rate", 0.01, "Base learning rate (a recipe scales its own with the batch size).")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam", "adamw"], "Optimizer.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (0 disables).")
+flags.DEFINE_float("clip_norm", 0.0, "Clip gradients to this global norm (0 disables).")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "step", "cosine"], "Learning-rate schedule.")
+flags.DEFINE_float("warmup_epochs", 0.0, "Linear warm-up length in epochs.")
+flags.DEFINE_list("lr_decay_at", [], "Step schedule: fractions of training where the lr is multiplied by --lr_decay_rate.")
+flags.DEFINE_float("lr_decay_rate", 0.1, "Step schedule decay factor.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "default: one device; mirrored: all local GPUs; multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
+flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored on a CPU).")
+flags.DEFINE_boolean("remat", False, "Gradient checkpointing: recompute activations in the backward pass.")
+flags.DEFINE_enum("remat_mode", "blocks", ["blocks", "layers"],
+                  "--remat unit: blocks (segments between residual blocks of the backbone) or every layer.")
+flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
+flags.DEFINE_boolean("jit_compile", False, "XLA-compile the forward/backward pass.")
+flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer JSON spec applied to the inputs.")
+flags.DEFINE_integer("seed", 0, "Random seed (weights, sampling, augmentation, shuffling).")
+flags.DEFINE_enum("recipe", "none", sorted(_recipes.RECIPES), "Per-model training recipe; explicit flags win.")
+flags.DEFINE_boolean("partial_bn", False, "Freeze every BatchNorm layer but the first (TSN's partial BN).")
+flags.DEFINE_boolean("sync_batchnorm", False, "BatchNorm statistics over the global batch across replicas.")
+flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")
+flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
+flags.DEFINE_integer("crop_size", None, "Network input side (default 224).")
+flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default 256).")
+flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end).")
+flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
+flags.DEFINE_integer("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
+flags.DEFINE_enum("on_error", "raise", ["raise", "skip"], "Unreadable videos: stop (naming the file) or skip.")
+
+# Flags a recipe may set: the recipe value applies unless the flag is given explicitly.
+_RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_schedule", "lr_decay_at",
+                 "lr_decay_rate", "clip_norm", "partial_bn", "dropout", "warmup_epochs")
+_TRAIN_FLAGS = _RECIPE_FLAGS + (
+    "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
+    "remat", "remat_mode", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
+    "log_every_steps", "on_error")
+
+_online.define_flags()
+
+
+class FlagError(ValueError):
+    """A flag value that cannot work; the message names the flag."""
+
+
+def _validate():
+    """Checks flags before any work; raises FlagError naming the flag."""
+    from tfvideo import models
+    from trainers import _task
+
+    for name in ("model", "train_data", "model_dir"):
+        if not getattr(FLAGS, name):
+            raise FlagError(f"--{name} is required.")
+    if FLAGS.model not in models.list_presets():
+        raise FlagError(f"--model={FLAGS.model!r} is not a model preset; available: {', '.join(models.list_presets())}.")
+    for name in ("train_data", "eval_data", "label_map", "feature_spec"):
+        value = getattr(FLAGS, name)
+        if value and not _task.data_exists(value):
+            raise FlagError(f"--{name}={value}: no such file (or no file matches the pattern).")
+    if not FLAGS.epochs and not FLAGS.train_steps:
+        raise FlagError("--epochs or --train_steps is required.")
+    if FLAGS.batch_size < 1:
+        raise FlagError(f"--batch_size={FLAGS.batch_size} must be >= 1.")
+    if not FLAGS.label_map and not FLAGS.num_classes:
+        raise FlagError("--label_map or --num_classes is required.")
+
+
+def build_config():
+    """The resolved `ExperimentConfig` of the command line (flags + recipe + preset defaults)."""
+    from tfvideo import data, models
+    from trainers import _experiment
+
+    labels = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else []
+    if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
+        raise FlagError(f"--num_classes={FLAGS.num_classes} does not match --label_map={FLAGS.label_map} "
+                        f"({len(labels)} classes).")
+    num_classes = len(labels) or FLAGS.num_classes
+    values = {name: FLAGS[name].value for name in _TRAIN_FLAGS}
+    explicit = {name for name in _TRAIN_FLAGS if FLAGS[name].present}
+    values = _recipes.apply_recipe(FLAGS.recipe, values, explicit)
+    values["lr_decay_at"] = [float(v) for v in values["lr_decay_at"]]
+    preset = models.preset_config(FLAGS.model)
+    num_segments = FLAGS.num_segments or preset.get("num_segments", 8)
+    model_kwargs = {}
+    if FLAGS.num_segments or "num_segments" in preset:
+        model_kwargs["num_segments"] = num_segments
+    dropout = values.pop("dropout")
+    if dropout is not None:
+        model_kwargs["dropout"] = float(dropout)
+    preprocess = {}
+    if FLAGS.crop_size:
+        preprocess["crop_size"] = FLAGS.crop_size
+    if FLAGS.resize_short is not None:
+        preprocess["resize_short"] = FLAGS.resize_short
+    return _experiment.ExperimentConfig(
+        model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
+        task=FLAGS.task, sampler={"type": "segment", "num_segments": int(num_segments)}, preprocess=preprocess,
+        train=values, feature_spec=FLAGS.feature_spec)
+
+
+def _check_model_dir(config):
+    """A model_dir holding another model's config is rejected; the same one is resumed."""
+    from trainers import _experiment
+
+    if not os.path.exists(os.path.join(FLAGS.model_dir, _experiment.CONFIG_FILE)):
+        return
+    old = _experiment.ExperimentConfig.read(FLAGS.model_dir)
+    for field in ("model", "num_classes", "model_kwargs", "sampler", "task"):
+        if getattr(old, field) != getattr(config, field):
+            raise FlagError(f"--model_dir={FLAGS.model_dir} holds a different model ({field}: "
+                            f"{getattr(old, field)!r}, requested {getattr(config, field)!r}); use a new --model_dir.")
+
+
+def _configure_devices():
+    import tensorflow as tf
+
+    if FLAGS.logical_cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
+
+
+def train_recognition():
+    """flags -> config (written to model_dir) -> Trainer.fit. Returns the last logs."""
+    _validate()
+    config = build_config()
+    _check_model_dir(config)
+    from trainers import _strategy
+
+    if _strategy.is_chief():
+        config.write(FLAGS.model_dir)  # Before any training work.
+    _configure_devices()
+
+    import keras
+
+    from trainers import _loop
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    if FLAGS.mixed_precision:
+        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    devices = [f"/cpu:{i}" for i in range(FLAGS.logical_cpus)] if FLAGS.logical_cpus > 1 else None
+    strategy = _strategy.make_strategy(FLAGS.strategy, devices)
+    logging.info("Strategy %s with %d replicas", FLAGS.strategy, strategy.num_replicas_in_sync)
+    trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
+    return trainer.fit(verbose=FLAGS.verbose)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.task == "online_detection":
+        return _online.train_main(FLAGS)
+    try:
+        logs = train_recognition()
+    except FlagError as e:
+        print(f"tfvideo-train: {e}", file=sys.stderr)
+        return 2
+    print("training done: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
