@@ -186,14 +186,14 @@ def test_binary_export_and_saved_model_cli(tiny_model_dir, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "export.export_saved_model", f"--model_dir={tiny_model_dir}",
          f"--export_dir={tmp_path}", "--model_name=clf", "--input_type=frames,jpeg_frames,sequence_example"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     version_dir = out.stdout.strip().splitlines()[-1]
     assert version_dir == os.path.join(str(tmp_path), "clf", "1")
     cli = subprocess.run(
         [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", version_dir],
-        capture_output=True, text=True, env=env, timeout=300,
+        check=False, capture_output=True, text=True, env=env, timeout=300,
     )
     assert cli.returncode == 0, cli.stderr[-2000:]
     text = cli.stdout

@@ -15,6 +15,7 @@ disappears is unloaded. Requests without a version get the latest.
 import concurrent.futures
 import dataclasses
 import os
+import re
 import threading
 
 import grpc
@@ -66,6 +67,16 @@ def _read_signature_defs(path):
 
 def _shape_str(shape):
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _tf_error_reason(message):
+    """The informative line of a TF runtime error ("Invalid JPEG data ...") and its op."""
+    lines = [line.strip() for line in message.splitlines()]
+    skip = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    reasons = [line for line in lines if line and not line.startswith(skip)]
+    reason = reasons[0] if reasons else message.strip().splitlines()[0]
+    node = re.search(r"\{\{node ([^}]+)\}\}", message)
+    return f"{reason} (op {node.group(1).rsplit('/', 1)[-1]})" if node else reason
 
 
 def _tensor_info_shape(info):
@@ -363,7 +374,7 @@ class ModelServer:
             names = ", ".join(f"'{k}'" for k in sorted(arrays))
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"signature '{signature_name}' rejected input {names}: {e.message.strip().splitlines()[0]}",
+                f"signature '{signature_name}' rejected input {names}: {_tf_error_reason(e.message)}",
             )
         except tf.errors.ResourceExhaustedError as e:
             raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"signature '{signature_name}': {e.message}")
