@@ -40,3 +40,11 @@ def make_tiny_model_dir(model_dir, seed=0):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     return make_tiny_model_dir(str(tmp_path_factory.mktemp("tiny_model") / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny_model_dir):
+    """(keras model, ExperimentConfig) of the tiny model_dir, as export loads them."""
+    from trainers import _experiment
+
+    return _experiment.load_trained_model(tiny_model_dir)

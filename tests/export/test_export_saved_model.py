@@ -1,5 +1,6 @@
 """export_saved_model: layout, signatures, parity with the evaluation pipeline, warm-up."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,13 +20,6 @@ def _ramp_video(num_frames, height=40, width=48, seed=0):
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, size=(height, width, 3))
     return np.stack([(base + 7 * i) % 256 for i in range(num_frames)]).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_model_dir):
-    from trainers import _experiment
-
-    return _experiment.load_trained_model(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +204,53 @@ def test_binary_export_and_saved_model_cli(tiny_model_dir, tmp_path):
                               ("top_k_labels", "DT_STRING")]:
             assert f"outputs['{output}'] tensor_info:\n        dtype: {dtype}" in blocks[name]
         assert "Method name is: tensorflow/serving/predict" in blocks[name]
+
+
+def test_checkpoint_weights_are_exported(tiny_model_dir, loaded, tmp_path):
+    import shutil
+
+    import keras
+
+    from tfvideo import models as tfv_models
+
+    model, config = loaded
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(tiny_model_dir, model_dir)
+    keras.utils.set_random_seed(5)
+    other = tfv_models.get("tsm_tiny", num_classes=len(LABELS))
+    clip = _ramp_video(CLIP_LENGTH)[None]
+    video = tfv_data.preprocess_eval(tf.constant(clip), config.build_preprocess())[None]
+    expected = tf.nn.softmax(other(video, training=False), -1).numpy()
+    os.makedirs(os.path.join(model_dir, "checkpoints"))
+    checkpoint = os.path.join(model_dir, "checkpoints", "ckpt-3.weights.h5")
+    other.save_weights(checkpoint)
+    result = tfv_export.export_saved_model(str(tmp_path / "out"), checkpoint=checkpoint, input_types="frames",
+                                           warmup=False)
+    assert result.model_name == "run"  # The model_dir found above the checkpoint.
+    out = tf.saved_model.load(result.path).signatures["frames"](frames=tf.constant(clip))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    trained = tf.nn.softmax(model(video, training=False), -1).numpy()
+    assert not np.allclose(out["probabilities"].numpy(), trained, atol=1e-4)
+
+
+def test_feature_spec_in_config_builds_the_feature_layer(loaded, tmp_path, monkeypatch):
+    """The config's feature spec goes to `FeatureLayer.from_spec` (stand-in for feature_columns)."""
+    from tfvideo import feature_columns
+
+    model, config = loaded
+    specs = []
+
+    class StandIn:
+        @staticmethod
+        def from_spec(spec):
+            specs.append(spec)
+            return _FakeFeatureLayer()
+
+    monkeypatch.setattr(feature_columns, "FeatureLayer", StandIn, raising=False)
+    config = dataclasses.replace(config)
+    config.feature_spec = {"clip": {"type": "video"}, "gain": {"type": "numeric"}}
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f",
+                                           input_types=["features", "frames"], warmup=False)
+    assert specs == [config.feature_spec]
+    saved = tf.saved_model.load(result.path)
+    assert set(saved.signatures["serving_default"].structured_input_signature[1]) == {"clip", "gain"}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from tests.export.conftest import tiny_model_dir  # noqa: F401 -- the shared tiny model_dir fixture.
+from tests.export.conftest import loaded, tiny_model_dir  # noqa: F401 -- shared fixtures.
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

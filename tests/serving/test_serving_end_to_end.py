@@ -24,13 +24,6 @@ MAX_REQUEST_BYTES = 2_000_000
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_model_dir):
-    from trainers import _experiment
-
-    return _experiment.load_trained_model(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
 def served(tiny_model_dir, tmp_path_factory):
     """Models "tiny" (version 1) and "growing" (version 1, more added by a test) from models.config."""
     root = str(tmp_path_factory.mktemp("serving_exports"))
