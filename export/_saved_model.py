@@ -40,12 +40,29 @@ def _find_model_dir(checkpoint):
     )
 
 
+_CHECKPOINT_SUFFIXES = (".keras", ".weights.h5")
+
+
+def _resolve_checkpoint(checkpoint):
+    """A checkpoint file; a directory means its newest `.keras` / `.weights.h5` file."""
+    if not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"--checkpoint={checkpoint} does not exist")
+    if os.path.isdir(checkpoint):
+        files = [os.path.join(checkpoint, n) for n in os.listdir(checkpoint) if n.endswith(_CHECKPOINT_SUFFIXES)]
+        if not files:
+            raise FileNotFoundError(f"--checkpoint={checkpoint} holds no {' or '.join(_CHECKPOINT_SUFFIXES)} file")
+        return max(files, key=os.path.getmtime)
+    if not checkpoint.endswith(_CHECKPOINT_SUFFIXES):
+        raise ValueError(f"--checkpoint={checkpoint} must end with {' or '.join(_CHECKPOINT_SUFFIXES)}")
+    return checkpoint
+
+
 @tf_export("tfvideo.export.load_for_export")
 def load_for_export(model_dir=None, checkpoint=None):
     """(keras model, ExperimentConfig) from a model_dir's model.keras or from a checkpoint.
 
-    A `.keras` checkpoint is loaded whole; any other checkpoint (e.g. `.weights.h5`) is
-    loaded as weights into the model that config.json describes.
+    A `.keras` checkpoint is loaded whole; a `.weights.h5` one is loaded into the model
+    config.json describes; a directory means its newest such file.
     """
     import keras
 
@@ -55,8 +72,7 @@ def load_for_export(model_dir=None, checkpoint=None):
         raise ValueError("export needs --model_dir or --checkpoint")
     if checkpoint is None:
         return _experiment.load_trained_model(model_dir)
-    if not os.path.exists(checkpoint):
-        raise FileNotFoundError(f"--checkpoint={checkpoint} does not exist")
+    checkpoint = _resolve_checkpoint(checkpoint)
     config = _experiment.ExperimentConfig.read(model_dir or _find_model_dir(checkpoint))
     if checkpoint.endswith(".keras"):
         return keras.saving.load_model(checkpoint), config
@@ -142,8 +158,14 @@ def export_saved_model(
     Returns:
       `ExportResult`.
     """
-    if model is None or config is None:
+    if model is None:
         model, config = load_for_export(model_dir, checkpoint)
+    elif config is None:
+        from trainers import _experiment
+
+        if model_dir is None:
+            raise ValueError("export_saved_model(model=...) needs config= or model_dir=")
+        config = _experiment.ExperimentConfig.read(model_dir)
     if model_name is None:
         source = model_dir or (checkpoint and _find_model_dir(checkpoint))
         model_name = os.path.basename(os.path.normpath(source)) if source else config.model

@@ -10,7 +10,7 @@ from export import _saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model_dir (config.json, labels.txt, model.keras).")
-flags.DEFINE_string("checkpoint", None, "Export this checkpoint (.keras or weights) instead of model.keras.")
+flags.DEFINE_string("checkpoint", None, "Export this .keras or .weights.h5 checkpoint (a directory: its newest) instead of model.keras.")
 flags.DEFINE_string("export_dir", None, "Export root: writes <export_dir>/<model_name>/<version>/ and models.config.")
 flags.DEFINE_string("model_name", None, "Served model name (default: the model_dir's base name).")
 flags.DEFINE_list(

@@ -224,8 +224,11 @@ def test_checkpoint_weights_are_exported(tiny_model_dir, loaded, tmp_path):
     os.makedirs(os.path.join(model_dir, "checkpoints"))
     checkpoint = os.path.join(model_dir, "checkpoints", "ckpt-3.weights.h5")
     other.save_weights(checkpoint)
-    result = tfv_export.export_saved_model(str(tmp_path / "out"), checkpoint=checkpoint, input_types="frames",
-                                           warmup=False)
+    with pytest.raises(ValueError, match="--checkpoint=.*must end with"):
+        tfv_export.load_for_export(checkpoint=os.path.join(model_dir, "config.json"))
+    # A directory means its newest checkpoint file.
+    result = tfv_export.export_saved_model(str(tmp_path / "out"), checkpoint=os.path.dirname(checkpoint),
+                                           input_types="frames", warmup=False)
     assert result.model_name == "run"  # The model_dir found above the checkpoint.
     out = tf.saved_model.load(result.path).signatures["frames"](frames=tf.constant(clip))
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
