@@ -1,0 +1,237 @@
+"""`tfvideo.export.export_saved_model`: a trained model_dir -> a TF Serving version directory."""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from export import _signatures, _versions, _warmup
+from tfvideo.api._export import export_constant, tf_export
+
+INPUT_TYPES = export_constant("tfvideo.export.INPUT_TYPES", _signatures.INPUT_TYPES)
+LABELS_ASSET = "labels.txt"
+
+
+@tf_export("tfvideo.export.ExportResult")
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """Where an export went: `path` = `<export_dir>/<model_name>/<version>`."""
+
+    path: str
+    model_name: str
+    version: int
+    signatures: tuple
+    models_config: str = None
+
+
+def _find_model_dir(checkpoint):
+    """The model_dir holding config.json above a checkpoint file."""
+    from trainers import _experiment
+
+    directory = os.path.dirname(os.path.abspath(checkpoint))
+    for _ in range(3):
+        if os.path.exists(os.path.join(directory, _experiment.CONFIG_FILE)):
+            return directory
+        directory = os.path.dirname(directory)
+    raise FileNotFoundError(
+        f"--checkpoint={checkpoint}: no {_experiment.CONFIG_FILE} beside or above it; pass --model_dir too"
+    )
+
+
+_CHECKPOINT_SUFFIXES = (".keras", ".weights.h5")
+
+
+def _resolve_checkpoint(checkpoint):
+    """A checkpoint file; a directory means its newest `.keras` / `.weights.h5` file."""
+    if not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"--checkpoint={checkpoint} does not exist")
+    if os.path.isdir(checkpoint):
+        files = [os.path.join(checkpoint, n) for n in os.listdir(checkpoint) if n.endswith(_CHECKPOINT_SUFFIXES)]
+        if not files:
+            raise FileNotFoundError(f"--checkpoint={checkpoint} holds no {' or '.join(_CHECKPOINT_SUFFIXES)} file")
+        return max(files, key=os.path.getmtime)
+    if not checkpoint.endswith(_CHECKPOINT_SUFFIXES):
+        raise ValueError(f"--checkpoint={checkpoint} must end with {' or '.join(_CHECKPOINT_SUFFIXES)}")
+    return checkpoint
+
+
+@tf_export("tfvideo.export.load_for_export")
+def load_for_export(model_dir=None, checkpoint=None):
+    """(keras model, ExperimentConfig) from a model_dir's model.keras or from a checkpoint.
+
+    A `.keras` checkpoint is loaded whole; a `.weights.h5` one is loaded into the model
+    config.json describes; a directory means its newest such file.
+    """
+    import keras
+
+    from trainers import _experiment
+
+    if model_dir is None and checkpoint is None:
+        raise ValueError("export needs --model_dir or --checkpoint")
+    if checkpoint is None:
+        return _experiment.load_trained_model(model_dir)
+    checkpoint = _resolve_checkpoint(checkpoint)
+    config = _experiment.ExperimentConfig.read(model_dir or _find_model_dir(checkpoint))
+    if checkpoint.endswith(".keras"):
+        return keras.saving.load_model(checkpoint), config
+    model = config.build_model()
+    size = config.build_preprocess().crop_size
+    model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, 3), np.float32))
+    model.load_weights(checkpoint)
+    return model, config
+
+
+def _feature_spec(config):
+    for name in ("feature_spec", "features"):
+        spec = getattr(config, name, None)
+        if spec:
+            return spec
+    return (config.model_kwargs or {}).get("feature_spec")
+
+
+def _feature_layer(config):
+    spec = _feature_spec(config)
+    if not spec:
+        return None
+    from tfvideo import feature_columns
+
+    return feature_columns.FeatureLayer.from_spec(spec)
+
+
+def _labels(config):
+    labels = list(config.labels or [])
+    if len(labels) < config.num_classes:
+        labels += [f"class_{k}" for k in range(len(labels), config.num_classes)]
+    return labels[: config.num_classes]
+
+
+def _normalize_input_types(input_types):
+    if isinstance(input_types, str):
+        input_types = [t for t in input_types.split(",") if t]
+    input_types = [t.strip() for t in input_types]
+    if not input_types:
+        raise ValueError("--input_type: at least one input type is needed")
+    for t in input_types:
+        if t not in INPUT_TYPES:
+            raise ValueError(f"--input_type={t!r} is not one of {', '.join(INPUT_TYPES)}")
+    if len(set(input_types)) != len(input_types):
+        raise ValueError(f"--input_type={','.join(input_types)} names an input type twice")
+    return input_types
+
+
+@tf_export("tfvideo.export.export_saved_model")
+def export_saved_model(
+    export_dir,
+    model_dir=None,
+    checkpoint=None,
+    model_name=None,
+    input_types=("jpeg_frames", "frames", "sequence_example"),
+    num_clips=1,
+    num_crops=1,
+    top_k=5,
+    version=None,
+    model=None,
+    config=None,
+    feature_layer=None,
+    warmup=True,
+    serving_base_path=None,
+):
+    """Exports a trained model as `<export_dir>/<model_name>/<version>/` for TF Serving.
+
+    Args:
+      export_dir: the export root (one sub-directory per model, plus `models.config`).
+      model_dir: a trained model_dir (config.json, labels.txt, model.keras).
+      checkpoint: a checkpoint to export instead of model_dir's model.keras.
+      model_name: the served name (default: the model_dir's base name).
+      input_types: signatures to write (see `tfvideo.export.INPUT_TYPES`); the first is
+        also `serving_default`.
+      num_clips, num_crops: test-time views averaged inside the graph.
+      top_k: length of `top_k_indices` / `top_k_labels`.
+      version: the version number (default: one above the highest present).
+      model, config: an in-memory model and its `ExperimentConfig` instead of model_dir.
+      feature_layer: a FeatureLayer for `features` (default: from the config's feature spec).
+      warmup: write `assets.extra/tf_serving_warmup_requests`.
+      serving_base_path: base_path written to models.config (default: the local path).
+
+    Returns:
+      `ExportResult`.
+    """
+    if model is None:
+        model, config = load_for_export(model_dir, checkpoint)
+    elif config is None:
+        from trainers import _experiment
+
+        if model_dir is None:
+            raise ValueError("export_saved_model(model=...) needs config= or model_dir=")
+        config = _experiment.ExperimentConfig.read(model_dir)
+    if model_name is None:
+        source = model_dir or (checkpoint and _find_model_dir(checkpoint))
+        model_name = os.path.basename(os.path.normpath(source)) if source else config.model
+    if not model_name or "/" in model_name:
+        raise ValueError(f"--model_name={model_name!r} must be a non-empty name without '/'")
+    base_path = os.path.join(export_dir, model_name)
+    if config.task == "online_detection":
+        return _export_streaming(model_dir, export_dir, base_path, model_name, version, serving_base_path)
+
+    input_types = _normalize_input_types(input_types)
+    sampler = config.build_sampler(training=False, num_clips=num_clips)
+    preprocess = config.build_preprocess(num_crops=num_crops)
+    if "features" in input_types and feature_layer is None:
+        feature_layer = _feature_layer(config)
+
+    with _versions.staged_version_dir(base_path, version) as (tmp, publish):
+        vocab_dir = os.path.join(tmp, ".vocab")
+        os.makedirs(vocab_dir)
+        labels_file = os.path.join(vocab_dir, LABELS_ASSET)
+        with open(labels_file, "w") as f:
+            f.write("".join(label + "\n" for label in _labels(config)))
+        module = _signatures.ServingModule(
+            model, labels_file, config.num_classes, sampler, preprocess, top_k, feature_layer
+        )
+        functions = {t: module.signature_function(t) for t in input_types}
+        signatures = {"serving_default": functions[input_types[0]], **functions}
+        saved = os.path.join(tmp, "saved")
+        tf.saved_model.save(module, saved, signatures=signatures)
+        # Move the SavedModel's files up so tmp itself is the version directory.
+        for name in os.listdir(saved):
+            os.rename(os.path.join(saved, name), os.path.join(tmp, name))
+        os.rmdir(saved)
+        os.remove(labels_file)
+        os.rmdir(vocab_dir)
+        if warmup:
+            size = preprocess.resize_short or preprocess.crop_size
+            requests = []
+            for name in ["serving_default", *input_types]:
+                kind = input_types[0] if name == "serving_default" else name
+                inputs = _warmup.warmup_inputs(kind, sampler.num_views * sampler.clip_length, size)
+                if inputs is not None:
+                    requests.append((name, inputs))
+            _warmup.write_warmup_requests(tmp, model_name, requests)
+        path = publish()
+    version_number = int(os.path.basename(path))
+    models_config = _versions.write_models_config(
+        export_dir, model_name, serving_base_path and f"{serving_base_path.rstrip('/')}/{model_name}"
+    )
+    logging.info("Exported %s version %d to %s (signatures: %s)", model_name, version_number, path, input_types)
+    return ExportResult(path, model_name, version_number, ("serving_default", *input_types), models_config)
+
+
+def _export_streaming(model_dir, export_dir, base_path, model_name, version, serving_base_path):
+    """Online detectors: the streaming signature, written by `export._streaming`.
+
+    `export._streaming` belongs to the online-detection work and is imported on demand.
+    """
+    from export import _streaming
+
+    if model_dir is None:
+        raise ValueError("exporting an online detector needs --model_dir")
+    if version is None:
+        version = max(_versions.list_versions(base_path), default=0) + 1
+    path = _streaming.export_from_model_dir(model_dir, base_path, model_name, version)
+    path = path or os.path.join(base_path, str(version))
+    models_config = _versions.write_models_config(
+        export_dir, model_name, serving_base_path and f"{serving_base_path.rstrip('/')}/{model_name}"
+    )
+    return ExportResult(str(path), model_name, int(version), ("serving_default",), models_config)

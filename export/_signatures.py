@@ -1,0 +1,143 @@
+"""Serving signatures: raw inputs -> decode -> sample -> preprocess -> model -> outputs.
+
+Every signature returns the same outputs:
+  `logits` float32 [B, K], `probabilities` float32 [B, K] (softmax of the logits averaged
+  over views), `top_k_indices` int64 [B, k] and `top_k_labels` string [B, k] (looked up in
+  the label vocabulary stored as a SavedModel asset).
+
+Inputs per type (V = num_clips test clips, T = the sampler's clip length):
+  frames            uint8 [B, V*T, H, W, 3]: already sampled frames, clip-major; H, W free.
+  jpeg_frames       string [B, V*T]: the same frames JPEG-encoded, decoded in the graph.
+  sequence_example  string [B]: serialized SequenceExamples (tfvideo.data layout) of whole
+                    videos; the test-time sampler picks the frames in the graph.
+  features          the raw feature dict of a FeatureLayer's serving input signature.
+Preprocessing is `tfvideo.data.preprocess_eval` (resize, num_crops crops, normalize), the
+function evaluation uses, so training and serving see identical pixels.
+"""
+
+import tensorflow as tf
+
+from tfvideo.data import _pipeline, _tfrecord
+
+INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
+
+
+class ServingModule(tf.Module):
+    """Holds the model, the label table and the signature functions for `tf.saved_model.save`."""
+
+    def __init__(self, model, labels_file, num_classes, sampler, preprocess, top_k, feature_layer=None):
+        super().__init__(name="tfvideo_serving")
+        self.model = model
+        self.labels = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                labels_file,
+                key_dtype=tf.int64,
+                key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                value_dtype=tf.string,
+                value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+        self.feature_layer = feature_layer
+        self._sampler = sampler
+        self._preprocess = preprocess
+        self._views = sampler.num_views
+        self._clip_length = sampler.clip_length
+        self._top_k = max(1, min(int(top_k), int(num_classes)))
+
+    # --- shared tail -----------------------------------------------------------------
+    def _outputs(self, video):
+        """float32 [B, views, T, S, S, 3] -> the output dict."""
+        logits = tf.cast(self.model(video, training=False), tf.float32)
+        return self._outputs_from_logits(logits)
+
+    def _outputs_from_logits(self, logits):
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        top = tf.math.top_k(probabilities, k=self._top_k)
+        indices = tf.cast(top.indices, tf.int64)
+        return {
+            "logits": logits,
+            "probabilities": probabilities,
+            "top_k_indices": indices,
+            "top_k_labels": self.labels.lookup(indices),
+        }
+
+    def _preprocess_video(self, frames):
+        """uint8 [V*T, H, W, 3] of one video -> float32 [V*crops, T, S, S, 3]."""
+        shape = tf.shape(frames)
+        clips = tf.reshape(frames, tf.concat([[self._views, self._clip_length], shape[1:]], 0))
+        return _pipeline.preprocess_eval(clips, self._preprocess)
+
+    def _per_video(self, fn, elements):
+        """Maps `fn` over the batch so videos in one request may differ in size."""
+        size = self._preprocess.crop_size
+        views = self._views * self._preprocess.num_crops
+        spec = tf.TensorSpec([views, self._clip_length, size, size, 3], tf.float32)
+        return tf.map_fn(fn, elements, fn_output_signature=spec)
+
+    @staticmethod
+    def _decode_jpegs(encoded):
+        """string [N] -> uint8 [N, H, W, 3]; every frame of a video must have one size."""
+        return tf.map_fn(
+            lambda b: tf.io.decode_jpeg(b, channels=3),
+            encoded,
+            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+        )
+
+    # --- signatures ------------------------------------------------------------------
+    def frames_function(self):
+        spec = tf.TensorSpec([None, self._views * self._clip_length, None, None, 3], tf.uint8, name="frames")
+
+        @tf.function(input_signature=[spec])
+        def serve_frames(frames):
+            return self._outputs(self._per_video(self._preprocess_video, frames))
+
+        return serve_frames
+
+    def jpeg_frames_function(self):
+        spec = tf.TensorSpec([None, self._views * self._clip_length], tf.string, name="jpeg_frames")
+
+        @tf.function(input_signature=[spec])
+        def serve_jpeg_frames(jpeg_frames):
+            return self._outputs(
+                self._per_video(lambda v: self._preprocess_video(self._decode_jpegs(v)), jpeg_frames)
+            )
+
+        return serve_jpeg_frames
+
+    def sequence_example_function(self):
+        spec = tf.TensorSpec([None], tf.string, name="sequence_example")
+
+        def one(serialized):
+            encoded = _tfrecord.parse_sequence_example(serialized)["frames"]
+            indices = self._sampler.tf_indices(tf.shape(encoded)[0])  # int64 [V, T]
+            picked = tf.gather(encoded, tf.reshape(indices, [-1]))
+            return self._preprocess_video(self._decode_jpegs(picked))
+
+        @tf.function(input_signature=[spec])
+        def serve_sequence_example(sequence_example):
+            return self._outputs(self._per_video(one, sequence_example))
+
+        return serve_sequence_example
+
+    def features_function(self):
+        if self.feature_layer is None:
+            raise ValueError(
+                "--input_type=features needs a feature spec in the model_dir's config.json "
+                "(or `feature_layer=` in export_saved_model)."
+            )
+        raw = self.feature_layer.serving_input_signature()
+        spec = {k: tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in raw.items()}
+
+        @tf.function(input_signature=[spec])
+        def serve_features(features):
+            inputs = self.feature_layer(features)
+            logits = tf.cast(self.model(inputs, training=False), tf.float32)
+            return self._outputs_from_logits(logits)
+
+        return serve_features
+
+    def signature_function(self, input_type):
+        if input_type not in INPUT_TYPES:
+            raise ValueError(f"--input_type={input_type!r} is not one of {', '.join(INPUT_TYPES)}.")
+        return getattr(self, f"{input_type}_function")()

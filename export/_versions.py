@@ -1,0 +1,117 @@
+"""Version directories of a model base path and the `models.config` of an export root.
+
+TF Serving watches `<base_path>/<version>/` where `<version>` is a decimal integer and
+serves what it finds there; anything else in the base path is ignored. New versions are
+written to a hidden temporary directory and renamed into place, so a server polling the
+base path never loads a half-written SavedModel.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from tfvideo.api._export import tf_export
+
+MODELS_CONFIG_FILE = "models.config"
+_TMP_PREFIX = ".tmp-"
+
+
+@tf_export("tfvideo.export.list_versions")
+def list_versions(base_path):
+    """Sorted integer versions of the complete SavedModels under `base_path`."""
+    if not os.path.isdir(base_path):
+        return []
+    versions = []
+    for name in os.listdir(base_path):
+        full = os.path.join(base_path, name)
+        if name.isdigit() and os.path.isfile(os.path.join(full, "saved_model.pb")):
+            versions.append(int(name))
+    return sorted(versions)
+
+
+def _next_version(base_path):
+    numeric = [int(n) for n in os.listdir(base_path) if n.isdigit()] if os.path.isdir(base_path) else []
+    return max(numeric, default=0) + 1
+
+
+@contextlib.contextmanager
+def staged_version_dir(base_path, version=None):
+    """Yields `(tmp_dir, publish)`: write the SavedModel to tmp_dir, then `publish()`.
+
+    `publish()` renames tmp_dir to `<base_path>/<version>` (auto-incremented when
+    `version` is None, retrying if a concurrent export took the number) and returns the
+    final path. Without `publish()` the temporary directory is removed.
+    """
+    os.makedirs(base_path, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base_path)
+    final = {}
+
+    def publish():
+        for _ in range(100):
+            v = int(version) if version is not None else _next_version(base_path)
+            target = os.path.join(base_path, str(v))
+            if os.path.exists(target):
+                if version is not None:
+                    raise FileExistsError(f"export version {target} already exists")
+                continue
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if version is not None or not os.path.exists(target):
+                    raise
+                continue  # Lost a race for this number: take the next one.
+            final["path"] = target
+            return target
+        raise RuntimeError(f"could not allocate a version directory under {base_path}")
+
+    try:
+        yield tmp, publish
+    finally:
+        if "path" not in final:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@tf_export("tfvideo.export.write_models_config")
+def write_models_config(export_root, model_name, base_path=None):
+    """Adds (or updates) `model_name` in `<export_root>/models.config`.
+
+    The file is a TF Serving `ModelServerConfig` text proto (`model_config_list`), usable
+    with `tensorflow_model_server --model_config_file=...` and `tfvideo-serve
+    --model_config_file=...`. `base_path` defaults to the absolute `<export_root>/<model_name>`;
+    pass e.g. `/models/<model_name>` when the server runs in a container that mounts
+    `export_root` at `/models`. Returns the file's path.
+    """
+    path = os.path.join(export_root, MODELS_CONFIG_FILE)
+    config = read_models_config(path) if os.path.exists(path) else model_server_config_pb2.ModelServerConfig()
+    base_path = base_path or os.path.abspath(os.path.join(export_root, model_name))
+    for entry in config.model_config_list.config:
+        if entry.name == model_name:
+            entry.base_path = base_path
+            break
+    else:
+        entry = config.model_config_list.config.add()
+        entry.name = model_name
+        entry.base_path = base_path
+        entry.model_platform = "tensorflow"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text_format.MessageToString(config))
+    os.replace(tmp, path)
+    return path
+
+
+@tf_export("tfvideo.export.read_models_config")
+def read_models_config(path):
+    """Parses a `models.config` text proto into a `ModelServerConfig`; errors name the file."""
+    with open(path) as f:
+        text = f.read()
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ValueError(f"{path}: not a ModelServerConfig text proto: {e}") from e
+    return config

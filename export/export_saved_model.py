@@ -1,0 +1,59 @@
+"""tfvideo-export: a trained model_dir -> `<export_dir>/<model_name>/<version>/` for TF Serving.
+
+  tfvideo-export --model_dir=runs/tsm --export_dir=/tmp/models --model_name=tsm \
+      --input_type=jpeg_frames,frames,sequence_example --num_clips=1 --num_crops=1
+"""
+
+from absl import app, flags, logging
+
+from export import _saved_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Trained model_dir (config.json, labels.txt, model.keras).")
+flags.DEFINE_string("checkpoint", None, "Export this .keras or .weights.h5 checkpoint (a directory: its newest) instead of model.keras.")
+flags.DEFINE_string("export_dir", None, "Export root: writes <export_dir>/<model_name>/<version>/ and models.config.")
+flags.DEFINE_string("model_name", None, "Served model name (default: the model_dir's base name).")
+flags.DEFINE_list(
+    "input_type", ["jpeg_frames", "frames", "sequence_example"],
+    f"Signatures to export, any of {', '.join(_saved_model.INPUT_TYPES)}; the first is serving_default.",
+)
+flags.DEFINE_integer("num_clips", 1, "Test-time clips averaged inside the graph.")
+flags.DEFINE_enum("num_crops", "1", ["1", "3", "10"], "Test-time spatial crops averaged inside the graph.")
+flags.DEFINE_integer("top_k", 5, "Length of top_k_indices / top_k_labels.")
+flags.DEFINE_integer("version", None, "Version number (default: one above the highest present).")
+flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_string(
+    "serving_base_path", None,
+    "Directory the model server sees export_dir as (e.g. /models in a container), for models.config.",
+)
+flags.mark_flag_as_required("export_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS.model_dir and not FLAGS.checkpoint:
+        raise app.UsageError("--model_dir or --checkpoint is required")
+    result = _saved_model.export_saved_model(
+        FLAGS.export_dir,
+        model_dir=FLAGS.model_dir,
+        checkpoint=FLAGS.checkpoint,
+        model_name=FLAGS.model_name,
+        input_types=FLAGS.input_type,
+        num_clips=FLAGS.num_clips,
+        num_crops=int(FLAGS.num_crops),
+        top_k=FLAGS.top_k,
+        version=FLAGS.version,
+        warmup=FLAGS.warmup,
+        serving_base_path=FLAGS.serving_base_path,
+    )
+    logging.info("models.config: %s", result.models_config)
+    print(result.path)  # The binary's output: the new version directory.
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,259 @@
+"""export_saved_model: layout, signatures, parity with the evaluation pipeline, warm-up."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.export.conftest import CLIP_LENGTH, CROP, LABELS
+from tfvideo import data as tfv_data
+from tfvideo import export as tfv_export
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _ramp_video(num_frames, height=40, width=48, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(height, width, 3))
+    return np.stack([(base + 7 * i) % 256 for i in range(num_frames)]).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def multiview_export(tiny_model_dir, tmp_path_factory):
+    """num_clips=2, num_crops=3: 6 views averaged inside the graph."""
+    root = str(tmp_path_factory.mktemp("exports"))
+    result = tfv_export.export_saved_model(root, model_dir=tiny_model_dir, model_name="tiny", num_clips=2, num_crops=3,
+                                           top_k=3)
+    return result, tf.saved_model.load(result.path)
+
+
+def _reference(model, config, clips_uint8, num_crops):
+    """The evaluation path in-process: preprocess_eval + model, softmax. clips [V, T, H, W, 3]."""
+    video = tfv_data.preprocess_eval(tf.constant(clips_uint8), config.build_preprocess(num_crops=num_crops))
+    return tf.nn.softmax(model(video[None], training=False), -1).numpy()[0]
+
+
+def test_layout_versions_and_models_config(tiny_model_dir, tmp_path):
+    root = str(tmp_path)
+    first = tfv_export.export_saved_model(root, model_dir=tiny_model_dir, input_types="frames", warmup=False)
+    second = tfv_export.export_saved_model(root, model_dir=tiny_model_dir, input_types=["frames"])
+    assert (first.model_name, first.version, second.version) == ("tiny", 1, 2)
+    assert sorted(os.listdir(os.path.join(root, "tiny"))) == ["1", "2"]  # No temporary directory left.
+    assert tfv_export.list_versions(os.path.join(root, "tiny")) == [1, 2]
+    with open(os.path.join(second.path, "assets", "labels.txt")) as f:
+        assert f.read().splitlines() == LABELS
+    assert os.path.exists(os.path.join(second.path, "assets.extra", "tf_serving_warmup_requests"))
+    assert not os.path.exists(os.path.join(first.path, "assets.extra"))
+    config = tfv_export.read_models_config(second.models_config)
+    (entry,) = config.model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == ("tiny", os.path.join(root, "tiny"), "tensorflow")
+    tfv_export.export_saved_model(root, model_dir=tiny_model_dir, model_name="other", input_types="frames",
+                                  warmup=False, serving_base_path="/models")
+    entries = {c.name: c.base_path for c in tfv_export.read_models_config(second.models_config).model_config_list.config}
+    assert entries == {"tiny": os.path.join(root, "tiny"), "other": "/models/other"}
+
+
+def test_bad_input_type_names_the_flag(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="--input_type='video'"):
+        tfv_export.export_saved_model(str(tmp_path), model_dir=tiny_model_dir, input_types="frames,video")
+    assert not os.path.exists(os.path.join(tmp_path, "tiny", "1"))
+
+
+def test_frames_and_jpeg_signatures_match_in_process_model(multiview_export, loaded):
+    model, config = loaded
+    _, saved = multiview_export
+    frames = _ramp_video(2 * CLIP_LENGTH)  # Two clips, clip-major.
+    expected = _reference(model, config, frames.reshape(2, CLIP_LENGTH, *frames.shape[1:]), num_crops=3)
+    out = saved.signatures["frames"](frames=tf.constant(frames[None]))
+    np.testing.assert_allclose(out["probabilities"].numpy()[0], expected, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(), 1.0, atol=1e-5)
+    order = np.argsort(-expected)[:3]
+    np.testing.assert_array_equal(out["top_k_indices"].numpy()[0], order)
+    assert [s.decode() for s in out["top_k_labels"].numpy()[0]] == [LABELS[k] for k in order]
+
+    jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in frames]
+    decoded = np.stack([tf.io.decode_jpeg(j, channels=3).numpy() for j in jpegs])
+    expected_jpeg = _reference(model, config, decoded.reshape(2, CLIP_LENGTH, *decoded.shape[1:]), num_crops=3)
+    out = saved.signatures["serving_default"](jpeg_frames=tf.constant([jpegs, jpegs[::-1]]))
+    np.testing.assert_allclose(out["probabilities"].numpy()[0], expected_jpeg, atol=1e-5)
+    assert not np.allclose(out["probabilities"].numpy()[1], expected_jpeg, atol=1e-4)  # Order matters.
+
+
+def test_sequence_example_signature_matches_evaluation_pipeline(multiview_export, loaded, tmp_path):
+    model, config = loaded
+    _, saved = multiview_export
+    frames = _ramp_video(21, seed=3)
+    jpegs = [tf.io.encode_jpeg(f, quality=90).numpy() for f in frames]
+    example = tfv_data.make_sequence_example(jpegs, label=1, media_id="v").SerializeToString()
+    path = str(tmp_path / "eval.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(example)
+    # The evaluation pipeline (NumPy sampler, tf.data decode) as the independent reference.
+    ds = tfv_data.video_dataset(path, config.build_sampler(training=False, num_clips=2),
+                                config.build_preprocess(num_crops=3), training=False)
+    (element,) = list(ds)
+    expected = tf.nn.softmax(model(element["video"][None], training=False), -1).numpy()[0]
+    out = saved.signatures["sequence_example"](sequence_example=tf.constant([example]))
+    np.testing.assert_allclose(out["probabilities"].numpy()[0], expected, atol=1e-5)
+
+
+def test_warmup_requests_run_on_every_signature(multiview_export):
+    from export import _warmup
+
+    result, saved = multiview_export
+    requests = _warmup.read_warmup_requests(result.path)
+    assert sorted(r.model_spec.signature_name for r in requests) == sorted(result.signatures)
+    for request in requests:
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        out = saved.signatures[request.model_spec.signature_name](**inputs)
+        assert out["probabilities"].shape == (1, len(LABELS))
+        np.testing.assert_allclose(out["probabilities"].numpy().sum(), 1.0, atol=1e-5)
+
+
+class _FakeFeatureLayer(tf.Module):
+    """Implements the FeatureLayer serving interface: raw dict -> model input."""
+
+    def serving_input_signature(self):
+        return {
+            "clip": tf.TensorSpec([None, CLIP_LENGTH, CROP, CROP, 3], tf.uint8),
+            "gain": tf.TensorSpec([None], tf.float32),
+        }
+
+    def __call__(self, features):
+        return tf.cast(features["clip"], tf.float32) / 255.0 * features["gain"][:, None, None, None, None]
+
+
+def test_features_signature_runs_the_feature_layer(loaded, tmp_path):
+    model, config = loaded
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f",
+                                           input_types="features", feature_layer=_FakeFeatureLayer(), warmup=False)
+    saved = tf.saved_model.load(result.path)
+    clip = _ramp_video(CLIP_LENGTH, CROP, CROP)[None]
+    out = saved.signatures["serving_default"](clip=tf.constant(clip), gain=tf.constant([0.5]))
+    expected = tf.nn.softmax(model(clip.astype(np.float32) / 255.0 * 0.5, training=False), -1).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_features_needs_a_feature_spec(loaded, tmp_path):
+    model, config = loaded
+    with pytest.raises(ValueError, match="--input_type=features needs a feature spec"):
+        tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f", input_types="features")
+
+
+def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
+    import types
+
+    import export
+    from trainers import _experiment
+
+    calls = []
+
+    def export_from_model_dir(model_dir, export_base, model_name, version):
+        calls.append((model_dir, export_base, model_name, version))
+        os.makedirs(os.path.join(export_base, str(version), "variables"))
+        open(os.path.join(export_base, str(version), "saved_model.pb"), "wb").close()
+        return os.path.join(export_base, str(version))
+
+    fake = types.ModuleType("export._streaming")
+    fake.export_from_model_dir = export_from_model_dir
+    monkeypatch.setitem(sys.modules, "export._streaming", fake)
+    monkeypatch.setattr(export, "_streaming", fake, raising=False)
+    model_dir = str(tmp_path / "online")
+    config = _experiment.ExperimentConfig(task="online_detection", num_classes=3)
+    config.write(model_dir)
+    root = str(tmp_path / "exports")
+    result = tfv_export.export_saved_model(root, model_dir=model_dir, model=object(), config=config)
+    second = tfv_export.export_saved_model(root, model_dir=model_dir, model=object(), config=config)
+    assert calls == [(model_dir, os.path.join(root, "online"), "online", 1),
+                     (model_dir, os.path.join(root, "online"), "online", 2)]
+    assert (result.version, second.version) == (1, 2)
+    assert os.path.exists(result.models_config)
+
+
+@pytest.mark.slow
+def test_binary_export_and_saved_model_cli(tiny_model_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    out = subprocess.run(
+        [sys.executable, "-m", "export.export_saved_model", f"--model_dir={tiny_model_dir}",
+         f"--export_dir={tmp_path}", "--model_name=clf", "--input_type=frames,jpeg_frames,sequence_example"],
+        check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    version_dir = out.stdout.strip().splitlines()[-1]
+    assert version_dir == os.path.join(str(tmp_path), "clf", "1")
+    cli = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", version_dir],
+        check=False, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    text = cli.stdout
+    blocks = {}
+    for block in text.split("signature_def['")[1:]:
+        blocks[block.split("'")[0]] = block
+    assert set(blocks) >= {"serving_default", "frames", "jpeg_frames", "sequence_example"}
+    assert "inputs['frames']" in blocks["serving_default"]  # The first input type is the default.
+    assert "dtype: DT_UINT8" in blocks["frames"] and f"shape: (-1, {CLIP_LENGTH}, -1, -1, 3)" in blocks["frames"]
+    assert "dtype: DT_STRING" in blocks["jpeg_frames"] and f"shape: (-1, {CLIP_LENGTH})" in blocks["jpeg_frames"]
+    assert "shape: (-1)" in blocks["sequence_example"]
+    for name in ("frames", "jpeg_frames", "sequence_example"):
+        for output, dtype in [("probabilities", "DT_FLOAT"), ("logits", "DT_FLOAT"), ("top_k_indices", "DT_INT64"),
+                              ("top_k_labels", "DT_STRING")]:
+            assert f"outputs['{output}'] tensor_info:\n        dtype: {dtype}" in blocks[name]
+        assert "Method name is: tensorflow/serving/predict" in blocks[name]
+
+
+def test_checkpoint_weights_are_exported(tiny_model_dir, loaded, tmp_path):
+    import shutil
+
+    import keras
+
+    from tfvideo import models as tfv_models
+
+    model, config = loaded
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(tiny_model_dir, model_dir)
+    keras.utils.set_random_seed(5)
+    other = tfv_models.get("tsm_tiny", num_classes=len(LABELS))
+    clip = _ramp_video(CLIP_LENGTH)[None]
+    video = tfv_data.preprocess_eval(tf.constant(clip), config.build_preprocess())[None]
+    expected = tf.nn.softmax(other(video, training=False), -1).numpy()
+    os.makedirs(os.path.join(model_dir, "checkpoints"))
+    checkpoint = os.path.join(model_dir, "checkpoints", "ckpt-3.weights.h5")
+    other.save_weights(checkpoint)
+    with pytest.raises(ValueError, match="--checkpoint=.*must end with"):
+        tfv_export.load_for_export(checkpoint=os.path.join(model_dir, "config.json"))
+    # A directory means its newest checkpoint file.
+    result = tfv_export.export_saved_model(str(tmp_path / "out"), checkpoint=os.path.dirname(checkpoint),
+                                           input_types="frames", warmup=False)
+    assert result.model_name == "run"  # The model_dir found above the checkpoint.
+    out = tf.saved_model.load(result.path).signatures["frames"](frames=tf.constant(clip))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    trained = tf.nn.softmax(model(video, training=False), -1).numpy()
+    assert not np.allclose(out["probabilities"].numpy(), trained, atol=1e-4)
+
+
+def test_feature_spec_in_config_builds_the_feature_layer(loaded, tmp_path, monkeypatch):
+    """The config's feature spec goes to `FeatureLayer.from_spec` (stand-in for feature_columns)."""
+    from tfvideo import feature_columns
+
+    model, config = loaded
+    specs = []
+
+    class StandIn:
+        @staticmethod
+        def from_spec(spec):
+            specs.append(spec)
+            return _FakeFeatureLayer()
+
+    monkeypatch.setattr(feature_columns, "FeatureLayer", StandIn, raising=False)
+    config = dataclasses.replace(config)
+    config.feature_spec = {"clip": {"type": "video"}, "gain": {"type": "numeric"}}
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f",
+                                           input_types=["features", "frames"], warmup=False)
+    assert specs == [config.feature_spec]
+    saved = tf.saved_model.load(result.path)
+    assert set(saved.signatures["serving_default"].structured_input_signature[1]) == {"clip", "gain"}
