@@ -74,7 +74,9 @@ def test_temporal_relation_matches_loop_by_hand():
     assert layer.subsets[4] == [(0, 1, 2, 3)]
     assert layer.subsets[3] == [(0, 1, 2), (1, 2, 3)]  # first and last of the 4 ordered triples
     assert layer.subsets[2] == [(0, 1), (2, 3)]
-    relu = lambda v: np.maximum(v, 0)
+    def relu(v):
+        return np.maximum(v, 0)
+
     want = np.zeros((2, units), "float32")
     for i, k in enumerate(layer._scale_list):
         w1, b1 = [keras.ops.convert_to_numpy(v) for v in layer.hidden[i].weights]

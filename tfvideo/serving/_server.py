@@ -326,7 +326,7 @@ class ModelServer:
             try:
                 array = tf.make_ndarray(proto)
             except (ValueError, TypeError) as e:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is not a valid TensorProto: {e}")
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is not a valid TensorProto: {e}") from e
             want = _tensor_info_shape(info)
             if want is not None:
                 if array.ndim != len(want):
@@ -375,9 +375,9 @@ class ModelServer:
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"signature '{signature_name}' rejected input {names}: {_tf_error_reason(e.message)}",
-            )
+            ) from e
         except tf.errors.ResourceExhaustedError as e:
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"signature '{signature_name}': {e.message}")
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"signature '{signature_name}': {e.message}") from e
         response = predict_pb2.PredictResponse(
             model_spec=model_pb2.ModelSpec(
                 name=servable.name,
