@@ -26,10 +26,11 @@ flags.DEFINE_string(
     "serving_base_path", None,
     "Directory the model server sees export_dir as (e.g. /models in a container), for models.config.",
 )
-flags.mark_flag_as_required("export_dir")
 
 
 def main(argv):
+    if not FLAGS.export_dir:
+        raise app.UsageError("--export_dir is required")
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dir and not FLAGS.checkpoint:

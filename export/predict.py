@@ -16,7 +16,6 @@ flags.DEFINE_string("signature", "jpeg_frames", "Signature taking string [B, T] 
 flags.DEFINE_integer("top_k", 5, "Labels printed per video.")
 flags.DEFINE_integer("num_clips", 1, "Clips per video; must match the export's --num_clips.")
 flags.DEFINE_float("timeout", 30.0, "Seconds per request.")
-flags.mark_flag_as_required("model")
 
 
 def format_prediction(prediction):
@@ -26,6 +25,8 @@ def format_prediction(prediction):
 
 
 def main(argv):
+    if not FLAGS.model:
+        raise app.UsageError("--model is required")
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more video files")

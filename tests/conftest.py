@@ -34,3 +34,13 @@ def moving_shapes(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("moving_shapes")
     return data.make_moving_shapes_dataset(str(root), videos_per_class=(4, 2), num_frames=16, size=32)
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Tests that switch Keras to mixed precision must not leak it into later tests."""
+    yield
+    import keras
+
+    if keras.mixed_precision.global_policy().name != "float32":
+        keras.mixed_precision.set_global_policy("float32")

@@ -13,10 +13,11 @@ flags.DEFINE_integer("num_frames", 24, "Frames per video.")
 flags.DEFINE_integer("size", 64, "Frame side in pixels.")
 flags.DEFINE_integer("fps", 12, "Frame rate.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
-flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
     del argv
     from tfvideo import data
 

@@ -34,7 +34,6 @@ flags.DEFINE_integer("workers", None, "Parallel worker processes (default: CPU c
 flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
 flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline.")
 flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options (with --beam).")
-flags.mark_flags_as_required(["annotations", "output_dir"])
 
 EXIT_SKIPPED = 3
 
@@ -67,6 +66,10 @@ def summary_lines(name, result):
 
 
 def main(argv):
+    if not FLAGS.annotations:
+        raise app.UsageError("--annotations is required")
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required")
     del argv
     from tfvideo import data
 

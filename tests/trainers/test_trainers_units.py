@@ -77,9 +77,14 @@ def test_remat_gives_the_same_gradients_and_state(mode, monkeypatch):
     loss_a, grads_a = _train_step(plain, video, label)
     calls_before = len(recomputed)
     loss_b, grads_b = _train_step(remat, video, label)
-    # Each recomputed unit is traced twice: forward, and again in the backward pass.
+    # Each recomputed unit is traced twice: forward, and again in the backward pass -- except,
+    # per layer, the input padding layer, whose backward pass is never needed (no gradient
+    # flows to the input clip).
     units = len(recomputed) - calls_before
-    assert units >= (12 if mode == "blocks" else 60) and units % 2 == 0
+    if mode == "blocks":
+        assert units >= 12 and units % 2 == 0
+    else:
+        assert units >= 60 and units % 2 == 1
     assert float(loss_a) == pytest.approx(float(loss_b), abs=1e-6)
     assert len(grads_a) == len(grads_b) > 30
     for a, b, v in zip(grads_a, grads_b, plain.trainable_variables):
@@ -93,8 +98,8 @@ def test_cut_tensors_are_residual_block_outputs():
     model = _task.build_model(_config())
     names = [t._keras_history[0].name for t in _remat.cut_tensors(model.backbone)]
     assert [n for n in names if n.endswith("_out")] == [
-        "stage1_block1_out", "stage2_block1_out", "stage3_block1_out", "stage4_block1_out"]
-    assert "stage1_block1_1_relu" not in names  # Inside a block: the shortcut is still alive.
+        "conv2_block1_out", "conv3_block1_out", "conv4_block1_out", "conv5_block1_out"]
+    assert "conv2_block1_1_relu" not in names  # Inside a block: the shortcut is still alive.
 
 
 def test_partial_bn_freezes_all_batchnorm_but_the_first():
@@ -102,7 +107,7 @@ def test_partial_bn_freezes_all_batchnorm_but_the_first():
     bns = _task.batchnorm_layers(model)
     assert len(bns) > 5
     assert [b.trainable for b in bns] == [True] + [False] * (len(bns) - 1)
-    assert bns[0].name == "stem_bn"
+    assert bns[0].name == "conv1_bn"
 
 
 def test_classification_metrics_against_hand_computation():
