@@ -22,6 +22,7 @@ import sys
 from absl import flags as absl_flags
 from absl import logging
 
+from tfvideo import data as tfv_data
 from trainers import _experiment
 
 TASK = "online_detection"
@@ -99,7 +100,7 @@ def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=
     if not spec:
         raise OnlineFlagError(f"{flag} is required: a session list or a TFRecord pattern.")
     if _is_tfrecord(spec):
-        files = sorted(tf.io.gfile.glob(spec))
+        files = tfv_data.match_shards(spec)
         if not files:
             raise OnlineFlagError(f"{flag}={spec} matches no file.")
         if feature_dim is None:

@@ -60,7 +60,7 @@ def count_examples(source, label_map=None):
     """Number of videos in an annotation list or TFRecord files (one pass, no decoding)."""
     if source.endswith((".txt", ".csv", ".list")):
         return len(tfv_data.read_annotations(source, label_map=label_map))
-    files = sorted(tf.io.gfile.glob(source))
+    files = tfv_data.match_shards(source)
     return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda n, _: n + 1))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvideo.api._export import export_constant, tf_export
+from tfvideo.data import _tfrecord
 
 CHUNK_FEATURES_KEY = export_constant("tfvideo.data.CHUNK_FEATURES_KEY", "feature/floats")
 SEGMENT_START_KEY = export_constant("tfvideo.data.SEGMENT_START_KEY", "segment/start/index")
@@ -166,7 +167,7 @@ def feature_window_dataset(source, history, batch_size, stride=None, anticipatio
     if isinstance(source, str):
         if feature_dim is None or num_columns is None:
             raise ValueError("feature_window_dataset: a TFRecord source needs feature_dim and num_columns.")
-        files = tf.io.gfile.glob(source)
+        files = _tfrecord.match_shards(source)
         if not files:
             raise FileNotFoundError(f"feature_window_dataset: no file matches {source}.")
         videos = tf.data.TFRecordDataset(sorted(files)).map(

@@ -273,7 +273,7 @@ def _encoded_decoder(sampler, modality):
 
 
 def _tfrecord_source(pattern, sampler, training, seed, modality):
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = _tfrecord.match_shards(pattern)
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
     ds = tf.data.Dataset.from_tensor_slices(files)
