@@ -55,6 +55,9 @@ flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the
 flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
 flags.DEFINE_integer("crop_size", None, "Network input side (default 224).")
 flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default 256).")
+flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
+flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
+                  "0 and 1 when a clip is flipped): for direction classes such as left/right.")
 flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end).")
 flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
 flags.DEFINE_integer("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
@@ -124,6 +127,12 @@ def build_config():
         preprocess["crop_size"] = FLAGS.crop_size
     if FLAGS.resize_short is not None:
         preprocess["resize_short"] = FLAGS.resize_short
+    preprocess["flip"] = FLAGS.flip
+    if FLAGS.flip_label_map:
+        mirror = [int(v) for v in FLAGS.flip_label_map]
+        if len(mirror) != int(num_classes) or sorted(mirror) != list(range(int(num_classes))):
+            raise app.UsageError(f"--flip_label_map={FLAGS.flip_label_map}: must be a permutation of 0..{int(num_classes) - 1}")
+        preprocess["flip_label_map"] = mirror
     return _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
         task=FLAGS.task, sampler={"type": "segment", "num_segments": int(num_segments)}, preprocess=preprocess,
