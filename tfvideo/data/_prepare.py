@@ -149,7 +149,7 @@ def _write_shard(path, records, config, label_names):
     return failures
 
 
-_TMP_MARK = ".tmp-"
+_TMP_MARK = _tfrecord.TMP_MARK  # One marker: match_shards must recognise what this writes.
 
 
 def _failures_path(shard):

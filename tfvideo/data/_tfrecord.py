@@ -73,10 +73,10 @@ def parse_sequence_example(serialized, with_flow=False):
 # Bookkeeping files that `prepare_tfrecords` writes beside its shards (a failures list per
 # shard, a report, temp files of a killed run); a pattern like `train-*` matches them too.
 _NOT_SHARDS = (".json", ".jsonl")
-_TMP_MARK = ".tmp-"
+TMP_MARK = ".tmp-"
 
 
 @tf_export("tfvideo.data.match_shards")
 def match_shards(pattern):
     """Sorted TFRecord shard paths matching `pattern`, without preparation bookkeeping files."""
-    return sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(_NOT_SHARDS) and _TMP_MARK not in f)
+    return sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(_NOT_SHARDS) and TMP_MARK not in f)
