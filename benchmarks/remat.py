@@ -1,83 +1,46 @@
-"""Peak memory and step time of an I3D-R50-like training step with and without remat.
+"""Peak memory and step time of an I3D-R50 training step with and without remat, in one run.
 
-  python benchmarks/remat.py                       # CPU: process peak RSS per variant
-  python benchmarks/remat.py --model=tsm_r50 --frames=8 --size=112
+  python benchmarks/remat.py                            # i3d_r50, batch 4, 8x112x112
+  python benchmarks/remat.py --batch=8 --frames=16      # activations dominate more
+  python benchmarks/remat.py --model=tsm_r50 --size=160
 
-Each variant runs in its own subprocess (peak RSS is per process); on a GPU the device's
-peak memory (tf.config.experimental.get_memory_info) is reported instead. Variants are the
-trainer's `--remat_mode`s (trainers/_remat.py):
+Both variants are built in this process from the same weights and their training steps
+(forward, backward, SGD update, in a tf.function) alternate, so a noisy spell on a shared
+machine hits both alike; the fastest step of each is kept. Memory is read from the TensorFlow
+allocator (`tf.config.experimental.get_memory_info` of GPU:0, or CPU:0 without a GPU): for each
+variant, the peak during its step minus what was live before it ("step"), plus the bytes of one
+model's state (weights, optimizer slots, input clip) gives that variant's training peak.
+Variants:
   none    no rematerialization;
-  blocks  segments between residual-block outputs recomputed in the backward pass
-          (`tfvideo-train --remat`);
-  layers  every layer recomputed on its own (`--remat --remat_mode=layers`).
+  remat   `tfvideo-train --remat` (trainers/_remat.py): only residual-block outputs are kept,
+          each segment between two is recomputed in the backward pass.
 Target: remat cuts peak training memory by >= 40% at <= 35% more step time.
 """
 
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfvideo import models  # noqa: E402
+from trainers import _remat  # noqa: E402
 
 
-def _i3d_r50(num_classes, width):
-    """A flat Functional 3D ResNet-50 (I3D-style inflation: 3x1x1 kernels in alternate blocks)."""
-    import keras
-    from keras import layers
-
-    def conv_bn(x, filters, kernel, stride, relu=True):
-        x = layers.Conv3D(filters, kernel, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x) if relu else x
-
-    inputs = keras.Input((None, None, None, 3))
-    x = conv_bn(inputs, width, (5, 7, 7), (1, 2, 2))
-    x = layers.MaxPooling3D((1, 3, 3), strides=(1, 2, 2), padding="same")(x)
-    for stage, count in enumerate((3, 4, 6, 3)):
-        filters = width * 2**stage
-        for b in range(count):
-            stride = (1, 2, 2) if (b == 0 and stage > 0) else 1
-            shortcut = conv_bn(x, filters * 4, 1, stride, relu=False) if b == 0 else x
-            y = conv_bn(x, filters, (3 if b % 2 == 0 else 1, 1, 1), 1)
-            y = conv_bn(y, filters, (1, 3, 3), stride)
-            y = conv_bn(y, filters * 4, 1, 1, relu=False)
-            x = layers.ReLU()(layers.Add()([shortcut, y]))
-    x = layers.GlobalAveragePooling3D()(x)
-    return keras.Model(inputs, layers.Dense(num_classes)(x))
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def run_variant(args):
-    """One variant in this process: prints a JSON line with step time and memory."""
-    import keras
-    import tensorflow as tf
-
+def _variant(args, remat, video, label):
     keras.utils.set_random_seed(0)
-    gpus = tf.config.list_physical_devices("GPU")
-    if args.model == "i3d_r50":
-        model = _i3d_r50(args.num_classes, args.width)
-        shape = (args.batch, args.frames, args.size, args.size, 3)
-    else:
-        from tfvideo import models
-
-        model = models.get(args.model, num_classes=args.num_classes, num_segments=args.frames)
-        shape = (args.batch, 1, args.frames, args.size, args.size, 3)
-    model.build(shape)
-    if args.variant != "none":
-        from trainers import _remat
-
-        _remat.apply_remat(model, args.variant)
+    size_kwarg = "num_frames" if args.model.startswith("i3d") else "num_segments"
+    model = models.get(args.model, num_classes=args.num_classes, **{size_kwarg: args.frames})
+    model.build(video.shape)
+    segments = _remat.apply_remat(model) if remat else 0
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    video = tf.random.stateless_normal(shape, seed=[0, 1])
-    label = tf.zeros([args.batch], tf.int32)
+    optimizer.build(model.trainable_variables)
 
     @tf.function(jit_compile=args.jit)
     def step():
@@ -88,65 +51,48 @@ def run_variant(args):
         optimizer.apply(grads, model.trainable_variables)
         return loss
 
-    model(video[:1], training=False)
-    optimizer.build(model.trainable_variables)
-    base = _rss_bytes()
-    if gpus:
-        tf.config.experimental.reset_memory_stats("GPU:0")
-    step().numpy()  # Trace + first step.
-    times = []
-    for _ in range(args.steps):
-        tic = time.perf_counter()
-        step().numpy()
-        times.append(time.perf_counter() - tic)
-    out = {"variant": args.variant, "step_s": sorted(times)[len(times) // 2], "device": "GPU" if gpus else "CPU"}
-    if gpus:
-        out["peak_bytes"] = tf.config.experimental.get_memory_info("GPU:0")["peak"]
-        out["train_bytes"] = out["peak_bytes"]
-    else:
-        out["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        out["train_bytes"] = out["peak_bytes"] - base
-    print("RESULT " + json.dumps(out), flush=True)
+    state = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.variables + optimizer.variables)
+    return {"step": step, "segments": segments, "state_bytes": state + video.dtype.size * int(np.prod(video.shape)),
+            "times": [], "step_bytes": 0}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="i3d_r50", help="i3d_r50 (built here) or a tfvideo preset name")
-    parser.add_argument("--variants", default="none,blocks,layers")
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--model", default="i3d_r50", help="a tfvideo.models preset name")
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
-    parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--num_classes", type=int, default=400)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--jit", action="store_true")
-    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per variant")
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the step")
     args = parser.parse_args()
-    if args.variant:
-        return run_variant(args)
-    results = {}
-    for variant in args.variants.split(","):
-        cmd = [sys.executable, os.path.abspath(__file__), "--variant", variant] + [
-            a for a in sys.argv[1:] if not a.startswith("--variants")]
-        env = {**os.environ, "PYTHONPATH": _REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            print(f"{variant}: failed\n{proc.stderr[-2000:]}")
-            continue
-        results[variant] = json.loads(lines[0][len("RESULT "):])
-    print(f"model={args.model} batch={args.batch} frames={args.frames} size={args.size} width={args.width}")
-    print(f"{'variant':8s} {'step s':>8s} {'peak MiB':>9s} {'train MiB':>10s} {'peak ratio':>10s} "
-          f"{'train ratio':>11s} {'time ratio':>10s}")
-    base = results.get("none")
-    for variant, r in results.items():
-        ratios = ("", "", "")
-        if base:
-            ratios = (f"{r['peak_bytes'] / base['peak_bytes']:.2f}", f"{r['train_bytes'] / base['train_bytes']:.2f}",
-                      f"{r['step_s'] / base['step_s']:.2f}")
-        print(f"{variant:8s} {r['step_s']:8.3f} {r['peak_bytes'] / 2**20:9.0f} {r['train_bytes'] / 2**20:10.0f} "
-              f"{ratios[0]:>10s} {ratios[1]:>11s} {ratios[2]:>10s}  ({r['device']})")
+
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    shape = (args.batch, 1, args.frames, args.size, args.size, 3)
+    video = tf.random.stateless_normal(shape, seed=[0, 1])
+    label = tf.zeros([args.batch], tf.int32)
+    variants = {"none": _variant(args, False, video, label), "remat": _variant(args, True, video, label)}
+    losses = {name: float(v["step"]()) for name, v in variants.items()}  # Trace + first step.
+    for _ in range(args.steps):
+        for v in variants.values():
+            tf.config.experimental.reset_memory_stats(device)
+            before = tf.config.experimental.get_memory_info(device)["current"]
+            tic = time.perf_counter()
+            v["step"]().numpy()
+            v["times"].append(time.perf_counter() - tic)
+            v["step_bytes"] = max(v["step_bytes"], tf.config.experimental.get_memory_info(device)["peak"] - before)
+
+    print(f"model={args.model} batch={args.batch} frames={args.frames} size={args.size} steps={args.steps} "
+          f"device={device} jit={args.jit} remat segments={variants['remat']['segments']}")
+    print(f"first-step loss: none {losses['none']:.6f}, remat {losses['remat']:.6f} (same weights, same clip)")
+    cols = ("step s", "state MiB", "step MiB", "peak MiB", "peak ratio", "time ratio")
+    print(f"{'variant':8s} " + " ".join(f"{c:>11s}" for c in cols))
+    base = variants["none"]
+    for name, v in variants.items():
+        peak, base_peak = v["state_bytes"] + v["step_bytes"], base["state_bytes"] + base["step_bytes"]
+        values = (f"{min(v['times']):.3f}", f"{v['state_bytes'] / 2**20:.0f}", f"{v['step_bytes'] / 2**20:.0f}",
+                  f"{peak / 2**20:.0f}", f"{peak / base_peak:.2f}", f"{min(v['times']) / min(base['times']):.2f}")
+        print(f"{name:8s} " + " ".join(f"{x:>11s}" for x in values))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@
 inside `tf.function` for layers called with keyword arguments (`training=`): the BatchNorm of
 every video model. This module recomputes whole *segments* instead:
 
-  * "blocks": every Functional (sub)model (e.g. a ResNet backbone) is cut at its articulation
-    tensors — the tensors every path from input to output goes through, i.e. the outputs of
-    residual blocks — and each segment between two cuts is re-run in the backward pass. Only
-    segment inputs stay alive between the forward and the backward pass.
-  * "layers": every leaf layer is recomputed on its own (any model; smaller savings).
+every Functional (sub)model (e.g. a ResNet backbone) is cut at its articulation tensors — the
+tensors every path from input to output goes through, i.e. the outputs of residual blocks — and
+each segment between two cuts is re-run in the backward pass. Only segment inputs stay alive
+between the forward and the backward pass. (Recomputing single layers instead saves nothing:
+every layer's input would still be kept, which is every activation; measured 1.17x the peak.)
 
 BatchNorm moving statistics updated during the recomputation are restored, so a step with
 remat leaves the model in exactly the state a step without it does.
@@ -19,14 +19,26 @@ import itertools
 import keras
 import tensorflow as tf
 
-REMAT_MODES = ("blocks", "layers")
-
 
 def _moving_variables(layers):
     out = []
     for layer in layers:
         out.extend(v for v in layer.non_trainable_variables)
     return out
+
+
+def _zero_after(tensor, dtype):
+    """A scalar 0 with a data dependency on `tensor`, which no optimizer may fold to a constant.
+
+    Added to a segment's input, it makes the recomputation wait for the backward pass to reach
+    the segment, also under XLA (which ignores control dependencies). `where(e == e, 0, nan)` is
+    not foldable, since e may be NaN; `0 * e` is only folded by non-IEEE rewrites, but there is
+    no need to rely on their absence.
+    """
+    first = tf.reshape(tensor, [-1])[:1]
+    first = tf.cast(first, tf.float32)
+    zero = tf.where(tf.reduce_all(tf.equal(first, first)), 0.0, float("nan"))
+    return tf.cast(zero, dtype)
 
 
 def _recompute(fn, state_layers):
@@ -43,9 +55,7 @@ def _recompute(fn, state_layers):
 
         def backward(dy, variables=None):
             saved = [tf.identity(v.value) for v in state]
-            # A data dependency on dy: the recomputation cannot start before the backward pass
-            # reaches this segment, and graph optimizers cannot merge it with the forward pass.
-            x_again = x + tf.cast(0.0 * tf.reduce_sum(dy[..., :1]), x.dtype)
+            x_again = x + _zero_after(dy, x.dtype)
             with tf.GradientTape() as tape:
                 tape.watch(x_again)
                 y2 = fn(x_again)
@@ -111,16 +121,6 @@ def _segment_functional(functional, min_ops=3):
     return [keras.Model(a, b, name=f"{functional.name}_segment{i}") for i, (a, b) in enumerate(itertools.pairwise(bounds))]
 
 
-def _leaf_layers(layer):
-    children = list(layer._flatten_layers(include_self=False, recursive=False))
-    if not children:
-        return [layer]
-    out = []
-    for child in children:
-        out.extend(_leaf_layers(child))
-    return out
-
-
 def _functionals(model):
     out = []
     if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
@@ -130,37 +130,28 @@ def _functionals(model):
     return out
 
 
-def apply_remat(model, mode="blocks"):
-    """Makes `model` (built) recompute activations in the backward pass. Returns #segments."""
-    if mode not in REMAT_MODES:
-        raise ValueError(f"--remat_mode={mode!r} is not one of {REMAT_MODES}.")
+def apply_remat(model):
+    """Makes `model` (built) recompute activations in the backward pass. Returns #segments.
+
+    Raises ValueError if the model has no Functional (sub)model with residual-block cuts.
+    """
     count = 0
-    if mode == "blocks":
-        for functional in _functionals(model):
-            segments = _segment_functional(functional)
-            if not segments:
-                continue
-
-            def call(inputs, training=None, mask=None, _segments=segments, **kwargs):
-                x = inputs
-                for seg in _segments:
-                    x = _recompute(lambda t, s=seg: s(t, training=training), [seg])(x)
-                return x
-
-            functional.call = call
-            count += len(segments)
-        if count:
-            return count
-    for layer in _leaf_layers(model):
-        if not layer.weights and not isinstance(layer, keras.layers.Layer):
+    for functional in _functionals(model):
+        segments = _segment_functional(functional)
+        if not segments:
             continue
-        original = layer.call
 
-        def call(inputs, *args, _original=original, _layer=layer, **kwargs):
-            if args or not isinstance(inputs, tf.Tensor):
-                return _original(inputs, *args, **kwargs)
-            return _recompute(lambda t: _original(t, **kwargs), [_layer])(inputs)
+        def call(inputs, training=None, mask=None, _segments=segments, **kwargs):
+            x = inputs
+            for seg in _segments[:-1]:
+                x = _recompute(lambda t, s=seg: s(t, training=training), [seg])(x)
+            # The last segment's backward pass comes first, right after the forward pass: its
+            # activations would be recomputed at once, so they are simply kept (same peak).
+            return _segments[-1](x, training=training)
 
-        layer.call = call
-        count += 1
+        functional.call = call
+        count += len(segments)
+    if not count:
+        raise ValueError(f"--remat: {model.name} has no Functional backbone that can be cut into segments "
+                         "between residual blocks; train it without --remat.")
     return count

@@ -137,7 +137,7 @@ def build_model(config, views=1):
     model = config.build_model()
     model.build(input_shape(config, views))
     if train.get("remat"):
-        _remat.apply_remat(model, train.get("remat_mode", "blocks"))
+        _remat.apply_remat(model)
     if train.get("partial_bn"):
         freeze_partial_bn(model)
     if train.get("sync_batchnorm"):

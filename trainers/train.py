@@ -41,9 +41,8 @@ flags.DEFINE_float("lr_decay_rate", 0.1, "Step schedule decay factor.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "default: one device; mirrored: all local GPUs; multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored on a CPU).")
-flags.DEFINE_boolean("remat", False, "Gradient checkpointing: recompute activations in the backward pass.")
-flags.DEFINE_enum("remat_mode", "blocks", ["blocks", "layers"],
-                  "--remat unit: blocks (segments between residual blocks of the backbone) or every layer.")
+flags.DEFINE_boolean("remat", False, "Gradient checkpointing: keep only the residual-block outputs of the backbone "
+                     "and recompute the rest in the backward pass.")
 flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the forward/backward pass.")
 flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer JSON spec applied to the inputs.")
@@ -68,7 +67,7 @@ _RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_s
                  "lr_decay_rate", "clip_norm", "partial_bn", "dropout", "warmup_epochs")
 _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
-    "remat", "remat_mode", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
+    "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
     "log_every_steps", "on_error")
 
 _online.define_flags()
