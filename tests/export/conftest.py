@@ -48,3 +48,96 @@ def loaded(tiny_model_dir):
     from trainers import _experiment
 
     return _experiment.load_trained_model(tiny_model_dir)
+
+
+# --- A model trained by `tfvideo-train --feature_spec` (the `features` signature's real path). ---
+SPEC_CLIP_LENGTH = 4
+SPEC_CROP = 32
+SPEC_RESIZE = 36
+
+
+def video_feature_layer(key="video", clip_length=SPEC_CLIP_LENGTH, size=SPEC_CROP, resize_short=SPEC_RESIZE, extra=()):
+    """A FeatureLayer whose one video column samples `clip_length` segments, crops `size`."""
+    from tfvideo import data, feature_columns
+
+    column = feature_columns.video_column(key, data.SegmentSampler(clip_length), size=size,
+                                          preprocess={"resize_short": resize_short})
+    return feature_columns.FeatureLayer([column, *extra])
+
+
+@pytest.fixture(scope="session")
+def feature_spec_run(moving_shapes, tmp_path_factory):
+    """`tfvideo-train --feature_spec spec.json` (subprocess, 2 steps on tiny mp4s) -> model_dir.
+
+    The spec file is deleted afterwards: what export needs must be in model_dir/config.json.
+    Returns {"model_dir", "spec" (the spec dict), "data" (the moving_shapes lists)}.
+    """
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("feature_spec_run")
+    spec_path = str(root / "spec.json")
+    video_feature_layer().save_spec(spec_path)
+    with open(spec_path) as f:
+        spec = json.load(f)
+    model_dir = str(root / "featured")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": repo, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainers.train", "--model=tsm_tiny", f"--feature_spec={spec_path}",
+         f"--train_data={moving_shapes['train']}", f"--eval_data={moving_shapes['val']}",
+         f"--label_map={moving_shapes['label_map']}", f"--model_dir={model_dir}", "--train_steps=2",
+         "--batch_size=4", "--dropout=0", "--verbose=0", "--seed=3"],
+        check=False, capture_output=True, text=True, cwd=repo, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    os.remove(spec_path)
+    return {"model_dir": model_dir, "spec": spec, "data": moving_shapes, "stdout": proc.stdout}
+
+
+@pytest.fixture(scope="session")
+def feature_spec_loaded(feature_spec_run):
+    """(keras model, ExperimentConfig) of the feature-spec run."""
+    from trainers import _experiment
+
+    return _experiment.load_trained_model(feature_spec_run["model_dir"])
+
+
+@pytest.fixture(scope="session")
+def feature_spec_export(feature_spec_run, tmp_path_factory):
+    """The feature-spec run exported with `frames` and `features` signatures (one view)."""
+    from tfvideo import export
+
+    root = str(tmp_path_factory.mktemp("feature_spec_export"))
+    return export.export_saved_model(root, model_dir=feature_spec_run["model_dir"], model_name="featured",
+                                     input_types=["features", "frames"])
+
+
+def make_context_model(seed=0):
+    """A functional model on a FeatureLayer with a video column and a side feature.
+
+    `gain` (float32 [B, 2]) joins the clip's pooled colour: (model, layer, ExperimentConfig).
+    """
+    import keras
+
+    from tfvideo import feature_columns
+    from trainers import _experiment
+
+    keras.utils.set_random_seed(seed)
+    layer = video_feature_layer(extra=[feature_columns.numeric_column("gain", shape=2)])
+    clip = keras.Input((1, SPEC_CLIP_LENGTH, SPEC_CROP, SPEC_CROP, 3), name="video")
+    dense = keras.Input((2,), name="dense")
+    pooled = keras.layers.Reshape((-1, 3))(clip)
+    pooled = keras.layers.GlobalAveragePooling1D()(pooled)
+    joined = keras.layers.Concatenate()([pooled, dense])
+    hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(joined)
+    logits = keras.layers.Dense(len(LABELS), name="logits")(hidden)
+    model = keras.Model({"video": clip, "dense": dense}, logits)
+    config = _experiment.ExperimentConfig(
+        model="custom", num_classes=len(LABELS), labels=list(LABELS),
+        sampler={"type": "segment", "num_segments": SPEC_CLIP_LENGTH},
+        preprocess={"crop_size": SPEC_CROP, "resize_short": SPEC_RESIZE},
+    )
+    return model, layer, config
