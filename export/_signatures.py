@@ -10,7 +10,9 @@ Inputs per type (V = num_clips test clips, T = the sampler's clip length):
   jpeg_frames       string [B, V*T]: the same frames JPEG-encoded, decoded in the graph.
   sequence_example  string [B]: serialized SequenceExamples (tfvideo.data layout) of whole
                     videos; the test-time sampler picks the frames in the graph.
-  features          the raw feature dict of a FeatureLayer's serving input signature.
+  features          the raw feature dict of a FeatureLayer's serving input signature (a
+                    video column: encoded JPEG frames string [B, N] of whole videos, padded
+                    with "", sampled in the graph); the layer's output goes to the model.
 Preprocessing is `tfvideo.data.preprocess_eval` (resize, num_crops crops, normalize), the
 function evaluation uses, so training and serving see identical pixels.
 """
@@ -132,6 +134,8 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[spec])
         def serve_features(features):
             inputs = self.feature_layer(features)
+            if isinstance(inputs, dict) and len(inputs) == 1:
+                (inputs,) = inputs.values()  # A recognizer takes the one video column's clip.
             logits = tf.cast(self.model(inputs, training=False), tf.float32)
             return self._outputs_from_logits(logits)
 
