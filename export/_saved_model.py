@@ -93,7 +93,14 @@ def _feature_layer(config, num_clips, num_crops):
         return None
     from tfvideo import feature_columns
 
-    spec = feature_columns.FeatureLayer.from_spec(spec).to_spec()  # Validated, and a copy.
+    layer = feature_columns.FeatureLayer.from_spec(spec)
+    trained = [c.name for c in layer.columns if type(c).__name__ == "EmbeddingColumn"]
+    if trained:  # A spec holds no weights: a layer rebuilt from it would embed with fresh random ones.
+        raise ValueError(
+            f"--input_type=features: the config's feature spec has embedding columns {trained} whose trained "
+            "weights a spec does not hold; export with feature_layer= (the trained FeatureLayer) instead."
+        )
+    spec = layer.to_spec()  # A validated copy.
     for column in spec["columns"]:
         if column["class_name"] == "VideoColumn":
             column["config"]["sampler"]["num_clips"] = int(num_clips)
@@ -183,6 +190,8 @@ def export_saved_model(
     preprocess = config.build_preprocess(num_crops=num_crops)
     if "features" in input_types and feature_layer is None:
         feature_layer = _feature_layer(config, num_clips, num_crops)
+        if feature_layer is None:
+            raise ValueError(_signatures.NEEDS_FEATURE_LAYER)
 
     with _versions.staged_version_dir(base_path, version) as (tmp, publish):
         vocab_dir = os.path.join(tmp, ".vocab")

@@ -22,6 +22,10 @@ import tensorflow as tf
 from tfvideo.data import _pipeline, _tfrecord
 
 INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
+NEEDS_FEATURE_LAYER = (
+    "--input_type=features needs a feature spec in the model_dir's config.json "
+    "(train with tfvideo-train --feature_spec) or `feature_layer=` in export_saved_model."
+)
 
 
 class ServingModule(tf.Module):
@@ -124,10 +128,7 @@ class ServingModule(tf.Module):
 
     def features_function(self):
         if self.feature_layer is None:
-            raise ValueError(
-                "--input_type=features needs a feature spec in the model_dir's config.json "
-                "(or `feature_layer=` in export_saved_model)."
-            )
+            raise ValueError(NEEDS_FEATURE_LAYER)
         raw = self.feature_layer.serving_input_signature()
         spec = {k: tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in raw.items()}
 

@@ -148,7 +148,7 @@ def apply_feature_spec(config, spec, explicit=None):
                              f"{name}={specified[name]}; drop the flag or change the spec.")
     sampler = _samplers.sampler_to_config(column.sampler)
     for key in ("training", "num_clips"):  # Set per use by ExperimentConfig.build_sampler.
-        sampler.pop(key)
+        sampler.pop(key, None)
     preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in pre.items()}
     preprocess["num_crops"] = 1  # Test-time crops are an evaluate / export flag.
     for key in ("flip", "flip_label_map"):
@@ -167,8 +167,8 @@ def _check_spec_matches_model(config, column, views=1):
     if tuple(column.output_shape[1:]) != want:
         raise ValueError(
             f"feature_spec video column {column.name!r} makes clips {list(column.output_shape[1:])} per view but "
-            f"the model input is {list(want)} (sampler {config.sampler}, preprocess crop_size); "
-            "write the config with tfvideo-train --feature_spec.")
+            f"the model input is {list(want)} (the config's sampler {config.sampler}, crop_size "
+            f"{config.preprocess.get('crop_size')}); write the config with tfvideo-train --feature_spec.")
 
 
 def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_crops=1, repeat=False, drop_remainder=False):

@@ -117,6 +117,17 @@ def test_features_needs_a_feature_spec(loaded, tmp_path):
     model, config = loaded
     with pytest.raises(ValueError, match="--input_type=features needs a feature spec"):
         tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f", input_types="features")
+    assert not os.path.exists(os.path.join(tmp_path, "f"))  # Refused before anything is written.
+    # A spec cannot carry trained embedding weights: rebuilding the layer from it is refused.
+    import dataclasses
+
+    from tfvideo import feature_columns as fc
+
+    embedded = fc.FeatureLayer([fc.embedding_column(fc.categorical_column_with_hash_bucket("camera", 8), 2)])
+    config = dataclasses.replace(config, feature_spec=embedded.to_spec())
+    with pytest.raises(ValueError, match=r"embedding columns \['camera_embedding'\].*feature_layer="):
+        tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f", input_types="features")
+    assert not os.path.exists(os.path.join(tmp_path, "f"))
 
 
 def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
