@@ -1,5 +1,13 @@
-"""A tiny trained model_dir (tsm_tiny, 4 classes, 32px crops, 8 segments) built in-process."""
+"""A tiny trained model_dir (tsm_tiny, 4 classes, 32px crops, 8 segments) built in-process,
+and a model trained by `tfvideo-train --feature_spec` with its export.
 
+tests/serving, tests/trainers and this directory import these session fixtures; pytest then
+holds one fixture definition per importing place and would build each once per place, so the
+expensive ones keep their result in a fixed folder of the session's base temp directory and
+later definitions reuse it (`_once`).
+"""
+
+import json
 import os
 
 import numpy as np
@@ -37,9 +45,21 @@ def make_tiny_model_dir(model_dir, seed=0):
     return model_dir
 
 
+def _once(tmp_path_factory, name, build):
+    """`build(folder)`'s JSON-able result, computed once per test session (see module docstring)."""
+    folder = tmp_path_factory.getbasetemp() / name
+    done = folder / "fixture_result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    folder.mkdir(exist_ok=True)
+    result = build(folder)
+    done.write_text(json.dumps(result))
+    return result
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    return make_tiny_model_dir(str(tmp_path_factory.mktemp("tiny_model") / "tiny"))
+    return _once(tmp_path_factory, "tiny_model", lambda folder: make_tiny_model_dir(str(folder / "tiny")))
 
 
 @pytest.fixture(scope="session")
@@ -72,29 +92,30 @@ def feature_spec_run(moving_shapes, tmp_path_factory):
     The spec file is deleted afterwards: what export needs must be in model_dir/config.json.
     Returns {"model_dir", "spec" (the spec dict), "data" (the moving_shapes lists)}.
     """
-    import json
     import subprocess
     import sys
 
-    root = tmp_path_factory.mktemp("feature_spec_run")
-    spec_path = str(root / "spec.json")
-    video_feature_layer().save_spec(spec_path)
-    with open(spec_path) as f:
-        spec = json.load(f)
-    model_dir = str(root / "featured")
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {**os.environ, "PYTHONPATH": repo, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainers.train", "--model=tsm_tiny", f"--feature_spec={spec_path}",
-         f"--train_data={moving_shapes['train']}", f"--eval_data={moving_shapes['val']}",
-         f"--label_map={moving_shapes['label_map']}", f"--model_dir={model_dir}", "--train_steps=2",
-         "--batch_size=4", "--dropout=0", "--verbose=0", "--seed=3"],
-        check=False, capture_output=True, text=True, cwd=repo, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    os.remove(spec_path)
-    return {"model_dir": model_dir, "spec": spec, "data": moving_shapes, "stdout": proc.stdout}
+    def train(root):
+        spec_path = str(root / "spec.json")
+        video_feature_layer().save_spec(spec_path)
+        with open(spec_path) as f:
+            spec = json.load(f)
+        model_dir = str(root / "featured")
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, "PYTHONPATH": repo, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+               "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainers.train", "--model=tsm_tiny", f"--feature_spec={spec_path}",
+             f"--train_data={moving_shapes['train']}", f"--eval_data={moving_shapes['val']}",
+             f"--label_map={moving_shapes['label_map']}", f"--model_dir={model_dir}", "--train_steps=2",
+             "--batch_size=4", "--dropout=0", "--verbose=0", "--seed=3"],
+            check=False, capture_output=True, text=True, cwd=repo, env=env, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        os.remove(spec_path)
+        return {"model_dir": model_dir, "spec": spec, "data": moving_shapes, "stdout": proc.stdout}
+
+    return _once(tmp_path_factory, "feature_spec_run", train)
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +129,17 @@ def feature_spec_loaded(feature_spec_run):
 @pytest.fixture(scope="session")
 def feature_spec_export(feature_spec_run, tmp_path_factory):
     """The feature-spec run exported with `frames` and `features` signatures (one view)."""
+    import dataclasses
+
     from tfvideo import export
 
-    root = str(tmp_path_factory.mktemp("feature_spec_export"))
-    return export.export_saved_model(root, model_dir=feature_spec_run["model_dir"], model_name="featured",
-                                     input_types=["features", "frames"])
+    def run(root):
+        result = export.export_saved_model(str(root), model_dir=feature_spec_run["model_dir"], model_name="featured",
+                                           input_types=["features", "frames"])
+        return dataclasses.asdict(result)
+
+    result = _once(tmp_path_factory, "feature_spec_export", run)
+    return export.ExportResult(**{**result, "signatures": tuple(result["signatures"])})
 
 
 def make_context_model(seed=0):
