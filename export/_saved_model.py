@@ -83,20 +83,28 @@ def load_for_export(model_dir=None, checkpoint=None):
     return model, config
 
 
-def _feature_spec(config):
-    for name in ("feature_spec", "features"):
-        spec = getattr(config, name, None)
-        if spec:
-            return spec
-    return (config.model_kwargs or {}).get("feature_spec")
+def _feature_layer(config, num_clips, num_crops):
+    """The FeatureLayer of the config's feature spec (None without one), at the export's test-time views.
 
-
-def _feature_layer(config):
-    spec = _feature_spec(config)
+    Video columns get `num_clips` clips and `num_crops` crops, as the other signatures do.
+    """
+    spec = getattr(config, "feature_spec", None)
     if not spec:
         return None
     from tfvideo import feature_columns
 
+    layer = feature_columns.FeatureLayer.from_spec(spec)
+    trained = [c.name for c in layer.columns if type(c).__name__ == "EmbeddingColumn"]
+    if trained:  # A spec holds no weights: a layer rebuilt from it would embed with fresh random ones.
+        raise ValueError(
+            f"--input_type=features: the config's feature spec has embedding columns {trained} whose trained "
+            "weights a spec does not hold; export with feature_layer= (the trained FeatureLayer) instead."
+        )
+    spec = layer.to_spec()  # A validated copy.
+    for column in spec["columns"]:
+        if column["class_name"] == "VideoColumn":
+            column["config"]["sampler"]["num_clips"] = int(num_clips)
+            column["config"]["preprocess"]["num_crops"] = int(num_crops)
     return feature_columns.FeatureLayer.from_spec(spec)
 
 
@@ -151,7 +159,9 @@ def export_saved_model(
       top_k: length of `top_k_indices` / `top_k_labels`.
       version: the version number (default: one above the highest present).
       model, config: an in-memory model and its `ExperimentConfig` instead of model_dir.
-      feature_layer: a FeatureLayer for `features` (default: from the config's feature spec).
+      feature_layer: a FeatureLayer for `features` (default: the config's feature spec with its
+        video columns set to `num_clips` x `num_crops` views). A FeatureLayer output dict with
+        one entry (a recognizer's clip) is passed to the model as that tensor, a larger dict as is.
       warmup: write `assets.extra/tf_serving_warmup_requests`.
       serving_base_path: base_path written to models.config (default: the local path).
 
@@ -179,7 +189,9 @@ def export_saved_model(
     sampler = config.build_sampler(training=False, num_clips=num_clips)
     preprocess = config.build_preprocess(num_crops=num_crops)
     if "features" in input_types and feature_layer is None:
-        feature_layer = _feature_layer(config)
+        feature_layer = _feature_layer(config, num_clips, num_crops)
+        if feature_layer is None:
+            raise ValueError(_signatures.NEEDS_FEATURE_LAYER)
 
     with _versions.staged_version_dir(base_path, version) as (tmp, publish):
         vocab_dir = os.path.join(tmp, ".vocab")
@@ -205,7 +217,10 @@ def export_saved_model(
             requests = []
             for name in ["serving_default", *input_types]:
                 kind = input_types[0] if name == "serving_default" else name
-                inputs = _warmup.warmup_inputs(kind, sampler.num_views * sampler.clip_length, size)
+                if kind == "features":
+                    inputs = _warmup.feature_warmup_inputs(feature_layer)
+                else:
+                    inputs = _warmup.warmup_inputs(kind, sampler.num_views * sampler.clip_length, size)
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)

@@ -10,7 +10,9 @@ Inputs per type (V = num_clips test clips, T = the sampler's clip length):
   jpeg_frames       string [B, V*T]: the same frames JPEG-encoded, decoded in the graph.
   sequence_example  string [B]: serialized SequenceExamples (tfvideo.data layout) of whole
                     videos; the test-time sampler picks the frames in the graph.
-  features          the raw feature dict of a FeatureLayer's serving input signature.
+  features          the raw feature dict of a FeatureLayer's serving input signature (a
+                    video column: encoded JPEG frames string [B, N] of whole videos, padded
+                    with "", sampled in the graph); the layer's output goes to the model.
 Preprocessing is `tfvideo.data.preprocess_eval` (resize, num_crops crops, normalize), the
 function evaluation uses, so training and serving see identical pixels.
 """
@@ -20,6 +22,10 @@ import tensorflow as tf
 from tfvideo.data import _pipeline, _tfrecord
 
 INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
+NEEDS_FEATURE_LAYER = (
+    "--input_type=features needs a feature spec in the model_dir's config.json "
+    "(train with tfvideo-train --feature_spec) or `feature_layer=` in export_saved_model."
+)
 
 
 class ServingModule(tf.Module):
@@ -122,16 +128,15 @@ class ServingModule(tf.Module):
 
     def features_function(self):
         if self.feature_layer is None:
-            raise ValueError(
-                "--input_type=features needs a feature spec in the model_dir's config.json "
-                "(or `feature_layer=` in export_saved_model)."
-            )
+            raise ValueError(NEEDS_FEATURE_LAYER)
         raw = self.feature_layer.serving_input_signature()
         spec = {k: tf.TensorSpec(s.shape, s.dtype, name=k) for k, s in raw.items()}
 
         @tf.function(input_signature=[spec])
         def serve_features(features):
             inputs = self.feature_layer(features)
+            if isinstance(inputs, dict) and len(inputs) == 1:
+                (inputs,) = inputs.values()  # A recognizer takes the one video column's clip.
             logits = tf.cast(self.model(inputs, training=False), tf.float32)
             return self._outputs_from_logits(logits)
 

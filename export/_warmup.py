@@ -39,6 +39,36 @@ def warmup_inputs(input_type, num_frames, size):
     return None  # Feature dicts have no generic example.
 
 
+def feature_warmup_inputs(feature_layer):
+    """An example raw feature dict for a `FeatureLayer`'s signature, or None.
+
+    Only for layers whose raw inputs all come from video columns (JPEG frames, one clip's
+    worth at the column's resize size), numeric columns (zeros) or frame-feature columns
+    (zeros): a made-up categorical value could fail a graph check (e.g. an identity id
+    out of range), and TF Serving refuses to load a version whose warm-up request fails.
+    """
+    from feature_columns import _numeric, _video
+
+    columns = getattr(feature_layer, "columns", None)
+    if not columns:
+        return None
+    inputs = {}
+    for column in columns:
+        if isinstance(column, _video.VideoColumn):
+            size = column.preprocess.resize_short or column.size
+            frames = _gray_frames(column.sampler.num_views * column.sampler.clip_length, size, size)
+            inputs[column.key] = np.array([_jpegs(frames)], dtype=object)
+        elif isinstance(column, _numeric.NumericColumn):
+            inputs[column.key] = np.zeros((1, *column.shape), tf.as_dtype(column.dtype).as_numpy_dtype)
+        elif isinstance(column, _video.FrameFeatureColumn):
+            inputs[column.key] = np.zeros((1, 1, column.dim), tf.as_dtype(column.dtype).as_numpy_dtype)
+        else:
+            return None
+    if set(inputs) != set(feature_layer.serving_input_signature()):
+        return None
+    return inputs
+
+
 def write_warmup_requests(saved_model_dir, model_name, requests):
     """Writes `requests` [(signature_name, inputs dict)] as PredictionLogs; returns the path."""
     directory = os.path.join(saved_model_dir, WARMUP_DIR)

@@ -1,14 +1,18 @@
 """The recognition task: builds inputs, the model (remat, partial BN, sync BN), the
 optimizer with its learning-rate schedule, and the loss, from an `ExperimentConfig`."""
 
+import dataclasses
 import glob
 import math
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvideo import data as tfv_data
+from tfvideo import models as tfv_models
+from tfvideo.data import _samplers
 from trainers import _remat
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -71,20 +75,113 @@ def input_shape(config, views=1):
     return (None, views, sampler.clip_length, size, size, 3)
 
 
-def feature_layer(spec_path):
-    """The `tfvideo.feature_columns.FeatureLayer` of a --feature_spec JSON file, or None."""
-    if not spec_path:
+SPEC_INPUT_FLAGS = ("num_segments", "crop_size", "resize_short")
+
+
+def _spec_name(spec):
+    return f"--feature_spec={spec}" if isinstance(spec, (str, os.PathLike)) else "the config's feature_spec"
+
+
+def feature_layer(spec):
+    """The `tfvideo.feature_columns.FeatureLayer` of a feature spec, or None.
+
+    `spec`: a --feature_spec JSON path, or the spec dict that train records in config.json.
+    """
+    if not spec:
         return None
-    try:
-        from tfvideo import feature_columns
-        layer_cls = feature_columns.FeatureLayer
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"--feature_spec={spec_path}: tfvideo.feature_columns.FeatureLayer is not available ({e}).") from None
-    return layer_cls.from_spec(spec_path)
+    from tfvideo import feature_columns
+
+    return feature_columns.FeatureLayer.from_spec(spec)
+
+
+def spec_video_column(layer, spec):
+    """The one RGB video column of a recognizer's FeatureLayer; ValueError naming the column otherwise.
+
+    A preset recognizer takes one clip `[B, V, T, S, S, 3]`, so its spec holds exactly one
+    `video_column` (rgb) and nothing else: tabular columns would need a model that takes
+    them (build one on `FeatureLayer.keras_inputs()` in Python).
+    """
+    from feature_columns import _video
+
+    where = _spec_name(spec)
+    videos = []
+    for column in layer.columns:
+        if not isinstance(column, _video.VideoColumn):
+            raise ValueError(
+                f"{where}: column {column.name!r} ({type(column).__name__}) is not a video column; a preset "
+                "recognizer takes only the clip of one video_column (tabular context needs a model built on "
+                "FeatureLayer.keras_inputs(), see docs/notes/feature_columns.md).")
+        videos.append(column)
+    if len(videos) != 1:
+        raise ValueError(f"{where}: needs exactly one video_column, found {[c.name for c in videos]}.")
+    (column,) = videos
+    if column.channels != 3:
+        raise ValueError(f"{where}: video column {column.name!r} has modality {column.modality!r}; "
+                         "the recognizer presets take rgb clips.")
+    return column
+
+
+def _segments(sampler):
+    return getattr(sampler, "num_segments", sampler.clip_length)
+
+
+def apply_feature_spec(config, spec, explicit=None):
+    """`config` with its inputs taken from the spec's video column, and the spec recorded.
+
+    The column's sampler becomes the run's sampler (random in training, its test-time rule
+    in evaluation and export) and its preprocessing (crop `size`, `resize_short`, mean,
+    std, ...) the run's, except `flip` / `flip_label_map`, which stay the training flags'.
+    `explicit`: {flag: value} of the input flags given on the command line (see
+    `SPEC_INPUT_FLAGS`); one that disagrees with the spec raises ValueError naming it.
+    The returned config's `feature_spec` is the spec itself (a dict), so a model_dir does
+    not depend on the JSON file staying where it was.
+    """
+    layer = feature_layer(spec)
+    column = spec_video_column(layer, spec)
+    where = _spec_name(spec)
+    pre = dataclasses.asdict(column.preprocess)
+    specified = {"num_segments": _segments(column.sampler), "crop_size": column.size,
+                 "resize_short": pre["resize_short"]}
+    for name, value in (explicit or {}).items():
+        if value is not None and value != specified[name]:
+            raise ValueError(f"--{name}={value} disagrees with {where}: its video column {column.name!r} has "
+                             f"{name}={specified[name]}; drop the flag or change the spec.")
+    sampler = _samplers.sampler_to_config(column.sampler)
+    for key in ("training", "num_clips"):  # Set per use by ExperimentConfig.build_sampler.
+        sampler.pop(key, None)
+    preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in pre.items()}
+    preprocess["num_crops"] = 1  # Test-time crops are an evaluate / export flag.
+    for key in ("flip", "flip_label_map"):
+        if key in config.preprocess:
+            preprocess[key] = config.preprocess[key]
+    model_kwargs = dict(config.model_kwargs)
+    if "num_segments" in model_kwargs or "num_segments" in tfv_models.preset_config(config.model):
+        model_kwargs["num_segments"] = _segments(column.sampler)
+    return dataclasses.replace(config, sampler=sampler, preprocess=preprocess, model_kwargs=model_kwargs,
+                               feature_spec=layer.to_spec())
+
+
+def _check_spec_matches_model(config, column, views=1):
+    """The spec's clip must be the model's input clip (a hand-edited config.json can break this)."""
+    want = tuple(input_shape(config, views)[2:])
+    if tuple(column.output_shape[1:]) != want:
+        raise ValueError(
+            f"feature_spec video column {column.name!r} makes clips {list(column.output_shape[1:])} per view but "
+            f"the model input is {list(want)} (the config's sampler {config.sampler}, crop_size "
+            f"{config.preprocess.get('crop_size')}); write the config with tfvideo-train --feature_spec.")
 
 
 def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_crops=1, repeat=False, drop_remainder=False):
-    """The dict dataset of `source`: `video` [B, V, T, S, S, 3], `label`, `media_id`."""
+    """The dict dataset of `source`: `video` [B, V, T, S, S, 3], `label`, `media_id`.
+
+    With a feature spec, `tfvideo.data.video_dataset` samples and preprocesses with the
+    spec's video column settings (see `apply_feature_spec`), training augmentation included,
+    and the FeatureLayer then runs in the tf.data map on each batch: the clip goes to the
+    video column under the column's raw key, which takes preprocessed float clips as they
+    are after checking their shape against its own, and its output becomes `video`.
+    Serving runs the same column on raw JPEG frames (test-time sampling, `preprocess_eval`),
+    which equals this pipeline with `training=False`.
+    """
     train = config.train
     sampler = config.build_sampler(training=training, num_clips=num_clips)
     preprocess = config.build_preprocess(num_crops=num_crops)
@@ -94,11 +191,12 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
         repeat=repeat, drop_remainder=drop_remainder)
     layer = feature_layer(config.feature_spec)
     if layer is not None:
+        key = spec_video_column(layer, config.feature_spec).key
+
+        @tf.autograph.experimental.do_not_convert  # No tensor-dependent Python control flow; errors stay as raised.
         def apply(element):
-            features = layer(element)
-            if isinstance(features, dict):
-                return {**element, **features}
-            return {**element, "video": features}
+            return {**element, "video": layer({**element, key: element["video"]})[key]}
+
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     return ds
 
@@ -134,6 +232,9 @@ def freeze_partial_bn(model):
 def build_model(config, views=1):
     """The model of `config`, built, with remat / partial BN / sync BN applied."""
     train = config.train
+    if config.feature_spec:
+        _check_spec_matches_model(config, spec_video_column(feature_layer(config.feature_spec), config.feature_spec),
+                                  views)
     model = config.build_model()
     model.build(input_shape(config, views))
     if train.get("remat"):

@@ -132,10 +132,19 @@ def build_config():
         if len(mirror) != int(num_classes) or sorted(mirror) != list(range(int(num_classes))):
             raise app.UsageError(f"--flip_label_map={FLAGS.flip_label_map}: must be a permutation of 0..{int(num_classes) - 1}")
         preprocess["flip_label_map"] = mirror
-    return _experiment.ExperimentConfig(
+    config = _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
         task=FLAGS.task, sampler={"type": "segment", "num_segments": int(num_segments)}, preprocess=preprocess,
-        train=values, feature_spec=FLAGS.feature_spec)
+        train=values)
+    if FLAGS.feature_spec:  # The spec's video column defines the clip; the spec is recorded in config.json.
+        from trainers import _task
+
+        try:
+            config = _task.apply_feature_spec(config, FLAGS.feature_spec,
+                                              {name: FLAGS[name].value for name in _task.SPEC_INPUT_FLAGS})
+        except ValueError as e:
+            raise FlagError(str(e)) from None
+    return config
 
 
 def _check_model_dir(config):

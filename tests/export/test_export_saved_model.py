@@ -1,6 +1,5 @@
 """export_saved_model: layout, signatures, parity with the evaluation pipeline, warm-up."""
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.conftest import CLIP_LENGTH, CROP, LABELS
+from tests.export.conftest import CLIP_LENGTH, LABELS, SPEC_CLIP_LENGTH, make_context_model
 from tfvideo import data as tfv_data
 from tfvideo import export as tfv_export
 
@@ -114,34 +113,21 @@ def test_warmup_requests_run_on_every_signature(multiview_export):
         np.testing.assert_allclose(out["probabilities"].numpy().sum(), 1.0, atol=1e-5)
 
 
-class _FakeFeatureLayer(tf.Module):
-    """Implements the FeatureLayer serving interface: raw dict -> model input."""
-
-    def serving_input_signature(self):
-        return {
-            "clip": tf.TensorSpec([None, CLIP_LENGTH, CROP, CROP, 3], tf.uint8),
-            "gain": tf.TensorSpec([None], tf.float32),
-        }
-
-    def __call__(self, features):
-        return tf.cast(features["clip"], tf.float32) / 255.0 * features["gain"][:, None, None, None, None]
-
-
-def test_features_signature_runs_the_feature_layer(loaded, tmp_path):
-    model, config = loaded
-    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f",
-                                           input_types="features", feature_layer=_FakeFeatureLayer(), warmup=False)
-    saved = tf.saved_model.load(result.path)
-    clip = _ramp_video(CLIP_LENGTH, CROP, CROP)[None]
-    out = saved.signatures["serving_default"](clip=tf.constant(clip), gain=tf.constant([0.5]))
-    expected = tf.nn.softmax(model(clip.astype(np.float32) / 255.0 * 0.5, training=False), -1).numpy()
-    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
-
-
 def test_features_needs_a_feature_spec(loaded, tmp_path):
     model, config = loaded
     with pytest.raises(ValueError, match="--input_type=features needs a feature spec"):
         tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f", input_types="features")
+    assert not os.path.exists(os.path.join(tmp_path, "f"))  # Refused before anything is written.
+    # A spec cannot carry trained embedding weights: rebuilding the layer from it is refused.
+    import dataclasses
+
+    from tfvideo import feature_columns as fc
+
+    embedded = fc.FeatureLayer([fc.embedding_column(fc.categorical_column_with_hash_bucket("camera", 8), 2)])
+    config = dataclasses.replace(config, feature_spec=embedded.to_spec())
+    with pytest.raises(ValueError, match=r"embedding columns \['camera_embedding'\].*feature_layer="):
+        tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f", input_types="features")
+    assert not os.path.exists(os.path.join(tmp_path, "f"))
 
 
 def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
@@ -236,24 +222,140 @@ def test_checkpoint_weights_are_exported(tiny_model_dir, loaded, tmp_path):
     assert not np.allclose(out["probabilities"].numpy(), trained, atol=1e-4)
 
 
-def test_feature_spec_in_config_builds_the_feature_layer(loaded, tmp_path, monkeypatch):
-    """The config's feature spec goes to `FeatureLayer.from_spec` (stand-in for feature_columns)."""
-    from tfvideo import feature_columns
+# --- The `features` signature with real FeatureLayers. ---
+def _padded_jpeg_batch(videos):
+    """[N_i, H, W, 3] uint8 videos -> string [B, max N] of JPEG frames padded with "" (the serving layout)."""
+    jpegs = [[tf.io.encode_jpeg(f, quality=90).numpy() for f in v] for v in videos]
+    longest = max(len(j) for j in jpegs)
+    return np.array([j + [b""] * (longest - len(j)) for j in jpegs], dtype=object), jpegs
 
-    model, config = loaded
-    specs = []
 
-    class StandIn:
-        @staticmethod
-        def from_spec(spec):
-            specs.append(spec)
-            return _FakeFeatureLayer()
+def _sampled_decoded(config, jpegs, num_clips=1):
+    """The test-time sampler (NumPy) picks frames; TF decodes them: uint8 [V, T, H, W, 3]."""
+    indices = config.build_sampler(training=False, num_clips=num_clips)(len(jpegs))
+    return np.stack([[tf.io.decode_jpeg(jpegs[i], channels=3).numpy() for i in row] for row in indices])
 
-    monkeypatch.setattr(feature_columns, "FeatureLayer", StandIn, raising=False)
-    config = dataclasses.replace(config)
-    config.feature_spec = {"clip": {"type": "video"}, "gain": {"type": "numeric"}}
-    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="f",
-                                           input_types=["features", "frames"], warmup=False)
-    assert specs == [config.feature_spec]
+
+def _cli_blocks(version_dir):
+    """`saved_model_cli show --all` of a version directory, split per signature."""
+    cli = subprocess.run(
+        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", version_dir],
+        check=False, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    return {block.split("'")[0]: block for block in cli.stdout.split("signature_def['")[1:]}
+
+
+@pytest.mark.slow
+def test_feature_spec_run_exports_a_features_signature(feature_spec_run, feature_spec_loaded, feature_spec_export):
+    """tfvideo-train --feature_spec -> export (spec file gone): raw JPEG frames in, the model's numbers out."""
+    from tfvideo import feature_columns as fc
+
+    model, config = feature_spec_loaded
+    result = feature_spec_export
+    blocks = _cli_blocks(result.path)
+    assert set(blocks) - {"__saved_model_init_op"} == {"serving_default", "features", "frames"}
+    assert "inputs['video'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)" in blocks["features"]
+    assert blocks["features"].count("inputs['") == 1  # Only the spec's raw key.
+    assert "inputs['video']" in blocks["serving_default"]  # features is the first input type.
+    assert f"shape: (-1, {SPEC_CLIP_LENGTH}, -1, -1, 3)" in blocks["frames"]
+    for output, dtype in [("probabilities", "DT_FLOAT"), ("logits", "DT_FLOAT"), ("top_k_indices", "DT_INT64"),
+                          ("top_k_labels", "DT_STRING")]:
+        assert f"outputs['{output}'] tensor_info:\n        dtype: {dtype}" in blocks["features"]
+
     saved = tf.saved_model.load(result.path)
-    assert set(saved.signatures["serving_default"].structured_input_signature[1]) == {"clip", "gain"}
+    videos = [_ramp_video(11, 40, 48, seed=1), _ramp_video(6, 44, 36, seed=2)]
+    batch, jpegs = _padded_jpeg_batch(videos)
+    got = saved.signatures["features"](video=tf.constant(batch))["probabilities"].numpy()
+    # In process: the recorded spec's FeatureLayer, then the trained model.
+    layer = fc.FeatureLayer.from_spec(feature_spec_run["spec"])
+    clips = layer({"video": tf.constant(batch)})["video"]
+    expected = tf.nn.softmax(model(clips, training=False), -1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # Independently: NumPy sampler + decode + preprocess_eval (the evaluation path), per video.
+    for k, video_jpegs in enumerate(jpegs):
+        clip = tfv_data.preprocess_eval(tf.constant(_sampled_decoded(config, video_jpegs)), config.build_preprocess())
+        reference = tf.nn.softmax(model(clip[None], training=False), -1).numpy()[0]
+        np.testing.assert_allclose(got[k], reference, atol=1e-5)
+        frames = saved.signatures["frames"](frames=tf.constant(_sampled_decoded(config, video_jpegs)))
+        np.testing.assert_allclose(frames["probabilities"].numpy()[0], reference, atol=1e-5)
+    assert not np.allclose(got[0], got[1], atol=1e-4)  # The two videos differ.
+    # Warm-up requests cover the features signature too (JPEG frames under 'video').
+    from export import _warmup
+
+    requests = {r.model_spec.signature_name: r for r in _warmup.read_warmup_requests(result.path)}
+    assert sorted(requests) == ["features", "frames", "serving_default"]
+    warm = tf.make_ndarray(requests["features"].inputs["video"])
+    assert warm.dtype == object and warm.shape == (1, SPEC_CLIP_LENGTH)
+    out = saved.signatures["features"](video=tf.constant(warm))["probabilities"].numpy()
+    np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_features_signature_uses_the_export_views(feature_spec_run, feature_spec_loaded, tmp_path):
+    """--num_clips/--num_crops apply to the spec's video column as to the other signatures."""
+    model, config = feature_spec_loaded
+    result = tfv_export.export_saved_model(str(tmp_path), model_dir=feature_spec_run["model_dir"], num_clips=2,
+                                           num_crops=3, input_types="features,frames", warmup=False)
+    saved = tf.saved_model.load(result.path)
+    batch, (jpegs,) = _padded_jpeg_batch([_ramp_video(13, 40, 48, seed=4)])
+    got = saved.signatures["features"](video=tf.constant(batch))["probabilities"].numpy()[0]
+    picked = _sampled_decoded(config, jpegs, num_clips=2)  # [2, T, H, W, 3]
+    clips = tfv_data.preprocess_eval(tf.constant(picked), config.build_preprocess(num_crops=3))  # 6 views
+    expected = tf.nn.softmax(model(clips[None], training=False), -1).numpy()[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    frames = saved.signatures["frames"](frames=tf.constant(picked.reshape(1, -1, *picked.shape[2:])))
+    np.testing.assert_allclose(frames["probabilities"].numpy()[0], got, atol=1e-5)
+    one_view = tf.nn.softmax(model(clips[None, :1], training=False), -1).numpy()[0]
+    assert not np.allclose(got, one_view, atol=1e-5)  # The six views were averaged.
+
+
+def test_features_signature_with_a_side_feature(tmp_path):
+    """A model on {"dense", "video"}: both raw inputs in the signature, the layer's dict to the model."""
+    from export import _warmup
+
+    model, layer, config = make_context_model()
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="context",
+                                           input_types="features", feature_layer=layer)
+    saved = tf.saved_model.load(result.path)
+    specs = saved.signatures["serving_default"].structured_input_signature[1]
+    assert {k: (s.dtype, s.shape.as_list()) for k, s in specs.items()} == {
+        "gain": (tf.float32, [None, 2]), "video": (tf.string, [None, None])}
+    batch, _ = _padded_jpeg_batch([_ramp_video(9, seed=5), _ramp_video(5, seed=6)])
+    gain = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
+    got = saved.signatures["features"](video=tf.constant(batch), gain=tf.constant(gain))["probabilities"].numpy()
+    expected = tf.nn.softmax(model(layer({"video": tf.constant(batch), "gain": tf.constant(gain)})), -1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    other = saved.signatures["features"](video=tf.constant(batch), gain=tf.constant(-gain))["probabilities"].numpy()
+    assert not np.allclose(got, other, atol=1e-4)  # The side feature reaches the model.
+    (request,) = [r for r in _warmup.read_warmup_requests(result.path) if r.model_spec.signature_name == "features"]
+    inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+    assert sorted(inputs) == ["gain", "video"]
+    np.testing.assert_allclose(saved.signatures["features"](**inputs)["probabilities"].numpy().sum(), 1.0, atol=1e-5)
+
+
+def test_features_signature_with_tabular_columns_only(loaded, tmp_path):
+    """A FeatureLayer returning the dense concat [B, D] (no video column) feeds the model that tensor."""
+    import keras
+
+    from export import _warmup
+    from tfvideo import feature_columns as fc
+
+    _, config = loaded
+    layer = fc.FeatureLayer([
+        fc.numeric_column("gain", shape=2),
+        fc.indicator_column(fc.categorical_column_with_vocabulary_list("camera", ["a", "b"])),
+    ])
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((layer.dense_size,)), keras.layers.Dense(len(LABELS))])
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="tabular",
+                                           input_types="features", feature_layer=layer)
+    saved = tf.saved_model.load(result.path)
+    raw = {"gain": tf.constant([[1.0, 2.0], [0.0, -1.0]]), "camera": tf.constant(["b", "zzz"])}
+    got = saved.signatures["features"](**raw)["probabilities"].numpy()
+    # Columns by name: camera's one-hot ("zzz" is out of vocabulary: zeros), then gain.
+    dense = np.array([[0.0, 1.0, 1.0, 2.0], [0.0, 0.0, 0.0, -1.0]], np.float32)
+    np.testing.assert_allclose(layer(raw).numpy(), dense, atol=0)
+    np.testing.assert_allclose(got, tf.nn.softmax(model(dense), -1).numpy(), atol=1e-5)
+    # No made-up categorical warm-up value (one could fail a graph check): no warm-up request.
+    assert _warmup.read_warmup_requests(result.path) == []

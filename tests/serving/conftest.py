@@ -6,7 +6,13 @@ import subprocess
 import sys
 import threading
 
-from tests.export.conftest import loaded, tiny_model_dir  # noqa: F401 -- shared fixtures.
+from tests.export.conftest import (  # noqa: F401 -- shared fixtures.
+    feature_spec_export,
+    feature_spec_loaded,
+    feature_spec_run,
+    loaded,
+    tiny_model_dir,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

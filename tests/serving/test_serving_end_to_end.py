@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import frame_code_frames
-from tests.export.conftest import CLIP_LENGTH, LABELS
+from tests.export.conftest import CLIP_LENGTH, LABELS, make_context_model
 from tests.serving.conftest import ROOT, ServerProcess
 from tfvideo import data as tfv_data
 from tfvideo import export as tfv_export
@@ -24,12 +24,24 @@ MAX_REQUEST_BYTES = 2_000_000
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir, tmp_path_factory):
-    """Models "tiny" (version 1) and "growing" (version 1, more added by a test) from models.config."""
+def context_model():
+    """(model, FeatureLayer, config) of a model taking a video and a side feature `gain`."""
+    return make_context_model(seed=4)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, feature_spec_export, context_model, tmp_path_factory):
+    """From models.config: "tiny" (version 1), "growing" (version 1, more added by a test),
+    "featured" (the tfvideo-train --feature_spec run: features + frames signatures) and
+    "context" (raw video + side feature through a FeatureLayer)."""
     root = str(tmp_path_factory.mktemp("serving_exports"))
     for name in ("tiny", "growing"):
         tfv_export.export_saved_model(root, model_dir=tiny_model_dir, model_name=name,
                                       input_types=["jpeg_frames", "frames", "sequence_example"])
+    tfv_export.write_models_config(root, "featured", os.path.dirname(feature_spec_export.path))
+    model, layer, config = context_model
+    tfv_export.export_saved_model(root, model=model, config=config, model_name="context", input_types="features",
+                                  feature_layer=layer)
     server = ServerProcess(
         [f"--model_config_file={root}/models.config", f"--max_request_bytes={MAX_REQUEST_BYTES}",
          "--file_system_poll_wait_seconds=0.2", "--max_workers=4"],
@@ -65,7 +77,7 @@ def _in_process(model, config, path, quality=95):
 
 def test_ready_line_binds_localhost(served):
     _, server, _ = served
-    assert server.ready_line == f"tfvideo-serve: serving growing, tiny on 127.0.0.1:{server.port}"
+    assert server.ready_line == f"tfvideo-serve: serving context, featured, growing, tiny on 127.0.0.1:{server.port}"
 
 
 def test_metadata_and_status(served):
@@ -183,3 +195,75 @@ def test_new_version_is_picked_up_and_old_one_stays_reachable(served, loaded):
     np.testing.assert_allclose(pinned["probabilities"], expected_v1, atol=1e-5)
     # Version 2 only has the frames signature: the default signature now takes frames.
     assert set(client.metadata("growing")) == {"serving_default", "frames"}
+
+
+# --- The `features` signature: raw feature dicts through the FeatureLayer over gRPC. ---
+def _jpeg_videos(lengths, height=40, width=48):
+    """Encoded frames of different videos, string [B, max N] padded with "" (the features layout)."""
+    videos = []
+    for i, n in enumerate(lengths):
+        frames = frame_code_frames(n, height=height, width=width)
+        frames[..., 2] = np.uint8(90 * i)
+        videos.append([tf.io.encode_jpeg(f, quality=90).numpy() for f in frames])
+    longest = max(lengths)
+    return np.array([v + [b""] * (longest - len(v)) for v in videos], dtype=object)
+
+
+def test_features_signature_over_grpc_equals_in_process(served, feature_spec_loaded, context_model):
+    from tfvideo import feature_columns as fc
+
+    _, _, client = served
+    model, config = feature_spec_loaded
+    signatures = client.metadata("featured")
+    assert set(signatures) == {"serving_default", "features", "frames"}
+    (name, info), = signatures["features"].inputs.items()
+    assert (name, info.dtype, [d.size for d in info.tensor_shape.dim]) == ("video", tf.string.as_datatype_enum, [-1, -1])
+    videos = _jpeg_videos((12, 7))
+    out = client.predict("featured", {"video": videos}, signature_name="features")
+    layer = fc.FeatureLayer.from_spec(config.feature_spec)  # The spec train recorded in config.json.
+    expected = tf.nn.softmax(model(layer({"video": tf.constant(videos)})["video"], training=False), -1).numpy()
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    assert not np.allclose(expected[0], expected[1], atol=1e-4)
+    assert [[s.decode() for s in row] for row in out["top_k_labels"]] == [
+        [config.labels[k] for k in np.argsort(-row)] for row in expected]  # top_k=5 > 4 classes: all, sorted.
+    default = client.predict("featured", {"video": videos})  # serving_default is the first input type: features.
+    np.testing.assert_allclose(default["probabilities"], expected, atol=1e-5)
+
+    model, layer, _ = context_model
+    gain = np.array([[1.5, -0.5], [0.0, 2.0]], np.float32)
+    out = client.predict("context", {"video": videos, "gain": gain}, signature_name="features")
+    raw = {"video": tf.constant(videos), "gain": tf.constant(gain)}
+    np.testing.assert_allclose(out["probabilities"], tf.nn.softmax(model(layer(raw)), -1).numpy(), atol=1e-5)
+
+
+def test_bad_feature_requests_name_the_input_and_server_keeps_serving(served):
+    _, _, client = served
+    videos = _jpeg_videos((9,))
+    gain = np.array([[1.0, 1.0]], np.float32)
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    bad = [
+        (invalid, "input 'gain' of signature 'features' is missing",
+         lambda: client.predict("context", {"video": videos}, signature_name="features")),
+        (invalid, "input 'gain' has dtype int64; signature 'features' expects float32",
+         lambda: client.predict("context", {"video": videos, "gain": gain.astype(np.int64)}, signature_name="features")),
+        (invalid, "input 'gain' has 3 axis 1 (shape [1, 3]); signature 'features' expects 2",
+         lambda: client.predict("context", {"video": videos, "gain": np.ones((1, 3), np.float32)},
+                                signature_name="features")),
+        (invalid, "input 'video' of signature 'features' is missing",
+         lambda: client.predict("featured", {}, signature_name="features")),
+        (invalid, "input 'video' has dtype uint8; signature 'features' expects string",
+         lambda: client.predict("featured", {"video": frame_code_frames(4, 32, 32)[None]}, signature_name="features")),
+        (invalid, "input 'video' has shape [9]; signature 'features' expects [-1, -1]",
+         lambda: client.predict("featured", {"video": videos[0]}, signature_name="features")),
+        (invalid, "signature 'features' rejected input 'video': assertion failed: [SegmentSampler: video has no frames",
+         lambda: client.predict("featured", {"video": np.array([[b"", b""]], object)}, signature_name="features")),
+        (invalid, "signature 'features' rejected input 'video': Unknown image file format",
+         lambda: client.predict("featured", {"video": np.array([[b"not a jpeg"]], object)}, signature_name="features")),
+    ]
+    expected = {m: client.predict(m, inputs, signature_name="features")["probabilities"]
+                for m, inputs in (("featured", {"video": videos}), ("context", {"video": videos, "gain": gain}))}
+    for code, fragment, call in bad:
+        _expect_error(code, fragment, call)
+        for m, inputs in (("featured", {"video": videos}), ("context", {"video": videos, "gain": gain})):
+            out = client.predict(m, inputs, signature_name="features")
+            np.testing.assert_allclose(out["probabilities"], expected[m], atol=1e-6)
