@@ -64,7 +64,6 @@ def load_for_export(model_dir=None, checkpoint=None):
     A `.keras` checkpoint is loaded whole; a `.weights.h5` one is loaded into the model
     config.json describes; a directory means its newest such file.
     """
-    import keras
 
     from trainers import _experiment
 
@@ -75,10 +74,11 @@ def load_for_export(model_dir=None, checkpoint=None):
     checkpoint = _resolve_checkpoint(checkpoint)
     config = _experiment.ExperimentConfig.read(model_dir or _find_model_dir(checkpoint))
     if checkpoint.endswith(".keras"):
-        return keras.saving.load_model(checkpoint), config
-    model = config.build_model()
-    size = config.build_preprocess().crop_size
-    model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, 3), np.float32))
+        return _experiment.load_model_file(checkpoint, config), config
+    with _experiment.dtype_policy(config):
+        model = config.build_model()
+        size = config.build_preprocess().crop_size
+        model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, 3), np.float32))
     model.load_weights(checkpoint)
     return model, config
 

@@ -9,6 +9,7 @@ A model_dir holds:
 Evaluate, extract_features and export read only this directory.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +40,7 @@ class ExperimentConfig:
     sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
     preprocess: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
-    feature_spec: str = None  # A tfvideo.feature_columns FeatureLayer JSON spec applied to inputs.
+    feature_spec: dict = None  # A tfvideo.feature_columns FeatureLayer spec (its JSON object) applied to inputs.
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
@@ -82,12 +83,38 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def load_trained_model(model_dir):
-    """The final `model.keras` of a model_dir, with its config."""
+@contextlib.contextmanager
+def dtype_policy(config):
+    """The Keras global dtype policy the run trained with (`--mixed_precision`), for a block.
+
+    A model saved under mixed precision records the policy only on the layers its config
+    lists; the layers a model builds in its constructor (a recognizer's backbone, say) take
+    the global policy at load time. Loading or building under the run's policy gives back
+    the model that was trained.
+    """
     import keras
 
+    policy = config.train.get("mixed_precision") or "float32"
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def load_model_file(path, config):
+    """`keras.saving.load_model(path)` under the run's dtype policy."""
+    import keras
+
+    with dtype_policy(config):
+        return keras.saving.load_model(path)
+
+
+def load_trained_model(model_dir):
+    """The final `model.keras` of a model_dir, with its config."""
     config = ExperimentConfig.read(model_dir)
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"--model_dir={model_dir} holds no {MODEL_FILE}: training has not finished")
-    return keras.saving.load_model(path), config
+    return load_model_file(path, config), config

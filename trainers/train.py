@@ -154,7 +154,7 @@ def _check_model_dir(config):
     if not os.path.exists(os.path.join(FLAGS.model_dir, _experiment.CONFIG_FILE)):
         return
     old = _experiment.ExperimentConfig.read(FLAGS.model_dir)
-    for field in ("model", "num_classes", "model_kwargs", "sampler", "task"):
+    for field in ("model", "num_classes", "model_kwargs", "sampler", "task", "feature_spec"):
         if getattr(old, field) != getattr(config, field):
             raise FlagError(f"--model_dir={FLAGS.model_dir} holds a different model ({field}: "
                             f"{getattr(old, field)!r}, requested {getattr(config, field)!r}); use a new --model_dir.")

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import trainers_testlib as lib
 
+from tfvideo import data
+
 pytestmark = pytest.mark.slow
 
 
@@ -120,12 +122,15 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(moving_shapes, tmp_
     assert _latest_checkpoint_step(model_dir) == 40
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Flaky under load: usually matches to ~3e-6, but in 2 of ~6 runs one step differed by up to 7.6e-3 "
-    "after bit-close earlier steps; cause not found yet (see BUILD.md, known gaps)."))
-def test_mirrored_two_cpus_matches_single_device(moving_shapes, tmp_path):
-    common = lib.TINY + _data_flags(moving_shapes) + ["--train_steps=4", "--sync_batchnorm", "--seed=1",
-                                                       "--checkpoint_every_steps=0"]
+def test_mirrored_two_cpus_matches_single_device(tmp_path):
+    # Lossless H.264 of noisy frames: no flat patches, hence no exact ties in max pooling, whose
+    # gradient TensorFlow's CPU kernel breaks differently for a batch of 4 and two of 2 (which
+    # made lossy-coded flat squares diverge at the first update). Three steps: later on, float
+    # rounding can flip a near-tie and one step may differ by ~4e-3 (seen on 1 dataset in 5).
+    videos = data.make_moving_shapes_dataset(str(tmp_path / "data"), videos_per_class=(4, 0), num_frames=16,
+                                             size=32, seed=1, encoder_options={"qp": "0"})
+    common = lib.TINY + _data_flags(videos) + ["--train_steps=3", "--sync_batchnorm", "--seed=1",
+                                               "--checkpoint_every_steps=0"]
     single = lib.run("train", common + [f"--model_dir={tmp_path / 'single'}"])
     assert single.returncode == 0, single.stderr[-3000:]
     mirrored = lib.run("train", common + [f"--model_dir={tmp_path / 'mirrored'}", "--strategy=mirrored",
@@ -133,10 +138,10 @@ def test_mirrored_two_cpus_matches_single_device(moving_shapes, tmp_path):
     assert mirrored.returncode == 0, mirrored.stderr[-3000:]
     assert "with 2 replicas" in mirrored.stderr
     a, b = lib.step_losses(str(tmp_path / "single")), lib.step_losses(str(tmp_path / "mirrored"))
-    assert len(a) == len(b) == 4
+    assert len(a) == len(b) == 3
     assert len(set(np.round(a, 3))) > 1  # The loss moves: the weights are being updated.
     # Same global batch, cross-replica BN statistics and summed gradients: float-order differences only.
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # Measured: ~3e-6; per-replica BN: ~0.3.
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # Measured: ~2e-6 (5 datasets); per-replica BN: ~0.3.
 
 
 def test_two_worker_multi_worker_mirrored(moving_shapes, tmp_path):
