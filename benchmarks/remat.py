@@ -1,7 +1,7 @@
 """Peak memory and step time of an I3D-R50 training step with and without remat, in one run.
 
-  python benchmarks/remat.py                            # i3d_r50, batch 4, 8x112x112
-  python benchmarks/remat.py --batch=8 --frames=16      # activations dominate more
+  python benchmarks/remat.py                            # i3d_r50, batch 8, 8x112x112
+  python benchmarks/remat.py --batch=2                  # weights and gradients weigh more
   python benchmarks/remat.py --model=tsm_r50 --size=160
 
 Both variants are built in this process from the same weights and their training steps
@@ -59,7 +59,7 @@ def _variant(args, remat, video, label):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="i3d_r50", help="a tfvideo.models preset name")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--num_classes", type=int, default=400)
