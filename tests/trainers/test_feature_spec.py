@@ -108,3 +108,36 @@ def test_bad_feature_specs_are_rejected_before_any_work(moving_shapes, tmp_path)
     assert "--feature_spec=" in results["missing"] and "nope.json: no such file" in results["missing"]
     for name in ("side_feature", "no_video", "flow", "two_videos", "broken", "crop_size", "segs", "missing"):
         assert not (tmp_path / name).exists(), name  # Nothing written for a rejected run.
+
+
+def test_evaluate_reads_a_feature_spec_run_and_agrees_with_its_validation(feature_spec_run, tmp_path):
+    out = lib.run("evaluate", [f"--model_dir={feature_spec_run['model_dir']}",
+                               f"--eval_data={feature_spec_run['data']['val']}", f"--output_dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(tmp_path / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["num_videos"] == 8
+    # The trainer's end-of-training validation used the same centre view of the same clips.
+    validation = [r["val_accuracy"] for r in lib.history(feature_spec_run["model_dir"]) if "val_accuracy" in r]
+    assert metrics["top1"] == pytest.approx(validation[-1])
+
+
+def test_resuming_with_another_feature_spec_is_rejected(feature_spec_run, tmp_path):
+    with open(os.path.join(feature_spec_run["model_dir"], _experiment.CONFIG_FILE)) as f:
+        config = json.load(f)
+    # A model_dir whose run used the same clip under another raw key ("clip", not "video").
+    config["feature_spec"] = json.loads(json.dumps(config["feature_spec"]).replace('"video"', '"clip"'))
+    assert config["feature_spec"] != feature_spec_run["spec"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / _experiment.CONFIG_FILE).write_text(json.dumps(config))
+    spec = str(video_feature_layer().save_spec(str(tmp_path / "spec.json")))
+    data = feature_spec_run["data"]
+    argv = ["--model=tsm_tiny", f"--feature_spec={spec}", f"--train_data={data['train']}",
+            f"--label_map={data['label_map']}", f"--model_dir={other}", "--train_steps=1", "--verbose=0", "--dropout=0"]
+    proc = subprocess.run([sys.executable, "-c", _BAD_FLAGS_SCRIPT, json.dumps({"other": argv})], check=False,
+                          cwd=lib.REPO, env=lib.env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    message = json.loads(proc.stdout.split("RESULTS", 1)[1])["other"]
+    assert f"--model_dir={other} holds a different model (feature_spec:" in message
+    assert sorted(os.listdir(other)) == [_experiment.CONFIG_FILE]  # Nothing else written.
