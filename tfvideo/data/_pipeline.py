@@ -467,13 +467,12 @@ def video_dataset(
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,
                        num_parallel_calls, explain, deterministic)
-    else:
-        if "flow" in modality:
-            raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
-        records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
-        ds, decode = _file_source(records, sampler, on_error, skipped)
-        if training:
-            ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    if "flow" in modality:
+        raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
+    records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
+    ds, decode = _file_source(records, sampler, on_error, skipped)
+    if training:
+        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,
                    num_parallel_calls, deterministic=deterministic)
 
