@@ -326,7 +326,7 @@ def _record_explainer(decode, sampler, modality, training, on_error, skipped):
                     decode({"shard": shard, "record": index, "serialized": serialized, "fault": fault}, seed)
                     reason = "decoding failed once and succeeded when retried"
                 except (tf.errors.OpError, ValueError) as e:
-                    reason = _tfrecord._first_line(getattr(e, "message", e))
+                    reason = _tfrecord.error_line(getattr(e, "message", e))
             reason = f"record {int(index)} (media_id {media_id!r}): {reason}"
         if on_error == "raise":
             raise _video_io.VideoDecodeError(shard, reason)

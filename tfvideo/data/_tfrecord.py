@@ -72,7 +72,7 @@ def parse_sequence_example(serialized, with_flow=False):
     return out
 
 
-def _first_line(text):
+def error_line(text):
     """The first line of an error message, without TensorFlow's `{{function_node ...}}` / `[Op:...]` decoration."""
     text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", str(text)).strip()
     return text.splitlines()[0] if text else text
@@ -89,7 +89,7 @@ def record_fault(serialized, keys=(IMAGE_KEY,), need_label=False):
     try:
         example = tf.train.SequenceExample.FromString(bytes(serialized))
     except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError class depends on the backend.
-        return "", f"not a serialized tf.train.SequenceExample ({_first_line(e)})"
+        return "", f"not a serialized tf.train.SequenceExample ({error_line(e)})"
     context = example.context.feature
     ids = context[MEDIA_ID_KEY].bytes_list.value if MEDIA_ID_KEY in context else []
     media_id = ids[0].decode(errors="replace") if ids else ""
@@ -109,7 +109,7 @@ def record_fault(serialized, keys=(IMAGE_KEY,), need_label=False):
             try:
                 image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
             except tf.errors.OpError as e:
-                return media_id, f"{key} frame {i} of {len(frames)} does not decode: {_first_line(e.message)}"
+                return media_id, f"{key} frame {i} of {len(frames)} does not decode: {error_line(e.message)}"
             sizes.add(tuple(image.shape[:2]))
         if len(sizes) > 1:
             return media_id, f"frames under {key!r} differ in size: {sorted(sizes)}"
