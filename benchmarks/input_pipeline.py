@@ -91,9 +91,16 @@ def decoding_bound(records, sampler, data, clips, threads, rng):
 
 def main(argv):
     del argv
+    if not FLAGS.workdir:
+        with tempfile.TemporaryDirectory(prefix="tfvideo-bench-") as root:  # ~60 MB of videos and shards.
+            return measure(root)
+    return measure(FLAGS.workdir)
+
+
+def measure(root):
+    """Writes the videos and shards under `root`, times the three paths, prints the figures."""
     from tfvideo import data
 
-    root = FLAGS.workdir or tempfile.mkdtemp(prefix="tfvideo-bench-")
     threads = FLAGS.threads or os.cpu_count() or 1
     records = make_videos(root, data)
     data.prepare_tfrecords(records, os.path.join(root, "tfr"), "bench", num_shards=2,
