@@ -30,10 +30,12 @@ flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.")
 flags.DEFINE_integer("min_frames", 1, "Videos with fewer (stored) frames are reported as too short and skipped.")
 flags.DEFINE_boolean("flow", False, "Also store TV-L1 optical flow as quantized x/y JPEG frames.")
 flags.DEFINE_float("flow_bound", 20.0, "Flow is clipped to [-bound, bound] before quantizing to 0..255.")
-flags.DEFINE_integer("workers", None, "Parallel worker processes (default: CPU count).")
+flags.DEFINE_integer("workers", None, "Parallel worker processes of the local run (default: CPU count; with --beam "
+                     "use --beam_args, e.g. --direct_num_workers).")
 flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
-flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline.")
-flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options (with --beam).")
+flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline (the `beam` extra); same examples.")
+flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options, shell-quoted (with --beam), e.g. "
+                    "'--runner=DataflowRunner --project=p --region=r --temp_location=gs://b/tmp'.")
 
 EXIT_SKIPPED = 3
 

@@ -90,3 +90,17 @@ def test_config_round_trip_and_bad_arguments():
         data.SegmentSampler(8)(0)
     with pytest.raises(ValueError, match="Unknown sampler type"):
         data.sampler_from_config({"type": "random"})
+
+
+@pytest.mark.parametrize("cls, counts", [(data.SegmentSampler, ("num_segments", "new_length", "num_clips")),
+                                         (data.DenseSampler, ("clip_len", "frame_interval", "num_clips"))])
+def test_both_samplers_validate_counts_policy_and_clips_alike(cls, counts):
+    for key in counts:
+        for value in (0, -2, 2.5, "4"):
+            with pytest.raises(ValueError, match=rf"{cls.__name__}: {key}={value!r}: .* must be integers >= 1"):
+                cls(**{key: value})
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: num_clips=3 > 1 is a test-time option"):
+        cls(training=True, num_clips=3)
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: short_policy='pad' must be one of"):
+        cls(short_policy="pad")
+    assert cls(**{key: 3.0 for key in counts}).get_config()[counts[0]] == 3

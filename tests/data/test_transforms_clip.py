@@ -79,3 +79,22 @@ def test_rgb_difference_stays_inside_snippets():
     # Frames 0,1,4,9,16,25 as two snippets of 3: differences (1,3) and (7,9); 9-4 is never taken.
     np.testing.assert_array_equal(data.rgb_difference(video, 3).numpy().ravel(), [1, 3, 7, 9])
     np.testing.assert_array_equal(data.rgb_difference(video).numpy().ravel(), [1, 3, 5, 7, 9])
+
+
+@pytest.mark.parametrize("size", [(40, 56), (50, 70), (48, 40), (30, 42), (24, 24)], ids=str)
+def test_resize_equals_the_antialiased_bilinear_resize(size):
+    # The fast paths (same size: no-op; no side shrinking: plain bilinear) give the values of
+    # the antialiased resize, which is the reference for every size.
+    video = still_clip(views=2, frames=3)
+    want = tf.image.resize(tf.cast(tf.reshape(video, [-1, 40, 56, 3]), tf.float32), size, antialias=True)
+    got = data.resize(video, size)
+    assert got.shape == (2, 3, *size, 3) and got.dtype == tf.float32
+    np.testing.assert_allclose(tf.reshape(got, [-1, *size, 3]), want, atol=1e-4)  # of 0..255
+    if size == (40, 56):
+        np.testing.assert_array_equal(got, tf.cast(video, tf.float32))
+
+
+def test_normalize_by_hand():
+    video = tf.constant([[0, 128, 255]], tf.uint8)[..., None, :]  # one pixel, 3 channels
+    want = (np.array([0, 128, 255], np.float32) / 255.0 - np.array(data.IMAGENET_MEAN)) / np.array(data.IMAGENET_STD)
+    np.testing.assert_allclose(data.normalize(video).numpy().ravel(), want, rtol=1e-6, atol=1e-6)

@@ -1,9 +1,12 @@
 """video_dataset end to end: exact frames through PyAV and TFRecords, determinism, bad input."""
 
+import functools
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import read_frame_code
+from conftest import frame_code_frames, read_frame_code
 from videofiles import write_bad_files, write_code_video, write_vfr_video
 
 from tfvideo import data
@@ -138,3 +141,101 @@ def test_bad_arguments():
         data.video_dataset([data.VideoRecord("x.mp4", 0, "x")], data.SegmentSampler(4), modality="flow")
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         data.video_dataset("/nothing-here/*.tfrecord", data.SegmentSampler(4))
+
+
+# --- TFRecord records that cannot give a clip: the same on_error policy as video files. ---
+
+@functools.cache
+def good_jpegs():
+    """Six frame-coded JPEG frames (frame i shows i)."""
+    return [tf.io.encode_jpeg(f, quality=95).numpy() for f in frame_code_frames(6)]
+
+
+def bad_record(kind):
+    """(serialized record, expected reason) for one kind of bad record (media_id 'bad')."""
+    jpegs = good_jpegs()
+    if kind == "garbage_jpeg":
+        frames = jpegs[:2] + [b"\x00garbage bytes, not an image"] + jpegs[3:]
+        reason = r"image/encoded frame 2 of 6 does not decode: Unknown image file format"
+    elif kind == "truncated_jpeg":
+        frames = jpegs[:4] + [jpegs[4][: len(jpegs[4]) // 2]] + jpegs[5:]
+        reason = r"image/encoded frame 4 of 6 does not decode: "
+    elif kind == "no_frames":
+        frames, reason = [], r"no frames under 'image/encoded'"
+    elif kind == "no_label":
+        return data.make_sequence_example(jpegs, None, media_id="bad").SerializeToString(), (
+            r"no label: clip/label/index is missing \(training needs one\)")
+    else:
+        assert kind == "not_a_record"
+        return b"\x08\x96\x01 not a SequenceExample", r"not a serialized tf.train.SequenceExample"
+    return data.make_sequence_example(frames, 1, media_id="bad").SerializeToString(), reason
+
+
+def write_shard(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(path)
+
+
+BAD_KINDS = ["garbage_jpeg", "truncated_jpeg", "no_frames", "no_label", "not_a_record"]
+EVERY_FRAME = data.DenseSampler(6, 1, training=True)  # Training (so a label is needed); samples every frame.
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_tfrecord_on_error_raise_names_shard_record_and_reason(tmp_path, kind):
+    serialized, reason = bad_record(kind)
+    good = data.make_sequence_example(good_jpegs(), 0, media_id="good").SerializeToString()
+    shard = write_shard(tmp_path / "mixed.tfrecord", [good, serialized])
+    media_id = "" if kind == "not_a_record" else "bad"
+    ds = data.video_dataset(shard, EVERY_FRAME, preprocess=RAW, training=True, seed=0)
+    with pytest.raises(tf.errors.OpError, match=rf"{shard}: record 1 \(media_id '{media_id}'\): {reason}"):
+        list(ds.as_numpy_iterator())
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_tfrecord_on_error_skip_drops_and_counts(tmp_path, kind):
+    serialized, reason = bad_record(kind)
+    good = data.make_sequence_example(good_jpegs(), 0, media_id="good").SerializeToString()
+    shard = write_shard(tmp_path / "mixed.tfrecord", [serialized, good])
+    skipped = data.SkippedVideos()
+    ds = data.video_dataset(shard, EVERY_FRAME, preprocess=RAW, training=True, seed=0, on_error="skip", skipped=skipped)
+    out = list(ds.as_numpy_iterator())
+    assert [e["media_id"] for e in out] == [b"good"]
+    np.testing.assert_array_equal(frame_codes(out[0]["video"]), [list(range(6))])
+    assert skipped.count == 1
+    (path, why), = skipped.items
+    media_id = "" if kind == "not_a_record" else "bad"
+    assert path == shard and re.match(rf"record 0 \(media_id '{media_id}'\): {reason}", why), why
+
+
+def test_tfrecord_decodes_only_sampled_frames_and_labels_are_optional_in_evaluation(tmp_path):
+    # Frame 2 is garbage and the record has no label: a test-time sampler that never picks
+    # frame 2 reads it fine (label -1), because only sampled frames are decoded.
+    frames = good_jpegs()[:2] + [b"garbage"] + good_jpegs()[3:]
+    shard = write_shard(tmp_path / "s.tfrecord", [data.make_sequence_example(frames, None, media_id="v").SerializeToString()])
+    sampler = data.SegmentSampler(3)  # 6 frames: centres 1, 3, 5
+    (element,) = list(data.video_dataset(shard, sampler, preprocess=RAW).as_numpy_iterator())
+    np.testing.assert_array_equal(frame_codes(element["video"]), [[1, 3, 5]])
+    assert element["label"] == -1
+    with pytest.raises(tf.errors.OpError, match=r"record 0 \(media_id 'v'\): image/encoded frame 2 of 6 does not decode"):
+        list(data.video_dataset(shard, data.DenseSampler(6, 1), preprocess=RAW).as_numpy_iterator())
+
+
+def test_damaged_tfrecord_file_is_named(tmp_path):
+    records = [data.make_sequence_example(good_jpegs(), i, media_id=f"v{i}").SerializeToString() for i in range(3)]
+    whole = write_shard(tmp_path / "whole.tfrecord", records)
+    cut = str(tmp_path / "cut.tfrecord")
+    with open(whole, "rb") as f:
+        payload = f.read()
+    with open(cut, "wb") as f:
+        f.write(payload[:-40])  # The last record loses its tail.
+    first_two = 2 * (len(records[0]) + 16)
+    reason = rf"damaged file: 2 records read, then bytes {first_two}..{len(payload) - 40} are corrupt or truncated"
+    with pytest.raises(tf.errors.OpError, match=rf"{cut}: {reason}"):
+        list(data.video_dataset(cut, data.SegmentSampler(3), preprocess=RAW).as_numpy_iterator())
+    skipped = data.SkippedVideos()
+    ds = data.video_dataset(str(tmp_path / "*.tfrecord"), data.SegmentSampler(3), preprocess=RAW, on_error="skip", skipped=skipped)
+    ids = sorted(e["media_id"].decode() for e in ds.as_numpy_iterator())
+    assert ids == ["v0", "v0", "v1", "v1", "v2"]  # cut.tfrecord gives v0, v1; whole.tfrecord all three.
+    assert skipped.count == 1 and skipped.items[0][0] == cut and re.match(reason, skipped.items[0][1])

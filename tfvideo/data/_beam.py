@@ -92,6 +92,11 @@ def run_beam_prepare(records, output_dir, name, num_shards=None, config=None, la
     options = PipelineOptions(list(pipeline_args or ["--runner=DirectRunner"]))
     with beam.Pipeline(options=options) as pipeline:
         beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, config, label_names)
+    shards = _prepare.shard_paths(output_dir, name, num_shards)
+    # The job rewrote every shard; completion markers of an earlier local run would make a
+    # later local rerun skip these shards and report that run's failures.
+    for shard in shards:
+        _prepare.remove_completion_marker(shard)
     failures = []
     path = _failures_file(output_dir, name)
     if os.path.exists(path):
@@ -99,7 +104,7 @@ def run_beam_prepare(records, output_dir, name, num_shards=None, config=None, la
             failures = [json.loads(line) for line in f if line.strip()]
     failures.sort(key=lambda failure: failure["path"])
     return {
-        "shards": _prepare.shard_paths(output_dir, name, num_shards),
+        "shards": shards,
         "skipped_shards": [],
         "failures": failures,
         "written": len(records) - len(failures),

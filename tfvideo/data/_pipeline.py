@@ -272,17 +272,98 @@ def _encoded_decoder(sampler, modality):
     return decode
 
 
-def _tfrecord_source(pattern, sampler, training, seed, modality):
+def _tfrecord_source(pattern, sampler, training, seed, modality, deterministic):
+    """Records of the shards matching `pattern` and decode(record, seed) -> element.
+
+    Records are `read_shard` dicts (shard, record index, serialized bytes, fault); parsing
+    happens in `decode`, so a record that does not parse fails there like one whose JPEG
+    frames do not decode, and the error guard can name it.
+    """
     files = _tfrecord.match_shards(pattern)
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
-    ds = tf.data.Dataset.from_tensor_slices(files)
+    sizes = np.array([tf.io.gfile.stat(f).length for f in files], np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((files, sizes))
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.interleave(
+        _tfrecord.read_shard, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
     with_flow = "flow" in modality
-    decode = _encoded_decoder(sampler, modality)
-    return ds.map(lambda s: _tfrecord.parse_sequence_example(s, with_flow=with_flow)), decode
+    decode_parsed = _encoded_decoder(sampler, modality)
+
+    def decode(record, seed):
+        checks = [tf.debugging.assert_equal(record["fault"], "", message="damaged shard")]
+        with tf.control_dependencies(checks):
+            parsed = _tfrecord.parse_sequence_example(tf.identity(record["serialized"]), with_flow=with_flow)
+        if training:
+            checks = [tf.debugging.assert_non_negative(parsed["label"], message="record has no label")]
+            with tf.control_dependencies(checks):
+                parsed["label"] = tf.identity(parsed["label"])
+        return decode_parsed(parsed, seed)
+
+    return ds, decode
+
+
+def _record_explainer(decode, sampler, modality, training, on_error, skipped):
+    """explain(record, seed) for a TFRecord record whose `decode` failed.
+
+    Runs Python, but only for failing records: finds the reason (`record_fault`, else the
+    error `decode` raises when run again eagerly), then raises a `VideoDecodeError` naming
+    the shard, the record index and its media id (on_error="raise"), or logs it, adds it
+    to `skipped` and returns a placeholder element with ok=False (on_error="skip").
+    """
+    keys = ([_tfrecord.IMAGE_KEY] if modality != "flow" else []) + ([_tfrecord.FLOW_KEY] if "flow" in modality else [])
+
+    def why(shard, index, serialized, fault, seed):
+        shard, fault = shard.numpy().decode(), fault.numpy().decode()
+        if fault:
+            media_id, reason = "", fault
+        else:
+            media_id, reason = _tfrecord.record_fault(serialized.numpy(), keys, need_label=training)
+            if reason is None:
+                try:
+                    decode({"shard": shard, "record": index, "serialized": serialized, "fault": fault}, seed)
+                    reason = "decoding failed once and succeeded when retried"
+                except (tf.errors.OpError, ValueError) as e:
+                    reason = _tfrecord.error_line(getattr(e, "message", e))
+            reason = f"record {int(index)} (media_id {media_id!r}): {reason}"
+        if on_error == "raise":
+            raise _video_io.VideoDecodeError(shard, reason)
+        total = skipped.add(shard, reason) if skipped is not None else None
+        logging.warning("Skipping %s: %s (skipped so far: %s)", shard, reason, total if total else "?")
+        return media_id
+
+    def explain(record, seed):
+        media_id = tf.py_function(why, [record["shard"], record["record"], record["serialized"], record["fault"], seed], tf.string)
+        out = {"label": tf.constant(-1, tf.int32), "media_id": tf.ensure_shape(media_id, []), "ok": tf.constant(False)}
+        placeholder = tf.zeros([sampler.num_views, sampler.clip_length, 1, 1], tf.uint8)
+        if modality != "flow":
+            out["frames"] = tf.stack([placeholder] * 3, -1)
+        if "flow" in modality:
+            out["flow"] = tf.stack([placeholder] * 2, -1)
+        return out
+
+    return explain
+
+
+def _guarded_decode(ds, decode, explain, num_parallel_calls, deterministic):
+    """`ds.map(decode)`, except that an element whose decoding fails becomes `explain(element)`.
+
+    Each element is decoded in a one-element dataset that ignores errors and is followed
+    by the explanation: the first of the two is kept. On good data `explain` never runs
+    (no Python per element), and elements are still decoded in parallel.
+    """
+
+    def one(element, seed):
+        single = tf.data.Dataset.from_tensors((element, seed))
+        decoded = single.map(lambda e, s: (decode(e, s), s)).ignore_errors()
+        return decoded.concatenate(single.map(lambda e, s: (explain(e, s), s))).take(1)
+
+    if num_parallel_calls is None:
+        return ds.interleave(one, cycle_length=1)
+    cycle = tf.data.AUTOTUNE if num_parallel_calls == tf.data.AUTOTUNE else num_parallel_calls
+    return ds.interleave(one, cycle_length=cycle, block_length=1, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
 
 def _check_modality(modality, preprocess):
@@ -292,10 +373,16 @@ def _check_modality(modality, preprocess):
         raise ValueError("modality='rgb_diff' needs preprocessing (preprocess=False returns raw frames).")
 
 
-def _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder, num_parallel_calls):
-    """The shared tail: seeds -> decode -> drop failures -> preprocess -> batch."""
+def _finish(
+    ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder, num_parallel_calls,
+    explain=None, deterministic=True,
+):
+    """The shared tail: seeds -> decode (guarded by `explain` if given) -> drop failures -> preprocess -> batch."""
     ds = tf.data.Dataset.zip((ds, _element_seeds(seed)))
-    ds = ds.map(lambda element, s: (decode(element, s), s), num_parallel_calls=num_parallel_calls, deterministic=True)
+    if explain is None:
+        ds = ds.map(lambda element, s: (decode(element, s), s), num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    else:
+        ds = _guarded_decode(ds, decode, explain, num_parallel_calls, deterministic)
     ds = ds.filter(lambda element, s: element["ok"])
     snippet_length = getattr(sampler, "new_length", None)
 
@@ -307,7 +394,7 @@ def _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_siz
             return {**out, "label": element["label"], "media_id": element["media_id"]}
         return _preprocess_modalities(element, s, training, preprocess, modality, snippet_length)
 
-    ds = ds.map(preprocess_element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.map(preprocess_element, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if repeat:
         ds = ds.repeat()
     if batch_size:
@@ -345,9 +432,16 @@ def video_dataset(
       batch_size: batch the elements (None: unbatched).
       training: random crops/flips and shuffling; defaults to `sampler.training`.
       label_map: class names (list or file) for lists with class-name labels.
-      seed: makes sampling, augmentation and shuffling reproducible.
+      seed: makes sampling, augmentation and shuffling reproducible. Unseeded training
+        pipelines do not keep element order (`deterministic=False`), which is faster.
       on_error: "raise" (default) stops with an error naming the file; "skip" logs the
-        file and reason, drops it and records it in `skipped`.
+        file and reason, drops it and records it in `skipped`. For TFRecords the bad
+        input is a record that does not parse, has no frames, has a sampled frame that
+        does not decode, or has no label in training, or a damaged (truncated/corrupt)
+        shard file; the error and `skipped` name the shard and, for a record, its index
+        and media id: `(shard, "record 3 (media_id 'x'): <reason>")`. Good records take
+        no Python on the fast path. Without a label a record gets label -1 in
+        evaluation.
       modality: "rgb" (default); "rgb_diff" (TSN RGB difference within each snippet,
         values / 255); "flow" (TFRecords only: x/y flow, 2 channels, flow / bound in
         [-1, 1]); "rgb+flow" (two streams from the same frame indices and the same crop
@@ -364,18 +458,23 @@ def video_dataset(
     if preprocess is None:
         preprocess = PreprocessConfig()
     training = sampler.training if training is None else training
+    # Unseeded training has no order to keep: let fast elements overtake slow ones.
+    deterministic = seed is not None or not training
     if _is_tfrecord_source(source):
-        ds, decode = _tfrecord_source(source, sampler, training, seed, modality)
+        ds, decode = _tfrecord_source(source, sampler, training, seed, modality, deterministic)
+        explain = _record_explainer(decode, sampler, modality, training, on_error, skipped)
         if training:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    else:
-        if "flow" in modality:
-            raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
-        records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
-        ds, decode = _file_source(records, sampler, on_error, skipped)
-        if training:
-            ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder, num_parallel_calls)
+        return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,
+                       num_parallel_calls, explain, deterministic)
+    if "flow" in modality:
+        raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
+    records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
+    ds, decode = _file_source(records, sampler, on_error, skipped)
+    if training:
+        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,
+                   num_parallel_calls, deterministic=deterministic)
 
 
 @tf_export("tfvideo.data.tfds_dataset")

@@ -176,6 +176,12 @@ def _remove_stale_temporaries(paths):
             os.remove(stale)
 
 
+def remove_completion_marker(path):
+    """Forgets that shard `path` was completed by `prepare_tfrecords` (another writer replaced it)."""
+    if os.path.exists(_failures_path(path)):
+        os.remove(_failures_path(path))
+
+
 def is_shard_complete(path):
     """A shard counts as finished once both it and its failures file exist."""
     return os.path.exists(path) and os.path.exists(_failures_path(path))

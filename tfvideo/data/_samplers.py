@@ -5,6 +5,8 @@ display order. Training samplers are random (one view); test samplers are determ
 and may return several views (clips) that the model averages.
 """
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
@@ -24,6 +26,23 @@ def _tf_fit_short(indices, num_frames, policy):
     if policy == "loop":
         return tf.math.floormod(indices, num_frames)
     return tf.minimum(indices, num_frames - 1)
+
+
+def _is_count(value):
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+    return whole and not isinstance(value, bool) and value >= 1
+
+
+def _check_arguments(sampler, training, short_policy, **counts):
+    """The constructor checks every sampler shares: counts >= 1, one clip in training, policy."""
+    name = type(sampler).__name__
+    bad = [f"{key}={value!r}" for key, value in counts.items() if not _is_count(value)]
+    if bad:
+        raise ValueError(f"{name}: {', '.join(bad)}: {', '.join(counts)} must be integers >= 1.")
+    if training and counts.get("num_clips", 1) != 1:
+        raise ValueError(f"{name}: num_clips={counts['num_clips']} > 1 is a test-time option (training=True).")
+    if short_policy not in _SHORT_POLICIES:
+        raise ValueError(f"{name}: short_policy={short_policy!r} must be one of {_SHORT_POLICIES}.")
 
 
 class _Sampler:
@@ -75,12 +94,7 @@ class SegmentSampler(_Sampler):
     """
 
     def __init__(self, num_segments=8, new_length=1, training=False, num_clips=1, short_policy="repeat_last"):
-        if num_segments < 1 or new_length < 1 or num_clips < 1:
-            raise ValueError("SegmentSampler: num_segments, new_length and num_clips must be >= 1.")
-        if training and num_clips != 1:
-            raise ValueError("SegmentSampler: num_clips > 1 is a test-time option.")
-        if short_policy not in _SHORT_POLICIES:
-            raise ValueError(f"SegmentSampler: short_policy must be one of {_SHORT_POLICIES}.")
+        _check_arguments(self, training, short_policy, num_segments=num_segments, new_length=new_length, num_clips=num_clips)
         self.num_segments = int(num_segments)
         self.new_length = int(new_length)
         self.training = bool(training)
@@ -139,12 +153,7 @@ class DenseSampler(_Sampler):
     """
 
     def __init__(self, clip_len=32, frame_interval=2, training=False, num_clips=1, short_policy="loop"):
-        if clip_len < 1 or frame_interval < 1 or num_clips < 1:
-            raise ValueError("DenseSampler: clip_len, frame_interval and num_clips must be >= 1.")
-        if training and num_clips != 1:
-            raise ValueError("DenseSampler: num_clips > 1 is a test-time option.")
-        if short_policy not in _SHORT_POLICIES:
-            raise ValueError(f"DenseSampler: short_policy must be one of {_SHORT_POLICIES}.")
+        _check_arguments(self, training, short_policy, clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips)
         self.clip_len = int(clip_len)
         self.frame_interval = int(frame_interval)
         self.training = bool(training)

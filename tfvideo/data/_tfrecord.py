@@ -1,5 +1,7 @@
 """`tf.train.SequenceExample` layout for videos (MediaSequence / DMVR / Model Garden keys)."""
 
+import re
+
 import tensorflow as tf
 
 from tfvideo.api._export import export_constant, tf_export
@@ -68,6 +70,91 @@ def parse_sequence_example(serialized, with_flow=False):
     if with_flow:
         out["flow"] = sequences[FLOW_KEY]
     return out
+
+
+def error_line(text):
+    """The first line of an error message, without TensorFlow's `{{function_node ...}}` / `[Op:...]` decoration."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", str(text)).strip()
+    return text.splitlines()[0] if text else text
+
+
+def record_fault(serialized, keys=(IMAGE_KEY,), need_label=False):
+    """Why a serialized SequenceExample cannot give a clip, in words: `(media_id, reason)`.
+
+    Checks, in order: the record parses; it has a label if `need_label`; every feature
+    list in `keys` has frames, each of which decodes, all of one size; the lists have
+    equal lengths. Eager and per frame: meant for explaining a failure, not for the
+    fast path. `reason` is None when no fault is found; `media_id` is "" if unknown.
+    """
+    try:
+        example = tf.train.SequenceExample.FromString(bytes(serialized))
+    except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError class depends on the backend.
+        return "", f"not a serialized tf.train.SequenceExample ({error_line(e)})"
+    context = example.context.feature
+    ids = context[MEDIA_ID_KEY].bytes_list.value if MEDIA_ID_KEY in context else []
+    media_id = ids[0].decode(errors="replace") if ids else ""
+    labels = context[LABEL_INDEX_KEY].int64_list.value if LABEL_INDEX_KEY in context else []
+    if need_label and not labels:
+        return media_id, f"no label: {LABEL_INDEX_KEY} is missing (training needs one)"
+    if need_label and labels[0] < 0:
+        return media_id, f"no label: {LABEL_INDEX_KEY} is {labels[0]} (training needs a class id >= 0)"
+    lists = example.feature_lists.feature_list
+    counts = {}
+    for key in keys:
+        frames = [f.bytes_list.value[0] if f.bytes_list.value else b"" for f in lists[key].feature] if key in lists else []
+        if not frames:
+            return media_id, f"no frames under {key!r}"
+        sizes = set()
+        for i, encoded in enumerate(frames):
+            try:
+                image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            except tf.errors.OpError as e:
+                return media_id, f"{key} frame {i} of {len(frames)} does not decode: {error_line(e.message)}"
+            sizes.add(tuple(image.shape[:2]))
+        if len(sizes) > 1:
+            return media_id, f"frames under {key!r} differ in size: {sorted(sizes)}"
+        counts[key] = len(frames)
+    if len(set(counts.values())) > 1:
+        return media_id, f"feature lists differ in length: {counts}"
+    return media_id, None
+
+
+# Bytes framing each record in a TFRecord file: length (8), its CRC (4), then the data's CRC (4).
+_RECORD_FRAMING = 16
+
+
+def read_shard(shard, size):
+    """The records of one TFRecord file as dicts `{shard, record, serialized, fault}`.
+
+    `record` is the record's index in the file and `fault` is "". Reading stops at a
+    corrupt or truncated record; when the records read do not account for all `size`
+    bytes of the file, one more element follows whose `fault` says so (and
+    `serialized` is empty), so a pipeline can name the damaged file instead of failing
+    with a reader error that does not.
+
+    Args:
+      shard: string scalar tensor, the file path.
+      size: int64 scalar tensor, the file's length in bytes.
+    """
+    records = tf.data.TFRecordDataset(shard).ignore_errors()
+    marked = records.map(lambda s: (s, False)).concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def step(state, item):
+        offset, index = state
+        serialized, is_end = item
+        length = tf.cast(tf.strings.length(serialized), tf.int64) + _RECORD_FRAMING
+        return (offset + length, index + 1), (index, serialized, is_end, offset)
+
+    start = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    scanned = marked.scan(start, step).filter(lambda i, s, is_end, offset: tf.logical_or(~is_end, offset != size))
+
+    def element(index, serialized, is_end, offset):
+        fault = tf.strings.format(
+            "damaged file: {} records read, then bytes {}..{} are corrupt or truncated", (index, offset, size)
+        )
+        return {"shard": shard, "record": index, "serialized": serialized, "fault": tf.where(is_end, fault, "")}
+
+    return scanned.map(element)
 
 
 # Bookkeeping files that `prepare_tfrecords` writes beside its shards (a failures list per
