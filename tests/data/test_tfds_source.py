@@ -1,5 +1,7 @@
 """tfds_dataset on a tiny TFDS builder made in the test (nothing downloaded)."""
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -61,3 +63,43 @@ def test_training_elements_follow_the_contract(builder):
 def test_unknown_video_key(builder):
     with pytest.raises(KeyError, match="frames"):
         data.tfds_dataset(builder, "train", data.SegmentSampler(4), video_key="frames")
+
+
+class TinyWithBadExamples(TinyCodedVideos):
+    """Two good frame-coded videos around one with no frames and one whose frame 1 is not an image."""
+
+    def _generate_examples(self):
+        yield 0, {"video": frame_code_frames(20, 32, 48), "label": 0}
+        yield 1, {"video": np.zeros((0, 32, 48, 3), np.uint8), "label": 1}
+        corrupt = [frame_code_frames(4, 32, 48)[0], io.BytesIO(b"not an image at all"), frame_code_frames(4, 32, 48)[2]]
+        yield 2, {"video": corrupt, "label": 2}
+        yield 3, {"video": frame_code_frames(12, 32, 48), "label": 0}
+
+
+@pytest.fixture(scope="module")
+def bad_builder(tmp_path_factory):
+    b = TinyWithBadExamples(data_dir=str(tmp_path_factory.mktemp("tfds_bad")))
+    b.download_and_prepare()
+    return b
+
+
+def test_bad_examples_raise_naming_the_example_by_default(bad_builder):
+    ds = data.tfds_dataset(bad_builder, "train", data.SegmentSampler(4), preprocess=False)
+    with pytest.raises(Exception, match=r"tfds tiny_with_bad_examples/1.0.0 split 'train': example '[^']+': "):
+        list(ds.as_numpy_iterator())
+
+
+def test_bad_examples_are_skipped_and_counted(bad_builder):
+    skipped = data.SkippedVideos()
+    sampler = data.SegmentSampler(3)
+    ds = data.tfds_dataset(bad_builder, "train", sampler, preprocess=False, on_error="skip", skipped=skipped)
+    out = list(ds.as_numpy_iterator())
+    assert sorted(e["video"].shape[1] for e in out) == [3, 3]
+    codes = sorted([read_frame_code(f) for f in e["video"][0]] for e in out)
+    assert codes == sorted([list(sampler(20)[0]), list(sampler(12)[0])])
+    assert skipped.count == 2
+    reasons = sorted(reason for _, reason in skipped.items)
+    assert any("the video has no frames" in r for r in reasons), reasons
+    assert sum("example '" in r for r in reasons) == 2
+    with pytest.raises(ValueError, match="on_error='ignore'"):
+        data.tfds_dataset(bad_builder, "train", sampler, on_error="ignore")

@@ -493,6 +493,8 @@ def tfds_dataset(
     repeat=False,
     drop_remainder=False,
     num_parallel_calls=tf.data.AUTOTUNE,
+    on_error="raise",
+    skipped=None,
 ):
     """A `tensorflow_datasets` video dataset, prepared locally, as `video_dataset` elements.
 
@@ -505,6 +507,8 @@ def tfds_dataset(
         `tfds.core.DatasetBuilder`.
       split: TFDS split, e.g. "train" or "test[:10%]".
       video_key, label_key: feature names of the frames and the class id.
+      on_error, skipped: as in `video_dataset`; an example whose frames do not decode (or
+        that has none) is named by dataset, split and TFDS id.
       Other arguments as in `video_dataset`.
 
     Returns:
@@ -513,6 +517,8 @@ def tfds_dataset(
     """
     import tensorflow_datasets as tfds  # Optional import: only this source needs it.
 
+    if on_error not in _ON_ERROR:
+        raise ValueError(f"tfds_dataset: on_error={on_error!r} must be one of {_ON_ERROR}.")
     if preprocess is None:
         preprocess = PreprocessConfig()
     training = sampler.training if training is None else training
@@ -536,7 +542,43 @@ def tfds_dataset(
         }
 
     ds = ds.map(parse)
-    return _finish(ds, _encoded_decoder(sampler, "rgb"), sampler, preprocess, training, seed, "rgb", batch_size, repeat, drop_remainder, num_parallel_calls)
+    decode = _encoded_decoder(sampler, "rgb")
+    source = f"tfds {builder.info.full_name} split {split!r}"
+    return _finish(ds, decode, sampler, preprocess, training, seed, "rgb", batch_size, repeat, drop_remainder,
+                   num_parallel_calls, explain=_example_explainer(decode, sampler, source, on_error, skipped))
+
+
+def _example_explainer(decode, sampler, source, on_error, skipped):
+    """explain(element, seed) for a parsed example of `source` whose `decode` failed.
+
+    Python runs only for failing examples: `decode` is run again eagerly for its error, which
+    is raised as a `VideoDecodeError` naming `source` and the example's media id
+    (on_error="raise"), or logged and added to `skipped` (on_error="skip").
+    """
+
+    def why(frames, label, media_id, seed):
+        name = media_id.numpy().decode(errors="replace")
+        if int(tf.size(frames)) == 0:
+            reason = "the video has no frames"
+        else:
+            try:
+                decode({"frames": frames, "label": label, "media_id": media_id}, seed)
+                reason = "decoding failed once and succeeded when retried"
+            except (tf.errors.OpError, ValueError) as e:
+                reason = _tfrecord.error_line(getattr(e, "message", e))
+        reason = f"example {name!r}: {reason}"
+        if on_error == "raise":
+            raise _video_io.VideoDecodeError(source, reason)
+        total = skipped.add(source, reason) if skipped is not None else None
+        logging.warning("Skipping %s: %s (skipped so far: %s)", source, reason, total if total else "?")
+        return media_id
+
+    def explain(element, seed):
+        media_id = tf.py_function(why, [element["frames"], element["label"], element["media_id"], seed], tf.string)
+        return {"frames": tf.zeros([sampler.num_views, sampler.clip_length, 1, 1, 3], tf.uint8),
+                "label": tf.constant(-1, tf.int32), "media_id": tf.ensure_shape(media_id, []), "ok": tf.constant(False)}
+
+    return explain
 
 
 @tf_export("tfvideo.data.to_supervised")
