@@ -4,8 +4,9 @@
   tfvideo-stream --model_dir=/tmp/trn --video=clip.mp4 --feature_model_dir=/tmp/tsn --chunk_frames=6
 
 Chunks are fed one at a time through the detector's `step` (the same computation as the
-exported streaming SavedModel). With --video, each chunk's feature is the pooled backbone
-output of a recognizer model_dir on the chunk's centre frame. --realtime paces the input at
+exported streaming SavedModel). With --video, each chunk's feature is computed as
+tfvideo-extract-features computes it with the recognizer of --feature_model_dir, so the
+detector sees the features it was trained on. --realtime paces the input at
 --chunk_seconds per chunk, as a live camera would.
 """
 
@@ -29,35 +30,38 @@ _define(flags.DEFINE_list, "features", [], "Precomputed chunk features: .npy fil
         "concatenated along D in order (e.g. rgb.npy,flow.npy).")
 _define(flags.DEFINE_string, "video", None, "A video file; chunk features come from --feature_model_dir.")
 _define(flags.DEFINE_string, "feature_model_dir", None, "A recognizer model_dir whose backbone embeds --video chunks.")
-_define(flags.DEFINE_integer, "chunk_frames", 6, "Frames per chunk for --video.")
+_define(flags.DEFINE_integer, "chunk_frames", 6, "Frames per chunk for --video (as --chunk_size of tfvideo-extract-features).")
+_define(flags.DEFINE_integer, "frames_per_chunk", None,
+        "Frames of each --video chunk fed to the recognizer (default: its clip length, as tfvideo-extract-features).")
 _define(flags.DEFINE_float, "chunk_seconds", None, "Seconds per chunk (default: the run's, or frames / fps for --video).")
 _define(flags.DEFINE_boolean, "realtime", False, "Pace the chunks at --chunk_seconds each, as a live stream.")
 
 
-def video_chunk_features(path, feature_model_dir, chunk_frames=6):
-    """Yields chunk features [F] of a video file in time order, and returns its fps first.
+def video_chunk_features(path, feature_model_dir, chunk_frames=6, frames_per_chunk=None):
+    """Chunk features [D] of a video file in time order, computed chunk by chunk.
 
-    Returns (fps, generator). Each chunk is `chunk_frames` frames; its feature is the
-    recognizer backbone's pooled output on the centre frame, preprocessed as the
-    recognizer was evaluated.
+    Returns (fps, generator). Chunks and features are exactly those `tfvideo-extract-features`
+    writes for the same video and recognizer (the features the detector was trained on):
+    `chunk_frames` consecutive frames a chunk (the last one may be short), `frames_per_chunk`
+    frames of it (default: the recognizer's clip length) through the recognizer's feature
+    path, averaged.
     """
-    import tensorflow as tf
-
     from tfvideo import data
-    from trainers import _experiment
+    from trainers import _experiment, _features
 
     recognizer, config = _experiment.load_trained_model(feature_model_dir)
-    if not hasattr(recognizer, "backbone") or not hasattr(recognizer, "pool"):
-        raise ValueError(f"--feature_model_dir={feature_model_dir} holds a {type(recognizer).__name__}, which has "
-                         "no backbone/pool to embed frames with.")
+    try:
+        extract = _features.feature_extractor(recognizer)
+    except ValueError as e:
+        raise ValueError(f"--feature_model_dir={feature_model_dir}: {e}") from None
+    frames_per_chunk = frames_per_chunk or config.build_sampler(training=False).clip_length
     preprocess = config.build_preprocess(num_crops=1)
     frames, fps = data.read_all_frames(path)
 
     def generate():
-        for start in range(0, len(frames) - chunk_frames + 1, chunk_frames):
-            centre = frames[start + chunk_frames // 2][None, None]  # [V=1, T=1, H, W, C]
-            image = data.preprocess_eval(tf.constant(centre), preprocess)[0]
-            yield np.asarray(recognizer.pool(recognizer.backbone(image, training=False)))[0]
+        for start in range(0, len(frames), chunk_frames):
+            chunk = frames[start : start + chunk_frames]
+            yield _features.chunk_features(extract, chunk, preprocess, chunk_frames, frames_per_chunk, 1)[0]
 
     return fps, generate()
 
@@ -120,11 +124,12 @@ def main(argv):
         elif FLAGS.video:
             if not FLAGS.feature_model_dir:
                 raise ValueError("--video needs --feature_model_dir (a recognizer model_dir) to embed chunks.")
-            fps, chunks = video_chunk_features(FLAGS.video, FLAGS.feature_model_dir, FLAGS.chunk_frames)
+            fps, chunks = video_chunk_features(FLAGS.video, FLAGS.feature_model_dir, FLAGS.chunk_frames,
+                                               FLAGS.frames_per_chunk)
             chunk_seconds = FLAGS.chunk_seconds or FLAGS.chunk_frames / fps
             first = next(chunks, None)
             if first is None:
-                raise ValueError(f"--video={FLAGS.video} is shorter than one chunk of {FLAGS.chunk_frames} frames.")
+                raise ValueError(f"--video={FLAGS.video} has no frames.")
             if first.shape[-1] != model.feature_dim:
                 raise ValueError(f"--feature_model_dir={FLAGS.feature_model_dir} embeds chunks in {first.shape[-1]} "
                                  f"features; the detector of --model_dir expects {model.feature_dim}.")

@@ -61,23 +61,49 @@ def test_stream_errors_name_the_flag(tmp_path, capsys):
     assert rc == 2 and "--feature_model_dir" in err
 
 
-def test_stream_video_through_a_recognizer_backbone(tmp_path, capsys):
+def test_stream_video_gives_the_detector_the_features_it_was_trained_on(tmp_path, capsys):
+    """--video chunk features equal tfvideo-extract-features' for the same recognizer (TSM, 2 segments)."""
     import keras
 
+    from trainers import _features
+
     keras.utils.set_random_seed(0)
-    recognizer = models.get("tsn_tiny", num_classes=2, num_segments=1)
-    recognizer.build((None, 1, 32, 32, 3))
-    feature_dim = recognizer.backbone.compute_output_shape((None, 32, 32, 3))[-1]
-    config = _experiment.ExperimentConfig(model="tsn_tiny", num_classes=2, labels=["a", "b"],
+    recognizer = models.get("tsm_tiny", num_classes=2, num_segments=2)
+    recognizer.build((None, 1, 2, 32, 32, 3))
+    config = _experiment.ExperimentConfig(model="tsm_tiny", num_classes=2, labels=["a", "b"],
+                                          model_kwargs={"num_segments": 2},
+                                          sampler={"type": "segment", "num_segments": 2},
                                           preprocess={"crop_size": 32, "resize_short": 32})
     config.write(str(tmp_path / "rec"))
     recognizer.save(os.path.join(tmp_path, "rec", _experiment.MODEL_FILE))
-    _detector_dir(tmp_path / "det", feature_dim, chunk_seconds=1.0)
-    frames = np.random.default_rng(0).integers(0, 255, size=(12, 32, 32, 3)).astype("uint8")
-    data.write_video(str(tmp_path / "v.mp4"), frames, fps=4)
-    rc, lines, err = _run(capsys, model_dir=str(tmp_path / "det"), video=str(tmp_path / "v.mp4"),
-                          feature_model_dir=str(tmp_path / "rec"), chunk_frames=4)
+    frames = np.random.default_rng(0).integers(0, 255, size=(14, 32, 32, 3)).astype("uint8")
+    data.write_video(str(tmp_path / "v.mp4"), frames, fps=4, options={"qp": "0"})
+
+    # What tfvideo-extract-features writes for this video (the detector's training input).
+    model, loaded = _experiment.load_trained_model(str(tmp_path / "rec"))
+    decoded, _ = data.read_all_frames(str(tmp_path / "v.mp4"))
+    offline = _features.chunk_features(_features.feature_extractor(model), decoded, loaded.build_preprocess(),
+                                       chunk_size=4, frames_per_chunk=2)
+    assert offline.shape[0] == 4  # 14 frames in chunks of 4: three full chunks and a short one.
+    fps, chunks = stream.video_chunk_features(str(tmp_path / "v.mp4"), str(tmp_path / "rec"), chunk_frames=4)
+    streamed = np.stack(list(chunks))
+    assert fps == pytest.approx(4)
+    np.testing.assert_allclose(streamed, offline, rtol=1e-5, atol=1e-5)
+    # A single frame of the chunk would be another feature: the check above can fail.
+    centre_only = _features.chunk_features(_features.feature_extractor(model), decoded[[2, 2, 2, 2]],
+                                           loaded.build_preprocess(), 4, 2)[0]
+    assert np.abs(offline[0] - centre_only).max() > 1e-3
+
+    _detector_dir(tmp_path / "det", offline.shape[1], chunk_seconds=1.0)
+    np.save(tmp_path / "offline.npy", offline)
+    rc, from_video, err = _run(capsys, model_dir=str(tmp_path / "det"), video=str(tmp_path / "v.mp4"),
+                               feature_model_dir=str(tmp_path / "rec"), chunk_frames=4)
     assert rc == 0, err
-    # 12 frames at 4 fps in chunks of 4 frames: 3 chunks of 1 s each.
-    assert [line.split()[0] for line in lines] == ["00:00:00", "00:00:01", "00:00:02"]
-    assert all(re.fullmatch(r"\S+  (background|jump|run)  [0-9.]+", line) for line in lines)
+    rc, from_features, err = _run(capsys, model_dir=str(tmp_path / "det"), features=[str(tmp_path / "offline.npy")])
+    assert rc == 0, err
+    # 4 chunks of 4 frames at 4 fps: one a second.
+    assert [line.split()[0] for line in from_video] == ["00:00:00", "00:00:01", "00:00:02", "00:00:03"]
+    assert [line.split()[:2] for line in from_video] == [line.split()[:2] for line in from_features]
+    for a, b in zip(from_video, from_features):
+        assert float(a.split()[2]) == pytest.approx(float(b.split()[2]), abs=2e-3)
+    assert all(re.fullmatch(r"\S+  (background|jump|run)  [0-9.]+", line) for line in from_video)
