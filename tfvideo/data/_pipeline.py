@@ -305,6 +305,23 @@ def _tfrecord_source(pattern, sampler, training, seed, modality, deterministic):
     return ds, decode
 
 
+def _decode_error(decode, element, seed):
+    """The first line of the error `decode(element, seed)` raises when run again eagerly."""
+    try:
+        decode(element, seed)
+        return "decoding failed once and succeeded when retried"
+    except (tf.errors.OpError, ValueError) as e:
+        return _tfrecord.error_line(getattr(e, "message", e))
+
+
+def _report_bad(source, reason, on_error, skipped):
+    """Raises a `VideoDecodeError` (on_error="raise"), or logs the bad element and counts it in `skipped`."""
+    if on_error == "raise":
+        raise _video_io.VideoDecodeError(source, reason)
+    total = skipped.add(source, reason) if skipped is not None else None
+    logging.warning("Skipping %s: %s (skipped so far: %s)", source, reason, total if total else "?")
+
+
 def _record_explainer(decode, sampler, modality, training, on_error, skipped):
     """explain(record, seed) for a TFRecord record whose `decode` failed.
 
@@ -322,16 +339,10 @@ def _record_explainer(decode, sampler, modality, training, on_error, skipped):
         else:
             media_id, reason = _tfrecord.record_fault(serialized.numpy(), keys, need_label=training)
             if reason is None:
-                try:
-                    decode({"shard": shard, "record": index, "serialized": serialized, "fault": fault}, seed)
-                    reason = "decoding failed once and succeeded when retried"
-                except (tf.errors.OpError, ValueError) as e:
-                    reason = _tfrecord.error_line(getattr(e, "message", e))
+                reason = _decode_error(decode, {"shard": shard, "record": index, "serialized": serialized,
+                                                "fault": fault}, seed)
             reason = f"record {int(index)} (media_id {media_id!r}): {reason}"
-        if on_error == "raise":
-            raise _video_io.VideoDecodeError(shard, reason)
-        total = skipped.add(shard, reason) if skipped is not None else None
-        logging.warning("Skipping %s: %s (skipped so far: %s)", shard, reason, total if total else "?")
+        _report_bad(shard, reason, on_error, skipped)
         return media_id
 
     def explain(record, seed):
@@ -561,16 +572,8 @@ def _example_explainer(decode, sampler, source, on_error, skipped):
         if int(tf.size(frames)) == 0:
             reason = "the video has no frames"
         else:
-            try:
-                decode({"frames": frames, "label": label, "media_id": media_id}, seed)
-                reason = "decoding failed once and succeeded when retried"
-            except (tf.errors.OpError, ValueError) as e:
-                reason = _tfrecord.error_line(getattr(e, "message", e))
-        reason = f"example {name!r}: {reason}"
-        if on_error == "raise":
-            raise _video_io.VideoDecodeError(source, reason)
-        total = skipped.add(source, reason) if skipped is not None else None
-        logging.warning("Skipping %s: %s (skipped so far: %s)", source, reason, total if total else "?")
+            reason = _decode_error(decode, {"frames": frames, "label": label, "media_id": media_id}, seed)
+        _report_bad(source, f"example {name!r}: {reason}", on_error, skipped)
         return media_id
 
     def explain(element, seed):
