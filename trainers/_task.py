@@ -188,6 +188,7 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     ds = tfv_data.video_dataset(
         source, sampler, preprocess=preprocess, batch_size=batch_size, training=training,
         label_map=config.labels or None, seed=seed, on_error=train.get("on_error", "raise"),
+        shuffle_buffer=int(train.get("shuffle_buffer", 512)),
         repeat=repeat, drop_remainder=drop_remainder)
     layer = feature_layer(config.feature_spec)
     if layer is not None:

@@ -61,6 +61,8 @@ flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps 
 flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
 flags.DEFINE_integer("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
 flags.DEFINE_enum("on_error", "raise", ["raise", "skip"], "Unreadable videos: stop (naming the file) or skip.")
+flags.DEFINE_integer("shuffle_buffer", 512, "TFRecord training data: whole serialized videos held for shuffling "
+                     "(memory ~ buffer x record size).", lower_bound=1)
 
 # Flags a recipe may set: the recipe value applies unless the flag is given explicitly.
 _RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_schedule", "lr_decay_at",
@@ -68,7 +70,7 @@ _RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_s
 _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
-    "log_every_steps", "on_error")
+    "log_every_steps", "on_error", "shuffle_buffer")
 
 _online.define_flags()
 

@@ -211,3 +211,18 @@ def test_chunk_frame_indices():
     np.testing.assert_array_equal(_features.chunk_frame_indices(12, 6, 1), [[3], [9]])
     with pytest.raises(ValueError, match="chunk_size=0"):
         _features.chunk_frame_indices(10, 0, 1)
+
+
+def test_dataset_passes_the_run_s_input_policy(monkeypatch):
+    seen = {}
+
+    def fake_video_dataset(source, sampler, **kwargs):
+        seen.update(kwargs, source=source, training=sampler.training)
+        return tf.data.Dataset.range(1)
+
+    monkeypatch.setattr(_task.tfv_data, "video_dataset", fake_video_dataset)
+    config = _config(shuffle_buffer=16, on_error="skip")
+    _task.dataset(config, "shards-*.tfrecord", True, batch_size=2, seed=5)
+    assert (seen["shuffle_buffer"], seen["on_error"], seen["seed"], seen["training"]) == (16, "skip", 5, True)
+    _task.dataset(_config(), "val.txt", False, batch_size=2)
+    assert (seen["shuffle_buffer"], seen["on_error"], seen["training"]) == (512, "raise", False)

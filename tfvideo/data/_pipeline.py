@@ -445,6 +445,11 @@ def video_dataset(
       label_map: class names (list or file) for lists with class-name labels.
       seed: makes sampling, augmentation and shuffling reproducible. Unseeded training
         pipelines do not keep element order (`deterministic=False`), which is faster.
+      shuffle_buffer: TFRecord sources in training: records held for shuffling, after the
+        shard order is shuffled and up to 8 shards are interleaved. A record is a whole
+        serialized video (its JPEG frames), so memory is about buffer x record size, e.g.
+        512 x 4 MB = 2 GB for 10 s videos at 256 px; lower it on small machines. Lists of
+        video files shuffle the whole list (paths only) and ignore it.
       on_error: "raise" (default) stops with an error naming the file; "skip" logs the
         file and reason, drops it and records it in `skipped`. For TFRecords the bad
         input is a record that does not parse, has no frames, has a sampled frame that
