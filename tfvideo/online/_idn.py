@@ -88,7 +88,9 @@ class IDN(OnlineDetector):
         self.idu = InformationDiscriminationUnit(units, name="idu")
         self.classifier = layers.Dense(num_classes, name="classifier")
         # Training only: classifies the early embedding of each chunk (not used by call/step).
-        self.embedding_classifier = layers.Dense(num_classes, name="embedding_classifier")
+        # Frozen when its loss is off, so the optimizer does not look for its gradients.
+        self.embedding_classifier = layers.Dense(num_classes, name="embedding_classifier",
+                                                 trainable=bool(self.embedding_loss_weight))
 
     def build(self, input_shape=None):
         self.embed.build((None, self.feature_dim))
