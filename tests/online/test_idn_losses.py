@@ -127,7 +127,9 @@ def test_training_loss_is_main_plus_weighted_auxiliary_terms(weights):
     got = float(model.compute_loss(x, {"scores": y}, {"scores": scores}, training=True))
     main = _cross_entropy_reference(y, np.asarray(scores), 3)
     embedded = _dense(model.embed, x.astype(np.float64), relu=True)
-    embedding = _cross_entropy_reference(y, _dense(model.embedding_classifier, embedded), 3)
+    embedding = 0.0
+    if weights[0]:
+        embedding = _cross_entropy_reference(y, _dense(model.embedding_classifier, embedded), 3)
     contrastive = _contrastive_reference(y, embedded, 3, 0.8, 3)
     np.testing.assert_allclose(got, main + weights[0] * embedding + weights[1] * contrastive, rtol=1e-5)
     if weights == (0.0, 0.0):
@@ -138,7 +140,9 @@ def test_losses_leave_inference_unchanged(tmp_path):
     import keras
 
     with_aux, without = _idn(), _idn(embedding_loss_weight=0.0, contrastive_loss_weight=0.0)
-    without.set_weights(with_aux.get_weights())
+    assert without.embedding_classifier is None
+    for name in ("embed", "idu", "classifier"):
+        getattr(without, name).set_weights(getattr(with_aux, name).get_weights())
     x, _ = _batch(seed=2)
     np.testing.assert_array_equal(np.asarray(with_aux(x)["scores"]), np.asarray(without(x)["scores"]))
     assert with_aux.state_shapes() == without.state_shapes() == {"window": (3, 6)}
@@ -150,15 +154,40 @@ def test_losses_leave_inference_unchanged(tmp_path):
     np.testing.assert_allclose(np.asarray(restored(x)["scores"]), np.asarray(without(x)["scores"]), atol=1e-6)
 
 
-def test_fit_trains_the_embedding_classifier_only_when_weighted():
+def test_idn_saved_before_the_losses_still_loads(tmp_path):
+    """An old .keras file has no loss keys in its config and no embedding-classifier weights."""
+    import zipfile
+
+    import keras
+
+    old = _idn(embedding_loss_weight=0.0, contrastive_loss_weight=0.0)
+    path, legacy = tmp_path / "new.keras", tmp_path / "old.keras"
+    old.save(str(path))
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(legacy, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                for key in ("embedding_loss_weight", "contrastive_loss_weight", "contrastive_margin", "ambiguous_index"):
+                    del config["config"][key]
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    restored = keras.saving.load_model(str(legacy))
+    assert (restored.embedding_loss_weight, restored.contrastive_loss_weight) == (0.0, 0.0)
+    x, _ = _batch(seed=5)
+    np.testing.assert_allclose(np.asarray(restored(x)["scores"]), np.asarray(old(x)["scores"]), atol=1e-6)
+
+
+def test_fit_trains_the_early_embedding_through_its_losses():
+    """With the scores loss weighted 0, only the early-embedding losses can move `embed`."""
     x, y = _batch(seed=3)
     moved = {}
     for weight in (0.0, 1.0):
-        model = _idn(embedding_loss_weight=weight)
-        model.compile(optimizer="sgd", loss={"scores": online.SoftTargetCrossEntropy()})
-        before = model.embedding_classifier.get_weights()[0].copy()
+        model = _idn(embedding_loss_weight=weight, contrastive_loss_weight=weight)
+        model.compile(optimizer="sgd", loss={"scores": online.SoftTargetCrossEntropy()}, loss_weights={"scores": 0.0})
+        before = model.embed.get_weights()[0].copy()
         model.fit(x, {"scores": y}, epochs=2, verbose=0)
-        moved[weight] = not np.allclose(model.embedding_classifier.get_weights()[0], before)
+        moved[weight] = not np.allclose(model.embed.get_weights()[0], before)
     assert moved == {0.0: False, 1.0: True}
 
 

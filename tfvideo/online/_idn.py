@@ -87,16 +87,17 @@ class IDN(OnlineDetector):
         self.dropout = layers.Dropout(dropout, name="dropout")
         self.idu = InformationDiscriminationUnit(units, name="idu")
         self.classifier = layers.Dense(num_classes, name="classifier")
-        # Training only: classifies the early embedding of each chunk (not used by call/step).
-        # Frozen when its loss is off, so the optimizer does not look for its gradients.
-        self.embedding_classifier = layers.Dense(num_classes, name="embedding_classifier",
-                                                 trainable=bool(self.embedding_loss_weight))
+        # Training only: classifies the early embedding of each chunk (not used by call/step);
+        # absent when its loss is off.
+        self.embedding_classifier = (layers.Dense(num_classes, name="embedding_classifier")
+                                     if self.embedding_loss_weight else None)
 
     def build(self, input_shape=None):
         self.embed.build((None, self.feature_dim))
         self.idu.build((None, self.embed_dim))
         self.classifier.build((None, self.units))
-        self.embedding_classifier.build((None, self.embed_dim))
+        if self.embedding_classifier is not None:
+            self.embedding_classifier.build((None, self.embed_dim))
         self.built = True
 
     def state_shapes(self):
@@ -137,6 +138,8 @@ class IDN(OnlineDetector):
         embedded = self.embed(features)
         losses = {}
         if "embedding" in names:
+            if self.embedding_classifier is None:
+                raise ValueError(f"{self.name}: no early-embedding classifier (embedding_loss_weight=0).")
             cross_entropy = SoftTargetCrossEntropy(ignore_index=self.ambiguous_index)
             losses["embedding"] = cross_entropy(targets, self.embedding_classifier(embedded))
         if "contrastive" in names:
@@ -155,6 +158,14 @@ class IDN(OnlineDetector):
         for name, value in self.auxiliary_losses(x, targets, names).items():
             loss = loss + weights[name] * value
         return loss
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Files saved before the early-embedding losses existed hold none of their settings nor
+        # the embedding classifier's weights: they load with the losses off.
+        if "embedding_loss_weight" not in config:
+            config = {**config, "embedding_loss_weight": 0.0, "contrastive_loss_weight": 0.0}
+        return super().from_config(config, custom_objects=custom_objects)
 
     def get_config(self):
         return {
