@@ -47,6 +47,10 @@ def define_flags():
     _define(f.DEFINE_integer, "ambiguous_index", None, "Online detection: target column of the ambiguous class, "
             "left out of the loss and the metrics (21 on THUMOS'14).")
     _define(f.DEFINE_float, "anticipation_weight", 1.0, "Online detection: weight of the decoders' anticipation loss.")
+    _define(f.DEFINE_float, "embedding_loss_weight", None, "Online detection (IDN): weight of the early-embedding "
+            "classification loss (default: the model's, 1.0; 0 turns it off).")
+    _define(f.DEFINE_float, "contrastive_loss_weight", None, "Online detection (IDN): weight of the contrastive loss "
+            "between the current and past early embeddings (default: the model's, 1.0; 0 turns it off).")
     _define(f.DEFINE_float, "chunk_seconds", 0.25, "Online detection: seconds per chunk (point-level AP offsets, "
             "tfvideo-stream's per-second output).")
     _define(f.DEFINE_string, "detector_kwargs", "{}", "Online detection: JSON of detector constructor overrides, "
@@ -223,9 +227,19 @@ def train(flags):
     train_videos = load_videos(_get(flags, "train_data"), features_dirs, targets_dir, num_columns=num_columns)
     feature_dim, num_columns = train_videos[0][1].shape[1], train_videos[0][2].shape[1]
     history = int(_get(flags, "history", 64))
-    if _present(flags, "history") and "history" in _constructor_args(name):
+    args = _constructor_args(name)
+    if _present(flags, "history") and "history" in args:
         overrides.setdefault("history", history)
     ambiguous_index = _get(flags, "ambiguous_index")
+    # Detectors with losses of their own (IDN's early-embedding losses) leave out the same column.
+    if ambiguous_index is not None and "ambiguous_index" in args:
+        overrides.setdefault("ambiguous_index", int(ambiguous_index))
+    for flag in ("embedding_loss_weight", "contrastive_loss_weight"):
+        if _get(flags, flag) is not None:
+            if flag not in args:
+                raise OnlineFlagError(f"--{flag} applies to detectors with that loss (idn, idn_tiny), "
+                                      f"not --model={name}.")
+            overrides.setdefault(flag, float(_get(flags, flag)))
     seed = int(_get(flags, "seed", 0))
     train_settings = {
         "features_dirs": features_dirs, "targets_dir": targets_dir, "train_data": _get(flags, "train_data"),
