@@ -33,11 +33,15 @@ class TinyCodedVideos(tfds.core.GeneratorBasedBuilder):
             yield k, {"video": frame_code_frames(n, 32, 48), "label": k}
 
 
-@pytest.fixture(scope="module")
-def builder(tmp_path_factory):
-    b = TinyCodedVideos(data_dir=str(tmp_path_factory.mktemp("tfds")))
+def _prepared(builder_cls, tmp_path_factory):
+    b = builder_cls(data_dir=str(tmp_path_factory.mktemp(builder_cls.__name__)))
     b.download_and_prepare()
     return b
+
+
+@pytest.fixture(scope="module")
+def builder(tmp_path_factory):
+    return _prepared(TinyCodedVideos, tmp_path_factory)
 
 
 def test_sampled_frames_are_exact(builder):
@@ -78,9 +82,7 @@ class TinyWithBadExamples(TinyCodedVideos):
 
 @pytest.fixture(scope="module")
 def bad_builder(tmp_path_factory):
-    b = TinyWithBadExamples(data_dir=str(tmp_path_factory.mktemp("tfds_bad")))
-    b.download_and_prepare()
-    return b
+    return _prepared(TinyWithBadExamples, tmp_path_factory)
 
 
 def test_bad_examples_raise_naming_the_example_by_default(bad_builder):
