@@ -1,8 +1,9 @@
-"""The models run on Keras's JAX backend with the same numbers as on TensorFlow.
+"""The models run on Keras's JAX and PyTorch backends with the same numbers as on TensorFlow.
 
 Weights saved by a TensorFlow-backend model are loaded into the same preset built in a
-subprocess under `KERAS_BACKEND=jax`; both compute the same inputs. Skipped where JAX is not
-installed (the `jax` extra; scripts/test installs it).
+subprocess under `KERAS_BACKEND=jax` (or `torch`); both compute the same inputs. A backend
+that is not installed is skipped: scripts/test installs JAX (the `jax` extra); PyTorch is
+checked where it is installed (`pip install torch`, CPU build).
 """
 
 import importlib.util
@@ -17,8 +18,6 @@ import pytest
 
 from tfvideo import models, online
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # One preset per temporal module (TSN's consensus is TSM's without the shift). The I3D
 # Inception-v1 preset is left out: its layers are i3d_tiny's (Conv3D, BN, pooling, concat) and
@@ -26,11 +25,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RECOGNIZERS = {"tsm_tiny": 8, "trn_tiny": 8, "tdn_tiny": 24, "tam_tiny": 8, "i3d_tiny": 8}
 DETECTORS = ["gru_tiny", "trn_tiny", "idn_tiny", "oadtr_tiny"]
 
-_JAX_SCRIPT = r"""
+_BACKEND_SCRIPT = r"""
 import json, os, sys
 import numpy as np
 import keras
-assert keras.backend.backend() == "jax", keras.backend.backend()
+assert keras.backend.backend() == os.environ["KERAS_BACKEND"], keras.backend.backend()
 from tfvideo import models, online
 cases = json.loads(sys.argv[1])
 for case in cases:
@@ -41,13 +40,13 @@ for case in cases:
     inputs = np.load(case["inputs"])
     model(inputs, training=False)
     model.load_weights(case["weights"])
-    outputs = [np.asarray(o) for o in keras.tree.flatten(model(inputs, training=False))]
+    outputs = [keras.ops.convert_to_numpy(o) for o in keras.tree.flatten(model(inputs, training=False))]
     np.savez(case["out"], *outputs)
-print("JAX-DONE")
+print("BACKEND-DONE")
 """
 
 
-def _cases(tmp_path):
+def _cases(tmp_path, backend):
     rng = np.random.default_rng(0)
     cases, expected = [], {}
     for kind, names in (("recognizer", RECOGNIZERS), ("detector", DETECTORS)):
@@ -64,18 +63,21 @@ def _cases(tmp_path):
             model.save_weights(str(tmp_path / f"{key}.weights.h5"))
             np.save(tmp_path / f"{key}.npy", inputs)
             cases.append({"kind": kind, "name": name, "inputs": str(tmp_path / f"{key}.npy"),
-                          "weights": str(tmp_path / f"{key}.weights.h5"), "out": str(tmp_path / f"{key}-jax.npz")})
+                          "weights": str(tmp_path / f"{key}.weights.h5"), "out": str(tmp_path / f"{key}-{backend}.npz")})
             expected[key] = outputs
     return cases, expected
 
 
-def test_tensorflow_weights_give_the_same_outputs_on_jax(tmp_path):
-    cases, expected = _cases(tmp_path)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, json.dumps(cases)], cwd=REPO, env=env,
+@pytest.mark.parametrize("backend, module", [("jax", "jax"), ("torch", "torch")])
+def test_tensorflow_weights_give_the_same_outputs_on_other_backends(backend, module, tmp_path):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    cases, expected = _cases(tmp_path, backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, json.dumps(cases)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0 and "JAX-DONE" in proc.stdout, proc.stderr[-3000:]
+    assert proc.returncode == 0 and "BACKEND-DONE" in proc.stdout, proc.stderr[-3000:]
     for case in cases:
         key = f"{case['kind']}-{case['name']}"
         with np.load(case["out"]) as got:
