@@ -57,6 +57,26 @@ def _resolve_checkpoint(checkpoint):
     return checkpoint
 
 
+def _check_model_dir(model_dir):
+    """Raises FileNotFoundError naming model_dir and what it lacks for an export."""
+    from trainers import _experiment
+
+    if not os.path.isdir(model_dir):
+        what = "is not a directory" if os.path.exists(model_dir) else "does not exist"
+        raise FileNotFoundError(f"--model_dir={model_dir} {what}")
+    if not os.path.exists(os.path.join(model_dir, _experiment.CONFIG_FILE)):
+        raise FileNotFoundError(
+            f"--model_dir={model_dir} holds no {_experiment.CONFIG_FILE}: not a tfvideo-train model_dir"
+        )
+    if not os.path.exists(os.path.join(model_dir, _experiment.MODEL_FILE)):
+        hint = "training has not finished"
+        if os.path.isdir(os.path.join(model_dir, "checkpoints")):
+            hint += " (it has checkpoints/: rerun the same tfvideo-train command to resume and finish it)"
+        raise FileNotFoundError(
+            f"--model_dir={model_dir} holds no trained model: {_experiment.MODEL_FILE} is missing; {hint}"
+        )
+
+
 @tf_export("tfvideo.export.load_for_export")
 def load_for_export(model_dir=None, checkpoint=None):
     """(keras model, ExperimentConfig) from a model_dir's model.keras or from a checkpoint.
@@ -70,6 +90,7 @@ def load_for_export(model_dir=None, checkpoint=None):
     if model_dir is None and checkpoint is None:
         raise ValueError("export needs --model_dir or --checkpoint")
     if checkpoint is None:
+        _check_model_dir(model_dir)
         return _experiment.load_trained_model(model_dir)
     checkpoint = _resolve_checkpoint(checkpoint)
     config = _experiment.ExperimentConfig.read(model_dir or _find_model_dir(checkpoint))
@@ -242,11 +263,8 @@ def _export_streaming(model_dir, export_dir, base_path, model_name, version, ser
 
     if model_dir is None:
         raise ValueError("exporting an online detector needs --model_dir")
-    if version is None:
-        version = max(_versions.list_versions(base_path), default=0) + 1
-    path = _streaming.export_from_model_dir(model_dir, base_path, model_name, version)
-    path = path or os.path.join(base_path, str(version))
+    path = _streaming.export_from_model_dir(model_dir, base_path, None, version)
     models_config = _versions.write_models_config(
         export_dir, model_name, serving_base_path and f"{serving_base_path.rstrip('/')}/{model_name}"
     )
-    return ExportResult(str(path), model_name, int(version), ("serving_default",), models_config)
+    return ExportResult(str(path), model_name, int(os.path.basename(path)), ("serving_default",), models_config)

@@ -90,17 +90,16 @@ def export_streaming_model(model, export_dir, labels=None):
     return export_dir
 
 
-def _next_version(base):
-    versions = [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
-    return max(versions, default=0) + 1
-
-
 @tf_export("tfvideo.export.export_streaming_from_model_dir")
 def export_from_model_dir(model_dir, export_base, model_name=None, version=None):
     """Exports the trained online detector of a model_dir to `<export_base>[/<model_name>]/<version>`.
 
-    `version` defaults to one more than the largest existing version. Returns the export path.
+    Written like the recognition export (`export._versions.staged_version_dir`): into a hidden
+    temporary directory, made readable by other users, then renamed into place, so a polling
+    server never sees half a version and a failed export leaves nothing. `version` defaults
+    to `export._versions.next_version`. Returns the export path.
     """
+    from export import _versions
     from trainers import _experiment
 
     model, config = _experiment.load_trained_model(model_dir)
@@ -108,5 +107,6 @@ def export_from_model_dir(model_dir, export_base, model_name=None, version=None)
         raise ValueError(f"--model_dir={model_dir} holds a {config.task!r} model, not an online detector; "
                          "use the recognition export.")
     base = os.path.join(export_base, model_name) if model_name else export_base
-    version = _next_version(base) if version is None else int(version)
-    return export_streaming_model(model, os.path.join(base, str(version)), labels=config.labels)
+    with _versions.staged_version_dir(base, version) as (tmp, publish):
+        export_streaming_model(model, tmp, labels=config.labels)
+        return publish()

@@ -3,7 +3,9 @@
 TF Serving watches `<base_path>/<version>/` where `<version>` is a decimal integer and
 serves what it finds there; anything else in the base path is ignored. New versions are
 written to a hidden temporary directory and renamed into place, so a server polling the
-base path never loads a half-written SavedModel.
+base path never loads a half-written SavedModel. What is published is readable by other
+users (directories 0755, files 0644 whatever the umask): TF Serving often runs as another
+user than the one who exported.
 """
 
 import contextlib
@@ -18,6 +20,8 @@ from tfvideo.api._export import tf_export
 
 MODELS_CONFIG_FILE = "models.config"
 _TMP_PREFIX = ".tmp-"
+DIR_MODE = 0o755
+FILE_MODE = 0o644
 
 
 @tf_export("tfvideo.export.list_versions")
@@ -33,26 +37,61 @@ def list_versions(base_path):
     return sorted(versions)
 
 
-def _next_version(base_path):
+def next_version(base_path):
+    """One above the highest numeric directory under `base_path` (1 for a new one).
+
+    Every numeric name counts, complete or not, so a version number is never reused.
+    """
     numeric = [int(n) for n in os.listdir(base_path) if n.isdigit()] if os.path.isdir(base_path) else []
     return max(numeric, default=0) + 1
+
+
+def _make_readable(tree):
+    """Directories 0755 and files 0644 under (and including) `tree`."""
+    os.chmod(tree, DIR_MODE)
+    for root, dirs, files in os.walk(tree):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), DIR_MODE)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, FILE_MODE)
+
+
+def _makedirs_readable(path):
+    """`os.makedirs(path)` with 0755 directories; returns the ones it created, deepest last."""
+    missing = []
+    head = os.path.abspath(path)
+    while not os.path.isdir(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            continue
+        os.chmod(directory, DIR_MODE)
+    return list(reversed(missing))
 
 
 @contextlib.contextmanager
 def staged_version_dir(base_path, version=None):
     """Yields `(tmp_dir, publish)`: write the SavedModel to tmp_dir, then `publish()`.
 
-    `publish()` renames tmp_dir to `<base_path>/<version>` (auto-incremented when
-    `version` is None, retrying if a concurrent export took the number) and returns the
-    final path. Without `publish()` the temporary directory is removed.
+    `publish()` makes the tree readable by other users (0755 / 0644), renames tmp_dir to
+    `<base_path>/<version>` (`next_version` when `version` is None, retrying if a concurrent
+    export took the number) and returns the final path. Without `publish()` (an error while
+    writing) the temporary directory is removed, and so are the directories this call
+    created for it when they are left empty: a failed export leaves nothing behind.
     """
-    os.makedirs(base_path, exist_ok=True)
+    created = _makedirs_readable(base_path)
     tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base_path)
     final = {}
 
     def publish():
+        _make_readable(tmp)
         for _ in range(100):
-            v = int(version) if version is not None else _next_version(base_path)
+            v = int(version) if version is not None else next_version(base_path)
             target = os.path.join(base_path, str(v))
             if os.path.exists(target):
                 if version is not None:
@@ -73,6 +112,11 @@ def staged_version_dir(base_path, version=None):
     finally:
         if "path" not in final:
             shutil.rmtree(tmp, ignore_errors=True)
+            for directory in reversed(created):  # Deepest first; only if still empty.
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    break
 
 
 @tf_export("tfvideo.export.write_models_config")
@@ -100,6 +144,7 @@ def write_models_config(export_root, model_name, base_path=None):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text_format.MessageToString(config))
+    os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)
     return path
 

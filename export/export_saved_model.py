@@ -6,7 +6,7 @@
 
 from absl import app, flags, logging
 
-from export import _saved_model
+from export import _cli, _saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model_dir (config.json, labels.txt, model.keras).")
@@ -28,26 +28,41 @@ flags.DEFINE_string(
 )
 
 
-def main(argv):
-    if not FLAGS.export_dir:
-        raise app.UsageError("--export_dir is required")
+def _check_flags(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        _cli.usage_error("export", f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.export_dir:
+        _cli.usage_error("export", "--export_dir is required")
     if not FLAGS.model_dir and not FLAGS.checkpoint:
-        raise app.UsageError("--model_dir or --checkpoint is required")
-    result = _saved_model.export_saved_model(
-        FLAGS.export_dir,
-        model_dir=FLAGS.model_dir,
-        checkpoint=FLAGS.checkpoint,
-        model_name=FLAGS.model_name,
-        input_types=FLAGS.input_type,
-        num_clips=FLAGS.num_clips,
-        num_crops=int(FLAGS.num_crops),
-        top_k=FLAGS.top_k,
-        version=FLAGS.version,
-        warmup=FLAGS.warmup,
-        serving_base_path=FLAGS.serving_base_path,
-    )
+        _cli.usage_error("export", "--model_dir or --checkpoint is required")
+    for name, low in (("num_clips", 1), ("top_k", 1), ("version", 0)):
+        value = getattr(FLAGS, name)
+        if value is not None and value < low:
+            _cli.usage_error("export", f"--{name}={value}: must be >= {low}")
+    try:
+        _saved_model._normalize_input_types(FLAGS.input_type)
+    except ValueError as e:
+        _cli.usage_error("export", str(e))
+
+
+def main(argv):
+    _check_flags(argv)
+    try:
+        result = _saved_model.export_saved_model(
+            FLAGS.export_dir,
+            model_dir=FLAGS.model_dir,
+            checkpoint=FLAGS.checkpoint,
+            model_name=FLAGS.model_name,
+            input_types=FLAGS.input_type,
+            num_clips=FLAGS.num_clips,
+            num_crops=int(FLAGS.num_crops),
+            top_k=FLAGS.top_k,
+            version=FLAGS.version,
+            warmup=FLAGS.warmup,
+            serving_base_path=FLAGS.serving_base_path,
+        )
+    except (OSError, ValueError) as e:  # Missing model, bad flag value, unwritable export dir, ...
+        _cli.fail("export", str(e), _cli.RUNTIME)
     logging.info("models.config: %s", result.models_config)
     print(result.path)  # The binary's output: the new version directory.
 

@@ -134,15 +134,17 @@ def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
     import types
 
     import export
+    from export import _versions
     from trainers import _experiment
 
     calls = []
 
     def export_from_model_dir(model_dir, export_base, model_name, version):
         calls.append((model_dir, export_base, model_name, version))
-        os.makedirs(os.path.join(export_base, str(version), "variables"))
-        open(os.path.join(export_base, str(version), "saved_model.pb"), "wb").close()
-        return os.path.join(export_base, str(version))
+        with _versions.staged_version_dir(export_base, version) as (tmp, publish):
+            os.makedirs(os.path.join(tmp, "variables"))
+            open(os.path.join(tmp, "saved_model.pb"), "wb").close()
+            return publish()
 
     fake = types.ModuleType("export._streaming")
     fake.export_from_model_dir = export_from_model_dir
@@ -154,9 +156,10 @@ def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
     root = str(tmp_path / "exports")
     result = tfv_export.export_saved_model(root, model_dir=model_dir, model=object(), config=config)
     second = tfv_export.export_saved_model(root, model_dir=model_dir, model=object(), config=config)
-    assert calls == [(model_dir, os.path.join(root, "online"), "online", 1),
-                     (model_dir, os.path.join(root, "online"), "online", 2)]
+    # The base path already names the model; the version is allocated where the version directory is staged.
+    assert calls == [(model_dir, os.path.join(root, "online"), None, None)] * 2
     assert (result.version, second.version) == (1, 2)
+    assert result.path == os.path.join(root, "online", "1")
     assert os.path.exists(result.models_config)
 
 
