@@ -6,12 +6,23 @@
 Serves PredictionService (Predict, GetModelMetadata) and ModelService (GetModelStatus) on
 127.0.0.1 unless --host says otherwise; --port=0 picks a free port. Prints one ready line
 `tfvideo-serve: serving <names> on <host>:<port>` once the models are loaded.
+
+Versions as TF Serving: the latest loadable version only, unless --model_version_policy
+says `all` or `specific` (--model_versions=1,3); with --model_config_file each model's
+`model_version_policy` in the file applies. On SIGTERM or Ctrl-C the server drains: it stops
+accepting requests, lets the in-flight ones finish for up to --drain_grace_period_s, and
+exits 0.
 """
 
+import math
 import os
+import signal
 import sys
+import threading
 
 from absl import app, flags, logging
+
+from export import _cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Directory of numeric version sub-directories (one model).")
@@ -23,39 +34,125 @@ flags.DEFINE_integer("max_request_bytes", 64 << 20, "Predict requests above this
 flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often base paths are scanned for new versions.")
 flags.DEFINE_integer("max_workers", 8, "Concurrent request threads.")
 flags.DEFINE_bool("warmup", True, "Replay assets.extra/tf_serving_warmup_requests when a version loads.")
+# Versions and shutdown (reliability).
+flags.DEFINE_enum("model_version_policy", "latest", ["latest", "all", "specific"],
+                  "Versions of --model_base_path to serve: the latest loadable one, all, or --model_versions.")
+flags.DEFINE_list("model_versions", [], "With --model_version_policy=specific: the versions to serve, e.g. 1,3.")
+flags.DEFINE_float("drain_grace_period_s", 10.0,
+                   "On SIGTERM/SIGINT: seconds in-flight requests may take to finish before they are cancelled.")
+
+
+def _version_policy():
+    """The --model_version_policy / --model_versions pair as a ModelVersionPolicy proto, validated."""
+    from tensorflow_serving.config import file_system_storage_path_source_pb2 as policies
+
+    policy = policies.FileSystemStoragePathSourceConfig.ServableVersionPolicy()
+    if FLAGS.model_version_policy != "specific":
+        if FLAGS.model_versions:
+            _cli.usage_error("serve", f"--model_versions={','.join(FLAGS.model_versions)} needs "
+                                      "--model_version_policy=specific")
+        getattr(policy, FLAGS.model_version_policy).SetInParent()
+        return policy
+    if not FLAGS.model_versions:
+        _cli.usage_error("serve", "--model_version_policy=specific needs --model_versions, e.g. --model_versions=1,3")
+    versions = []
+    for text in FLAGS.model_versions:
+        if not text.strip().isdigit():
+            _cli.usage_error("serve", f"--model_versions={','.join(FLAGS.model_versions)}: {text!r} is not a "
+                                      "version number (a non-negative integer)")
+        versions.append(int(text))
+    if len(set(versions)) != len(versions):
+        _cli.usage_error("serve", f"--model_versions={','.join(FLAGS.model_versions)} names a version twice")
+    policy.specific.versions.extend(versions)
+    return policy
 
 
 def _models():
+    from tensorflow_serving.config import model_server_config_pb2
+
     from export import _versions
 
     if bool(FLAGS.model_base_path) == bool(FLAGS.model_config_file):
-        raise app.UsageError("exactly one of --model_base_path and --model_config_file is required")
+        _cli.usage_error("serve", "exactly one of --model_base_path and --model_config_file is required")
     if FLAGS.model_config_file:
+        if FLAGS.model_version_policy != "latest" or FLAGS.model_versions:
+            _cli.usage_error("serve", "--model_version_policy/--model_versions apply to --model_base_path; with "
+                                      "--model_config_file set model_version_policy per model in the file")
         return _versions.read_models_config(FLAGS.model_config_file)
     name = FLAGS.model_name or os.path.basename(os.path.normpath(FLAGS.model_base_path))
-    return {name: FLAGS.model_base_path}
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name=name, base_path=FLAGS.model_base_path,
+                                                model_platform="tensorflow")
+    entry.model_version_policy.CopyFrom(_version_policy())
+    return config
+
+
+def _check_numbers():
+    checks = [
+        ("port", FLAGS.port, 0 <= FLAGS.port <= 65535, "must be 0..65535"),
+        ("max_request_bytes", FLAGS.max_request_bytes, FLAGS.max_request_bytes > 0, "must be > 0"),
+        ("file_system_poll_wait_seconds", FLAGS.file_system_poll_wait_seconds,
+         math.isfinite(FLAGS.file_system_poll_wait_seconds) and FLAGS.file_system_poll_wait_seconds > 0, "must be > 0"),
+        ("max_workers", FLAGS.max_workers, FLAGS.max_workers > 0, "must be > 0"),
+        ("drain_grace_period_s", FLAGS.drain_grace_period_s,
+         math.isfinite(FLAGS.drain_grace_period_s) and FLAGS.drain_grace_period_s >= 0, "must be a number of seconds >= 0"),
+    ]
+    for name, value, ok, rule in checks:
+        if not ok:
+            _cli.usage_error("serve", f"--{name}={value}: {rule}")
+
+
+def _stop_on_signals():
+    """An Event set by the first SIGTERM/SIGINT; a second one cancels in-flight requests at once."""
+    stop = threading.Event()
+    received = []
+
+    def handle(signum, frame):
+        received.append(signal.Signals(signum).name)
+        if stop.is_set():
+            print(f"tfvideo-serve: second {received[-1]}: exiting without waiting for in-flight requests",
+                  file=sys.stderr, flush=True)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+    return stop, received
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        _cli.usage_error("serve", f"unexpected arguments: {' '.join(argv[1:])}")
+    _check_numbers()
+    models = _models()
+    stop, received = _stop_on_signals()
     from tfvideo import serving
 
-    server = serving.ModelServer(
-        _models(),
-        max_request_bytes=FLAGS.max_request_bytes,
-        poll_seconds=FLAGS.file_system_poll_wait_seconds,
-        max_workers=FLAGS.max_workers,
-        warmup=FLAGS.warmup,
-    )
-    port = server.start(FLAGS.port, FLAGS.host)
-    logging.info("Loaded versions: %s", server.refresh())
-    print(f"tfvideo-serve: serving {', '.join(server.model_names)} on {FLAGS.host}:{port}", flush=True)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.stop(grace=1.0)
-        sys.exit(0)
+        server = serving.ModelServer(
+            models,
+            max_request_bytes=FLAGS.max_request_bytes,
+            poll_seconds=FLAGS.file_system_poll_wait_seconds,
+            max_workers=FLAGS.max_workers,
+            warmup=FLAGS.warmup,
+        )
+        port = server.start(FLAGS.port, FLAGS.host)
+    except (OSError, ValueError) as e:
+        _cli.fail("serve", str(e), _cli.RUNTIME)
+    logging.info("Serving versions: %s", server.refresh())
+    print(f"tfvideo-serve: serving {', '.join(server.model_names)} on {FLAGS.host}:{port}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    print(f"tfvideo-serve: {received[0]}: draining, {server.in_flight} request(s) in flight, "
+          f"grace {FLAGS.drain_grace_period_s:g} s", file=sys.stderr, flush=True)
+    cut_off = server.drain(FLAGS.drain_grace_period_s)
+    if cut_off:
+        print(f"tfvideo-serve: {cut_off} request(s) cancelled after the {FLAGS.drain_grace_period_s:g} s grace period",
+              file=sys.stderr, flush=True)
+        sys.stderr.flush()
+        os._exit(0)  # Their handler threads may still be inside TensorFlow; do not wait for them.
+    print("tfvideo-serve: drained, exiting", file=sys.stderr, flush=True)
+    sys.exit(0)
 
 
 def run():

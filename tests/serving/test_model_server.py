@@ -51,19 +51,29 @@ def test_specific_version_policy_serves_only_listed_versions(two_versions):
     assert info.value.code == grpc.StatusCode.NOT_FOUND and "no version 2" in info.value.message
 
 
-def test_latest_policy_loads_older_versions_on_request_and_unloads_removed_ones(two_versions, tmp_path):
+def test_latest_policy_serves_only_the_newest_version_and_falls_back_when_it_is_removed(two_versions, tmp_path):
     root = str(tmp_path)
     shutil.copytree(os.path.join(two_versions, "m"), os.path.join(root, "m"))
     server = serving.ModelServer({"m": os.path.join(root, "m")})
     assert server.refresh() == {"m": [2]}
     assert server.predict(_request()).model_spec.version.value == 2
-    response = server.predict(_request(version=1))
-    assert response.model_spec.version.value == 1
-    assert set(response.outputs) == {"logits", "probabilities", "top_k_indices", "top_k_labels"}
-    assert server.refresh() == {"m": [1, 2]}
+    with pytest.raises(serving._server.RequestError) as info:  # As TF Serving: version 1 is not served.
+        server.predict(_request(version=1))
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert "no version 1: version policy latest 1 does not serve it; serving 2" in info.value.message
+    assert server.refresh() == {"m": [2]}
     shutil.rmtree(os.path.join(root, "m", "2"))
     assert server.refresh() == {"m": [1]}
-    assert server.predict(_request()).model_spec.version.value == 1
+    response = server.predict(_request())
+    assert response.model_spec.version.value == 1
+    assert set(response.outputs) == {"logits", "probabilities", "top_k_indices", "top_k_labels"}
+
+
+def test_all_policy_serves_every_version(two_versions):
+    server = serving.ModelServer(_config(two_versions, "model_version_policy { all {} }"))
+    assert server.refresh() == {"m": [1, 2]}
+    assert server.predict(_request()).model_spec.version.value == 2
+    assert server.predict(_request(version=1)).model_spec.version.value == 1
 
 
 def test_output_filter_and_unknown_output(two_versions):

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
 
 from tests.conftest import frame_code_frames
 from tests.export.conftest import CLIP_LENGTH, LABELS, make_context_model
@@ -31,7 +32,7 @@ def context_model():
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir, feature_spec_export, context_model, tmp_path_factory):
-    """From models.config: "tiny" (version 1), "growing" (version 1, more added by a test),
+    """From models.config: "tiny" (version 1), "growing" (version 1, more added by a test; policy all),
     "featured" (the tfvideo-train --feature_spec run: features + frames signatures) and
     "context" (raw video + side feature through a FeatureLayer)."""
     root = str(tmp_path_factory.mktemp("serving_exports"))
@@ -39,6 +40,12 @@ def served(tiny_model_dir, feature_spec_export, context_model, tmp_path_factory)
         tfv_export.export_saved_model(root, model_dir=tiny_model_dir, model_name=name,
                                       input_types=["jpeg_frames", "frames", "sequence_example"])
     tfv_export.write_models_config(root, "featured", os.path.dirname(feature_spec_export.path))
+    config = tfv_export.read_models_config(os.path.join(root, "models.config"))
+    for entry in config.model_config_list.config:
+        if entry.name == "growing":  # Keeps old versions reachable; the others serve the latest only.
+            entry.model_version_policy.all.SetInParent()
+    with open(os.path.join(root, "models.config"), "w") as f:
+        f.write(text_format.MessageToString(config))
     model, layer, config = context_model
     tfv_export.export_saved_model(root, model=model, config=config, model_name="context", input_types="features",
                                   feature_layer=layer)
@@ -145,7 +152,7 @@ def test_bad_requests_get_status_codes_and_server_keeps_serving(served):
         (grpc.StatusCode.NOT_FOUND, "model 'nope'", lambda: client.predict("nope", {"frames": good_clip[None]})),
         (grpc.StatusCode.NOT_FOUND, "no version 99",
          lambda: client.predict("tiny", {"frames": good_clip[None]}, signature_name="frames", version=99)),
-        (grpc.StatusCode.NOT_FOUND, "no signature 'nope'",
+        (grpc.StatusCode.FAILED_PRECONDITION, "no signature 'nope'",  # TF Serving's code for an unknown signature.
          lambda: client.predict("tiny", {"frames": good_clip[None]}, signature_name="nope")),
         (grpc.StatusCode.INVALID_ARGUMENT, "input 'frames' has dtype float32",
          lambda: client.predict("tiny", {"frames": good_clip[None].astype(np.float32)}, signature_name="frames")),

@@ -6,10 +6,29 @@ over the same `<base_path>/<version>/` SavedModel directories the real model ser
 so `tfvideo.serving.Client` and tests run without it. It is not a production server: one
 process, SavedModels called eagerly from a thread pool, no batching.
 
-Version policy (per model, from `models.config` or the default): the latest version is
-loaded at start and whenever a newer one appears (the base path is polled); older versions
-that are still on disk are loaded when a request names them. A version whose directory
-disappears is unloaded. Requests without a version get the latest.
+Versions, as TF Serving: each model has a version policy (`models.config`'s
+`model_version_policy`, default `latest` with one version). `latest {num_versions: N}`
+serves the N highest versions that load, `all` every version on disk, `specific` the
+listed ones; the base path is polled and the served set follows the disk. Other versions
+are not served (NOT_FOUND), also for GetModelMetadata and GetModelStatus. Requests without
+a version get the highest served one; `version_label` resolves through the config's
+`version_labels`.
+
+Bad versions never stop the server: a version that fails to load (half-written or corrupt
+`saved_model.pb`, missing variables, ...) is logged with its path and reason, reported by
+GetModelStatus as END with the error, and retried when its files change (or every
+`load_retry_seconds`); the versions already loaded keep serving, and newer good versions
+still load. At start-up the highest loadable versions are served.
+
+Status codes follow TF Serving's (docs/notes/export.md lists them and where they come from):
+unknown model or version NOT_FOUND, unknown version label or missing/bad inputs or outputs
+INVALID_ARGUMENT, unknown signature FAILED_PRECONDITION, errors raised while running the
+SavedModel keep their TensorFlow code.
+
+Reusing the model registry (e.g. from another front end): `ModelServer.resolve(name,
+version=None, label=None, signature_name=None)` returns a `Resolved` (servable, signature
+key, SignatureDef, callable) or raises `RequestError` carrying the gRPC status code;
+`predict`, `metadata` and `status` take and return the TF Serving request/response protos.
 """
 
 import concurrent.futures
@@ -17,6 +36,7 @@ import dataclasses
 import os
 import re
 import threading
+import time
 
 import grpc
 import tensorflow as tf
@@ -85,6 +105,15 @@ def _tensor_info_shape(info):
     return [d.size for d in info.tensor_shape.dim]
 
 
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
+DEFAULT_LOAD_RETRY_SECONDS = 60.0
+
+
+def _grpc_code(tf_error):
+    """The gRPC status code of a TensorFlow error (TensorFlow's codes are gRPC's numbers)."""
+    return _GRPC_CODES.get(tf_error.error_code, grpc.StatusCode.UNKNOWN)
+
+
 class _Servable:
     """One loaded version: its SavedModel, signatures and SignatureDefs."""
 
@@ -97,92 +126,199 @@ class _Servable:
         self.functions = dict(self.loaded.signatures)
 
     def signature(self, signature_name):
+        """(key, SignatureDef, callable); FAILED_PRECONDITION for an unknown key, as TF Serving."""
         key = signature_name or _DEFAULT_SIGNATURE
         if key not in self.signature_defs or key not in self.functions:
             raise RequestError(
-                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.FAILED_PRECONDITION,
                 f"model '{self.name}' version {self.version} has no signature '{key}'; "
                 f"it has {', '.join(sorted(self.signature_defs))}",
             )
         return key, self.signature_defs[key], self.functions[key]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """What `ModelServer.resolve` found: the loaded version and one of its signatures.
+
+    `servable` has `name`, `version`, `path` and `signature_defs`; `function(**tensors)`
+    runs the signature and returns its output dict.
+    """
+
+    servable: object
+    signature_name: str
+    signature_def: object
+    function: object
+
+
+@dataclasses.dataclass(frozen=True)
 class _Policy:
+    """TF Serving's version policies: which on-disk versions a model serves."""
+
     kind: str = "latest"  # "latest", "all" or "specific".
     num_latest: int = 1
     specific: tuple = ()
 
-    def allowed(self, versions):
-        if self.kind == "all":
-            return list(versions)
+    def candidates(self, versions):
+        """The on-disk versions the policy may serve, newest first."""
         if self.kind == "specific":
-            return [v for v in versions if v in self.specific]
-        return list(versions)  # Latest eagerly; older ones on request (see module docstring).
+            versions = [v for v in versions if v in self.specific]
+        return sorted(versions, reverse=True)
 
-    def eager(self, versions):
+    @property
+    def limit(self):
+        """How many versions to serve (None: every candidate that loads)."""
+        return self.num_latest if self.kind == "latest" else None
+
+    def describe(self):
         if self.kind == "latest":
-            return list(versions)[-self.num_latest:]
-        return self.allowed(versions)
+            return f"latest {self.num_latest}"
+        if self.kind == "specific":
+            return f"specific {', '.join(str(v) for v in self.specific)}"
+        return "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoadFailure:
+    path: str
+    reason: str
+    fingerprint: tuple
+    tried_at: float
+
+
+def _fingerprint(path):
+    """Changes whenever a version directory's files change (written, replaced, truncated, chmod-ed)."""
+    entries = []
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
+    return tuple(sorted(entries))
+
+
+def _failure_reason(error):
+    """`ErrorType: first line of its message` (TensorFlow errors: their own message)."""
+    text = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 class _Model:
-    """A served model name: its base path, policy and loaded versions."""
+    """A served model name: its base path, version policy, labels and versions.
 
-    def __init__(self, name, base_path, policy, warmup):
+    Loaded versions live in `_servables`; versions that failed to load in `_failures`
+    (retried when their files change, or every `retry_seconds`).
+    """
+
+    def __init__(self, name, base_path, policy, warmup, labels=None, retry_seconds=DEFAULT_LOAD_RETRY_SECONDS):
         self.name = name
         self.base_path = base_path
         self.policy = policy
         self.warmup = warmup
+        self.labels = dict(labels or {})
+        self.retry_seconds = retry_seconds
         self._servables = {}
+        self._failures = {}
         self._lock = threading.Lock()
 
     def refresh(self, server):
-        """Loads new eager versions and unloads vanished ones; returns the loaded versions."""
-        on_disk = self.policy.allowed(_list_versions(self.base_path))
-        for version in self.policy.eager(on_disk):
-            self._load(version, server)
+        """Follows the disk: loads what the policy serves (newest first), unloads the rest.
+
+        A version that fails to load is skipped (older good ones keep or take its place);
+        the old versions are unloaded only once newer ones are available. Returns the
+        served versions.
+        """
+        on_disk = _list_versions(self.base_path)
+        limit = self.policy.limit
+        served, attempted = [], set()
+        for version in self.policy.candidates(on_disk):
+            if limit is not None and len(served) >= limit:
+                break
+            attempted.add(version)
+            if self._ensure_loaded(version, server):
+                served.append(version)
         with self._lock:
-            for version in list(self._servables):
-                if version not in on_disk:
-                    logging.info("Unloading %s version %d (removed from %s)", self.name, version, self.base_path)
+            for version in sorted(self._servables):
+                if version not in served:
+                    why = (f"removed from {self.base_path}" if version not in on_disk
+                           else f"version policy {self.policy.describe()} now serves {sorted(served)}")
+                    logging.info("Unloading model '%s' version %d (%s)", self.name, version, why)
                     del self._servables[version]
+            for version in list(self._failures):
+                if version not in attempted:
+                    del self._failures[version]
             return sorted(self._servables)
 
-    def _load(self, version, server):
+    def _ensure_loaded(self, version, server):
+        """True when `version` is loaded (loading it now if needed); False if it does not load."""
         with self._lock:
             if version in self._servables:
-                return self._servables[version]
+                return True
+            failure = self._failures.get(version)
         path = os.path.join(self.base_path, str(version))
-        servable = _Servable(self.name, version, path)
-        if self.warmup:
-            server.replay_warmup(servable)
+        fingerprint = _fingerprint(path)
+        now = time.monotonic()
+        if failure and failure.fingerprint == fingerprint and now - failure.tried_at < self.retry_seconds:
+            return False
+        try:
+            servable = _Servable(self.name, version, path)
+            if self.warmup:
+                server.replay_warmup(servable)
+        except Exception as e:  # noqa: BLE001 -- any broken version: log it by path, keep serving the others.
+            reason = _failure_reason(e)
+            with self._lock:
+                self._failures[version] = _LoadFailure(path, reason, fingerprint, now)
+                serving = sorted(self._servables)
+            log = logging.warning if failure is not None and failure.reason == reason else logging.error
+            log("Model '%s' version %d at %s failed to load: %s; serving %s; retrying when its files change "
+                "(or in %.0f s)", self.name, version, path, reason, serving or "no version", self.retry_seconds)
+            return False
         with self._lock:
-            servable = self._servables.setdefault(version, servable)
-        logging.info("Loaded %s version %d from %s", self.name, version, path)
-        return servable
+            self._servables[version] = servable
+            self._failures.pop(version, None)
+        logging.info("Loaded model '%s' version %d from %s", self.name, version, path)
+        return True
 
     def loaded_versions(self):
         with self._lock:
             return sorted(self._servables)
 
-    def get(self, version, server):
-        """The servable for `version` (None: the latest loaded); NOT_FOUND if absent."""
-        if version is None:
-            with self._lock:
-                if self._servables:
-                    return self._servables[max(self._servables)]
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"model '{self.name}' has no loaded version yet")
+    def version_states(self):
+        """[(version, loaded, _LoadFailure or None)] sorted by version: what GetModelStatus reports."""
         with self._lock:
-            if version in self._servables:
+            states = {v: (True, None) for v in self._servables}
+            for version, failure in self._failures.items():
+                states.setdefault(version, (False, failure))
+        return [(v, *states[v]) for v in sorted(states)]
+
+    def servable(self, version=None):
+        """The loaded `version` (None: the highest loaded); NOT_FOUND naming why it is not served."""
+        with self._lock:
+            if version is None and self._servables:
+                return self._servables[max(self._servables)]
+            if version is not None and version in self._servables:
                 return self._servables[version]
-        if version not in self.policy.allowed(_list_versions(self.base_path)):
+            failures = dict(self._failures)
+            loaded = sorted(self._servables)
+        serving = f"serving {', '.join(map(str, loaded))}" if loaded else "serving no version"
+        if version is None:
+            detail = "; ".join(f"version {v} at {f.path} failed to load: {f.reason}" for v, f in sorted(failures.items()))
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
-                f"model '{self.name}' has no version {version} under {self.base_path}; "
-                f"loaded: {self.loaded_versions() or 'none'}",
+                f"model '{self.name}' has no servable version under {self.base_path} "
+                f"(version policy {self.policy.describe()})" + (f"; {detail}" if detail else ""),
             )
-        return self._load(version, server)
+        if version in failures:
+            why = f"it failed to load from {failures[version].path}: {failures[version].reason}"
+        elif version in _list_versions(self.base_path):
+            why = f"version policy {self.policy.describe()} does not serve it"
+        else:
+            why = f"{os.path.join(self.base_path, str(version))} holds no SavedModel"
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"model '{self.name}' has no version {version}: {why}; {serving}")
 
 
 def _policy_from_proto(config):
@@ -190,44 +326,66 @@ def _policy_from_proto(config):
     if which == "all":
         return _Policy("all")
     if which == "specific":
-        return _Policy("specific", specific=tuple(config.model_version_policy.specific.versions))
+        versions = tuple(sorted(set(config.model_version_policy.specific.versions)))
+        if not versions:
+            raise ValueError(f"model '{config.name}': model_version_policy specific lists no versions")
+        return _Policy("specific", specific=versions)
     if which == "latest" and config.model_version_policy.latest.num_versions:
         return _Policy("latest", num_latest=int(config.model_version_policy.latest.num_versions))
     return _Policy("latest")
 
 
+def _positive(name, value, kind=float):
+    value = kind(value)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"ModelServer: {name}={value} must be a finite number > 0")
+    return value
+
+
 @tf_export("tfvideo.serving.ModelServer")
 class ModelServer:
-    """The development server: `ModelServer(models).start(port)` then `wait()` / `stop()`.
+    """The development server: `ModelServer(models).start(port)` then `wait()` / `drain()` / `stop()`.
 
     Args:
-      models: `{name: base_path}`, or a `ModelServerConfig` (e.g. read from models.config).
+      models: `{name: base_path}` (each served with the `latest` policy), or a
+        `ModelServerConfig` (e.g. read from models.config) with per-model
+        `model_version_policy` and `version_labels`.
       max_request_bytes: larger Predict requests get RESOURCE_EXHAUSTED.
       poll_seconds: how often base paths are scanned for new versions.
       max_workers: threads answering requests concurrently.
       warmup: replay each version's `assets.extra/tf_serving_warmup_requests` on load.
+      load_retry_seconds: a version that failed to load is retried when its files change,
+        and otherwise every this many seconds.
     """
 
     def __init__(self, models, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, max_workers=8,
-                 warmup=True):
+                 warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS):
         if isinstance(models, model_server_config_pb2.ModelServerConfig):
-            entries = [(c.name, c.base_path, _policy_from_proto(c)) for c in models.model_config_list.config]
+            entries = [(c.name, c.base_path, _policy_from_proto(c), dict(c.version_labels))
+                       for c in models.model_config_list.config]
         else:
-            entries = [(name, path, _Policy()) for name, path in dict(models).items()]
+            entries = [(name, path, _Policy(), {}) for name, path in dict(models).items()]
         if not entries:
             raise ValueError("ModelServer: no models to serve")
+        self.max_request_bytes = _positive("max_request_bytes", max_request_bytes, int)
+        self.poll_seconds = _positive("poll_seconds", poll_seconds)
+        self.max_workers = _positive("max_workers", max_workers, int)
+        self.load_retry_seconds = _positive("load_retry_seconds", load_retry_seconds)
         self._models = {}
-        for name, base_path, policy in entries:
+        for name, base_path, policy, labels in entries:
             if not name:
                 raise ValueError(f"ModelServer: a model config entry for {base_path} has no name")
+            if name in self._models:
+                raise ValueError(f"ModelServer: model '{name}' is configured twice")
             if not os.path.isdir(base_path):
                 raise FileNotFoundError(f"model '{name}': base path {base_path} does not exist")
-            self._models[name] = _Model(name, os.path.abspath(base_path), policy, warmup)
-        self.max_request_bytes = int(max_request_bytes)
-        self.poll_seconds = float(poll_seconds)
-        self.max_workers = int(max_workers)
+            self._models[name] = _Model(name, os.path.abspath(base_path), policy, warmup, labels,
+                                        self.load_retry_seconds)
         self._server = None
         self._stop = threading.Event()
+        self._refresh_lock = threading.Lock()
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._poller = None
         self.port = None
 
@@ -237,19 +395,24 @@ class ModelServer:
 
     # --- lifecycle -------------------------------------------------------------------
     def refresh(self):
-        """Scans every base path once; returns {name: loaded versions}."""
+        """Scans every base path once; returns {name: served versions}. Never raises for a bad version."""
         out = {}
-        for model in self._models.values():
-            try:
-                out[model.name] = model.refresh(self)
-            except (OSError, ValueError, tf.errors.OpError) as e:  # A broken version must not stop the server.
-                logging.error("Loading model '%s' from %s failed: %s", model.name, model.base_path, e)
-                out[model.name] = model.loaded_versions()
+        with self._refresh_lock:
+            for model in self._models.values():
+                try:
+                    out[model.name] = model.refresh(self)
+                except Exception as e:  # noqa: BLE001 -- e.g. an unreadable base path: keep what is loaded.
+                    logging.error("Scanning model '%s' at %s failed: %s", model.name, model.base_path,
+                                  _failure_reason(e))
+                    out[model.name] = model.loaded_versions()
         return out
 
     def start(self, port=8500, host="127.0.0.1"):
         """Loads the models, binds `host:port` (0 = a free port) and starts serving; returns the port."""
-        self.refresh()
+        for name, versions in self.refresh().items():
+            if not versions:
+                logging.warning("Model '%s' has no loadable version under %s yet; polling every %.1f s",
+                                name, self._models[name].base_path, self.poll_seconds)
         margin = 1 << 20  # Let slightly-too-large requests through so Predict can name the input.
         options = [
             ("grpc.max_receive_message_length", self.max_request_bytes + margin),
@@ -269,7 +432,10 @@ class ModelServer:
 
     def _poll(self):
         while not self._stop.wait(self.poll_seconds):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 -- the poller must outlive anything on disk.
+                logging.exception("Polling the model base paths failed; retrying in %.1f s", self.poll_seconds)
 
     def wait(self):
         self._server.wait_for_termination()
@@ -279,28 +445,86 @@ class ModelServer:
         if self._server is not None:
             self._server.stop(grace).wait()
 
-    # --- request handling ------------------------------------------------------------
-    def _model(self, model_spec):
-        if not model_spec.name:
+    @property
+    def in_flight(self):
+        """Requests being answered now."""
+        with self._in_flight_lock:
+            return self._in_flight
+
+    def track_request(self):
+        """A context manager counting one request as in flight (front ends wrap each request in it)."""
+        return _InFlight(self)
+
+    def drain(self, grace_seconds):
+        """Stops accepting requests, lets in-flight ones finish for up to `grace_seconds`, stops.
+
+        Returns how many requests were still running when the grace period ended (they are
+        cancelled; 0 when everything finished).
+        """
+        grace_seconds = float(grace_seconds)
+        if not grace_seconds >= 0:
+            raise ValueError(f"drain: grace_seconds={grace_seconds} must be >= 0")
+        self._stop.set()
+        logging.info("Draining: no new requests; waiting up to %.1f s for %d in flight", grace_seconds, self.in_flight)
+        if self._server is not None:
+            self._server.stop(grace_seconds).wait()
+        deadline = time.monotonic() + 0.5  # Handlers return just after their RPC completes.
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.in_flight
+
+    # --- resolving (model, version | label, signature) ---------------------------------
+    def _model(self, name):
+        if not name:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "model_spec.name is empty")
-        if model_spec.name not in self._models:
+        if name not in self._models:
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND,
-                f"model '{model_spec.name}' is not served; serving {', '.join(self.model_names)}",
+                f"model '{name}' is not served; serving {', '.join(self.model_names)}",
             )
-        return self._models[model_spec.name]
+        return self._models[name]
+
+    def _version_of(self, model, version, label):
+        if version is not None and label:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "give a version or a version label, not both")
+        if not label:
+            return version
+        if label not in model.labels:
+            known = ", ".join(f"{k}={v}" for k, v in sorted(model.labels.items())) or "none"
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"model '{model.name}' has no version label '{label}' (labels: {known})",
+            )
+        return model.labels[label]
+
+    def resolve_servable(self, name, version=None, label=None):
+        """The served version of model `name`: `version`, the version `label` names, or the latest.
+
+        Raises `RequestError`: INVALID_ARGUMENT (empty name, unknown label), NOT_FOUND
+        (unknown model, version not served, with the reason).
+        """
+        model = self._model(name)
+        return model.servable(self._version_of(model, version, label))
+
+    def resolve(self, name, version=None, label=None, signature_name=None):
+        """A `Resolved` (servable, signature key, SignatureDef, callable) for one request.
+
+        `signature_name` None or "" means `serving_default`; an unknown one is
+        FAILED_PRECONDITION. Other errors as `resolve_servable`.
+        """
+        servable = self.resolve_servable(name, version, label)
+        key, signature_def, function = servable.signature(signature_name)
+        return Resolved(servable, key, signature_def, function)
 
     def _servable(self, model_spec):
-        model = self._model(model_spec)
         which = model_spec.WhichOneof("version_choice")
-        if which == "version_label":
-            raise RequestError(
-                grpc.StatusCode.NOT_FOUND,
-                f"model '{model.name}': version labels are not supported (got '{model_spec.version_label}')",
-            )
-        version = model_spec.version.value if which == "version" else None
-        return model.get(version, self)
+        return self.resolve_servable(
+            model_spec.name,
+            version=model_spec.version.value if which == "version" else None,
+            label=model_spec.version_label if which == "version_label" else None,
+        )
 
+    # --- request handling ------------------------------------------------------------
     def _check_inputs(self, request, signature_name, signature_def):
         expected = signature_def.inputs
         for key in request.inputs:
@@ -350,6 +574,8 @@ class ModelServer:
 
     def predict(self, request):
         """Answers a `PredictRequest`; raises `RequestError` for bad requests."""
+        if not request.HasField("model_spec"):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request has no model_spec")
         size = request.ByteSize()
         if size > self.max_request_bytes:
             largest = max(request.inputs, key=lambda k: request.inputs[k].ByteSize(), default="?")
@@ -360,6 +586,7 @@ class ModelServer:
             )
         servable = self._servable(request.model_spec)
         signature_name, signature_def, function = servable.signature(request.model_spec.signature_name)
+        seen = set()
         for key in request.output_filter:
             if key not in signature_def.outputs:
                 raise RequestError(
@@ -367,6 +594,9 @@ class ModelServer:
                     f"output_filter names '{key}', not an output of signature '{signature_name}' "
                     f"({', '.join(sorted(signature_def.outputs))})",
                 )
+            if key in seen:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names '{key}' twice")
+            seen.add(key)
         arrays = self._check_inputs(request, signature_name, signature_def)
         try:
             outputs = function(**{k: tf.constant(v) for k, v in arrays.items()})
@@ -376,8 +606,8 @@ class ModelServer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"signature '{signature_name}' rejected input {names}: {_tf_error_reason(e.message)}",
             ) from e
-        except tf.errors.ResourceExhaustedError as e:
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"signature '{signature_name}': {e.message}") from e
+        except tf.errors.OpError as e:  # Runtime errors keep their TensorFlow code, as in TF Serving.
+            raise RequestError(_grpc_code(e), f"signature '{signature_name}': {_tf_error_reason(e.message)}") from e
         response = predict_pb2.PredictResponse(
             model_spec=model_pb2.ModelSpec(
                 name=servable.name,
@@ -392,13 +622,16 @@ class ModelServer:
         return response
 
     def metadata(self, request):
-        servable = self._servable(request.model_spec)
+        """Answers a `GetModelMetadataRequest` (metadata_field ['signature_def'])."""
+        if not request.HasField("model_spec"):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request has no model_spec")
         fields = list(request.metadata_field)
-        if fields != ["signature_def"]:
+        if not fields or any(f != "signature_def" for f in fields):
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"metadata_field must be ['signature_def'] (the only metadata served), got {fields}",
             )
+        servable = self._servable(request.model_spec)
         response = get_model_metadata_pb2.GetModelMetadataResponse(
             model_spec=model_pb2.ModelSpec(name=servable.name, version=wrappers_pb2.Int64Value(value=servable.version))
         )
@@ -409,19 +642,32 @@ class ModelServer:
         return response
 
     def status(self, request):
-        model = self._model(request.model_spec)
+        """Answers a `GetModelStatusRequest`: served versions AVAILABLE, failed ones END with the error."""
+        if not request.HasField("model_spec"):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request has no model_spec")
+        model = self._model(request.model_spec.name)
         which = request.model_spec.WhichOneof("version_choice")
-        if which == "version":
-            versions = [self._servable(request.model_spec).version]
-        else:
-            versions = model.loaded_versions()
-            if not versions:
-                raise RequestError(grpc.StatusCode.NOT_FOUND, f"model '{model.name}' has no loaded version yet")
+        states = model.version_states()
+        if which in ("version", "version_label"):
+            version = self._version_of(
+                model,
+                request.model_spec.version.value if which == "version" else None,
+                request.model_spec.version_label if which == "version_label" else None,
+            )
+            states = [s for s in states if s[0] == version]
+            if not states:
+                model.servable(version)  # Raises NOT_FOUND with the reason.
+        elif not states:
+            model.servable(None)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for version in versions:
-            status = response.model_version_status.add()
-            status.version = version
-            status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        state = get_model_status_pb2.ModelVersionStatus
+        for version, loaded, failure in states:
+            entry = response.model_version_status.add()
+            entry.version = version
+            entry.state = state.AVAILABLE if loaded else state.END
+            if failure is not None:
+                entry.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+                entry.status.error_message = f"{failure.path}: {failure.reason}"
         return response
 
     def replay_warmup(self, servable):
@@ -437,13 +683,29 @@ class ModelServer:
                 logging.warning("Warm-up request for %s version %d failed: %s", servable.name, servable.version, e)
 
 
+class _InFlight:
+    def __init__(self, server):
+        self._server = server
+
+    def __enter__(self):
+        with self._server._in_flight_lock:
+            self._server._in_flight += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._server._in_flight_lock:
+            self._server._in_flight -= 1
+        return False
+
+
 def _handler(method):
     def handle(self, request, context):
-        try:
-            return method(self, request)
-        except RequestError as e:
-            logging.info("%s: %s %s", method.__name__, e.code.name, e.message)
-            context.abort(e.code, e.message)
+        with self._server.track_request():
+            try:
+                return method(self, request)
+            except RequestError as e:
+                logging.info("%s: %s %s", method.__name__, e.code.name, e.message)
+                context.abort(e.code, e.message)
 
     handle.__name__ = method.__name__
     return handle
@@ -469,4 +731,3 @@ class _ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     @_handler
     def GetModelStatus(self, request):
         return self._server.status(request)
-
