@@ -124,13 +124,12 @@ def main(argv):
     if len(argv) > 1:
         _cli.usage_error("serve", f"unexpected arguments: {' '.join(argv[1:])}")
     _check_numbers()
-    models = _models()
     stop, received = _stop_on_signals()
     from tfvideo import serving
 
     try:
         server = serving.ModelServer(
-            models,
+            _models(),
             max_request_bytes=FLAGS.max_request_bytes,
             poll_seconds=FLAGS.file_system_poll_wait_seconds,
             max_workers=FLAGS.max_workers,
