@@ -103,7 +103,7 @@ def _check_numbers():
 
 
 def _stop_on_signals():
-    """An Event set by the first SIGTERM/SIGINT; a second one cancels in-flight requests at once."""
+    """An Event set by the first SIGTERM/SIGINT; a second one exits at once (status 1) without draining."""
     stop = threading.Event()
     received = []
 
