@@ -275,7 +275,7 @@ class _Model:
                 serving = sorted(self._servables)
             log = logging.warning if failure is not None and failure.reason == reason else logging.error
             log("Model '%s' version %d at %s failed to load: %s; serving %s; retrying when its files change "
-                "(or in %.0f s)", self.name, version, path, reason, serving or "no version", self.retry_seconds)
+                "(or in %.0f s)", self.name, version, path, reason, serving or "no version yet", self.retry_seconds)
             return False
         with self._lock:
             self._servables[version] = servable
