@@ -37,8 +37,9 @@ flags.DEFINE_boolean("flow", False, "Also store TV-L1 optical flow as quantized 
 flags.DEFINE_float("flow_bound", 20.0, "Flow is clipped to [-bound, bound] before quantizing to 0..255.")
 flags.DEFINE_integer("workers", None, "Parallel worker processes of the local run (default: CPU count; with --beam "
                      "use --beam_args, e.g. --direct_num_workers).", lower_bound=1)
-flags.DEFINE_boolean("overwrite", False, "Replace shards of --name built from other inputs (or another --num_shards) "
-                     "instead of refusing; they are removed first.")
+flags.DEFINE_boolean("overwrite", False, "Remove every existing shard of --name and rebuild (without it, shards "
+                     "from the same inputs are kept and skipped, shards from other inputs or another --num_shards "
+                     "refused). Video contents are not compared: use it after re-encoding videos.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
 flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline (the `beam` extra); same examples.")
 flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options, shell-quoted (with --beam), e.g. "

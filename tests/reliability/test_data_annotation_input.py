@@ -93,7 +93,7 @@ def test_prepare_bad_list_is_one_line_and_exit_2(tmp_path, capsys, name, content
     labels = write(tmp_path / "labels.txt", "walk\nrun\n")
     status, out, err = run_prepare([f"--annotations={listing}", f"--label_map={labels}",
                                     f"--output_dir={tmp_path / 'out'}", "--noprogress", "--workers=1"], capsys)
-    assert status == prepare_data.EXIT_USAGE == 2
+    assert status == 2
     assert err.strip().splitlines()[-1] == "tfvideo-prepare: error: " + message.format(list=listing)
     assert out == "" and not (tmp_path / "out").exists()
 

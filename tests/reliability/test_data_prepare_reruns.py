@@ -79,6 +79,10 @@ def test_rerun_with_other_inputs_refuses_saying_what_differs(videos, tmp_path):
                                      overwrite=True)
     assert rebuilt["skipped_shards"] == [] and rebuilt["written"] == 4
     assert labels_in(out + "/t-*") == {"v0": 0, "v1": 1, "v2": 2, "v3": 1}
+    # overwrite=True with the same inputs forces a rebuild (video contents are not in the manifest).
+    forced = data.prepare_tfrecords(records(videos, [0, 1, 2, 1]), out, "t", 2, config, LABELS, workers=1,
+                                    overwrite=True)
+    assert forced["skipped_shards"] == [] and forced["written"] == 4
 
 
 def test_another_num_shards_removes_the_old_set_only_with_overwrite(videos, tmp_path):

@@ -42,7 +42,8 @@ def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, confi
       output_dir, name, num_shards: shards are `<output_dir>/<name>-NNNNN-of-MMMMM.tfrecord`.
       config: `PrepareConfig`.
       label_names: class names stored as `clip/label/string`.
-      overwrite: replace shards of `name` built from other inputs instead of refusing.
+      overwrite: remove every existing shard of `name` first instead of refusing shards
+        built from other inputs.
 
     Returns:
       The PCollection of failures, JSON lines `{"path", "reason"}` (also written to

@@ -295,10 +295,12 @@ def _remove_shard_sets(sets, output_dir, name):
 def claim_shard_set(output_dir, name, manifest, overwrite=False):
     """Makes `output_dir/name` the shard set of `manifest`, or raises `ShardSetError`.
 
-    Shards of `name` built from other inputs (another manifest, none recorded, or another
-    shard count) are removed when `overwrite`, and refused otherwise with a message
-    naming what differs. Shards built from the same inputs stay (a rerun skips them).
-    Writes the manifest (before any shard, so a killed run's shards are accounted for).
+    Without `overwrite`, shards of `name` built from the same inputs stay (a rerun skips
+    the complete ones) and shards built from other inputs (another manifest, none
+    recorded, or another shard count) are refused with a message naming what differs.
+    With `overwrite`, every existing shard of `name` is removed (a forced rebuild, e.g.
+    after re-encoding videos: their contents are not part of the manifest). Writes the
+    manifest before any shard, so a killed run's shards are accounted for.
     """
     sets = _existing_sets(output_dir, name)
     path = manifest_path(output_dir, name)
@@ -314,13 +316,13 @@ def claim_shard_set(output_dir, name, manifest, overwrite=False):
             problems.append("shard set" + ("s " if len(others) > 1 else " ")
                             + ", ".join(_tfrecord.describe_shard_set(key, sets[key]) for key in others)
                             + " would be left beside the new one")
-    if problems:
-        where = os.path.join(output_dir, name)
-        if not overwrite:
-            raise _tfrecord.ShardSetError(
-                f"{where}-*: the shards there do not match this run ({'; '.join(problems)}); rerun with --overwrite "
-                "(overwrite=True) to replace them, or use another --name or --output_dir.")
-        logging.warning("%s-*: replacing the shards there (%s)", where, "; ".join(problems))
+    where = os.path.join(output_dir, name)
+    if problems and not overwrite:
+        raise _tfrecord.ShardSetError(
+            f"{where}-*: the shards there do not match this run ({'; '.join(problems)}); rerun with --overwrite "
+            "(overwrite=True) to replace them, or use another --name or --output_dir.")
+    if sets and overwrite:
+        logging.warning("%s-*: overwrite: removing the shards there (%s)", where, "; ".join(problems) or "same inputs")
         _remove_shard_sets(sets, output_dir, name)
     tf.io.gfile.makedirs(output_dir)
     tmp = path + _TMP_MARK + str(os.getpid())
@@ -363,9 +365,9 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
 
     A rerun with the same inputs skips the shards already complete. Shards of `name`
     built from other inputs (records, config, label names, shard count; see
-    `<name>-manifest.json`) raise `ShardSetError` saying what differs, or with
-    `overwrite=True` are removed and rebuilt, so no stale set is left for a `name-*`
-    pattern to pick up.
+    `<name>-manifest.json`; video contents are not compared) raise `ShardSetError`
+    saying what differs, or with `overwrite=True` are removed and rebuilt, so no stale
+    set is left for a `name-*` pattern to pick up.
 
     Args:
       records: list of `VideoRecord` (see `read_annotations`).
@@ -375,7 +377,8 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
       label_names: class names stored as `clip/label/string`.
       workers: processes converting shards in parallel (default: CPU count).
       progress: optional callable `(done_videos, total_videos)`, called after each shard.
-      overwrite: replace shards of `name` built from other inputs instead of refusing.
+      overwrite: remove every existing shard of `name` and rebuild, instead of skipping
+        complete shards (same inputs) or refusing (other inputs).
 
     Returns:
       dict: `shards` (paths), `skipped_shards` (already complete), `failures`
