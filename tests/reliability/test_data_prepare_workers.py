@@ -5,6 +5,7 @@ for work from a parent that was gone.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def alive(pids):
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     rng = np.random.default_rng(0)
     lines = []
-    for i in range(8):  # TV-L1 flow on 40 noisy frames: seconds of work per shard.
+    for i in range(8):  # TV-L1 flow on 40 noisy frames: a second or more of work per shard.
         path = str(tmp_path / f"v{i}.mp4")
         data.write_video(path, rng.integers(0, 256, (40, 48, 64, 3), dtype=np.uint8), fps=10)
         lines.append(f"{path} {i % 2}\n")
@@ -62,18 +63,21 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
                TF_CPP_MIN_LOG_LEVEL="2")
     parent = subprocess.Popen(
         [sys.executable, "-m", "trainers.prepare_data", f"--annotations={tmp_path / 'list.txt'}", f"--output_dir={out}",
-         "--num_shards=4", "--workers=2", "--flow", "--resize_short=0", "--noprogress"],
+         "--num_shards=8", "--workers=2", "--flow", "--resize_short=0", "--noprogress"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = set()
     try:
-        deadline = time.monotonic() + 180
-        # A worker is converting once its temporary shard exists.
-        while not (out.exists() and any(".tmp-" in n and ".tfrecord" in n for n in os.listdir(out))):
-            assert parent.poll() is None, f"prepare ended (status {parent.returncode}) before its workers started"
-            assert time.monotonic() < deadline, "no worker started converting within 180 s"
-            time.sleep(0.1)
+        deadline = time.monotonic() + 240
+        # A worker is converting (its initializer ran) once a temporary shard named with its pid exists.
+        converting = set()
+        while len(converting) < 2:
+            assert parent.poll() is None, f"prepare ended (status {parent.returncode}) before both workers started"
+            assert time.monotonic() < deadline, f"workers {converting} started converting within 240 s, not 2"
+            names = os.listdir(out) if out.exists() else []
+            converting |= {int(m[1]) for m in map(re.compile(r".*\.tfrecord\.tmp-(\d+)$").match, names) if m}
+            time.sleep(0.05)
         workers = descendants(parent.pid)
-        assert len(workers) >= 2, workers
+        assert converting <= workers, (converting, workers)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=30)
         assert parent.returncode == -signal.SIGKILL  # Killed mid-run, not finished.
@@ -87,3 +91,43 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
             parent.wait()
         for pid in alive(workers):  # Only the processes this test started.
             os.kill(pid, signal.SIGKILL)
+
+
+def test_watchdog_alone_ends_a_worker_whose_parent_died():
+    """The fallback where PR_SET_PDEATHSIG is missing (not Linux): the parent-pid watchdog thread."""
+    lifeline = os.path.join(REPO, "tfvideo", "data", "_lifeline.py")  # Standard library only: loaded by path.
+    worker_code = (
+        "import importlib.util, os, time\n"
+        f"spec = importlib.util.spec_from_file_location('lifeline', {lifeline!r})\n"
+        "lifeline = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(lifeline)\n"
+        "lifeline.exit_with_parent(os.getppid(), use_prctl=False, interval=0.2)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n")
+    parent_code = (
+        "import subprocess, sys, time\n"
+        f"worker = subprocess.Popen([sys.executable, '-c', {worker_code!r}])\n"
+        "print('worker', worker.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    worker, ready = None, False
+    try:
+        while worker is None or not ready:
+            line = parent.stdout.readline()
+            assert line, "the parent ended early"
+            if line.startswith("worker "):
+                worker = int(line.split()[1])
+            ready = ready or line.strip() == "ready"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while alive({worker}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive({worker}), "the worker outlived its killed parent by 5 s"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if worker is not None and alive({worker}):
+            os.kill(worker, signal.SIGKILL)
+        parent.stdout.close()

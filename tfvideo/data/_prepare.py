@@ -18,17 +18,12 @@ i + 1; the last frame repeats the previous flow so RGB and flow share frame indi
 """
 
 import concurrent.futures
-import ctypes
 import dataclasses
 import glob
 import hashlib
 import json
 import multiprocessing
 import os
-import signal
-import sys
-import threading
-import time
 
 import cv2
 import numpy as np
@@ -36,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _tfrecord, _video_io
+from tfvideo.data import _lifeline, _tfrecord, _video_io
 
 
 @tf_export("tfvideo.data.PrepareConfig")
@@ -331,33 +326,6 @@ def claim_shard_set(output_dir, name, manifest, overwrite=False):
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-# Worker processes must not outlive the run that started them (a parent killed with
-# SIGKILL cannot stop them itself; they would wait for work forever).
-_PR_SET_PDEATHSIG = 1
-
-
-def _exit_with_parent(parent_pid):
-    """Worker initializer: exit as soon as process `parent_pid` is gone.
-
-    On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG); everywhere
-    a daemon thread also polls the parent id once a second, in case prctl is missing.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # Died before prctl took effect.
-        os._exit(1)
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
 @tf_export("tfvideo.data.prepare_tfrecords")
 def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, label_names=None, workers=None,
                       progress=None, overwrite=False):
@@ -408,7 +376,7 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
         progress(done, len(records))
     if jobs:
         ctx = multiprocessing.get_context("spawn")
-        pool = (concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_exit_with_parent,
+        pool = (concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lifeline.exit_with_parent,
                                                        initargs=(os.getpid(),)) if workers > 1 else _InlineExecutor())
         with pool:
             for path, count, shard_failures in pool.map(_run_shard, jobs):
