@@ -48,8 +48,9 @@ def test_incomplete_set_is_refused_and_a_picked_subset_of_a_complete_one_is_read
     with pytest.raises(data.ShardSetError, match=rf"shard set {root}/train-\*-of-00004\.tfrecord \(3 files\) is "
                                                  rf"incomplete: 3 of 4 shards exist, {new[2]} missing"):
         data.match_shards(pattern)
-    # A pattern may pick shards of a complete set on purpose.
+    # A pattern may pick shards of a complete set on purpose; a path named exactly is read as asked.
     assert data.match_shards(os.path.join(root, "train-00001-of-0000[2]*")) == [old[1]]
+    assert data.match_shards(new[3]) == [new[3]]
 
 
 def test_loose_files_and_other_names_are_other_sets(tmp_path):

@@ -4,8 +4,10 @@ import re
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvideo.api._export import export_constant, tf_export
+from tfvideo.data import _video_io
 
 IMAGE_KEY = export_constant("tfvideo.data.IMAGE_KEY", "image/encoded")
 FLOW_KEY = export_constant("tfvideo.data.FLOW_KEY", "FORWARD_FLOW/image/encoded")
@@ -216,7 +218,8 @@ def match_shards(pattern):
     Preparation bookkeeping files (`.json`, `.jsonl`, temporaries) are left out. The files
     must form one set: all of them `<prefix>-NNNNN-of-MMMMM<suffix>` with one prefix, M
     and suffix (a pattern may pick some shards of a set, but every shard of the set must
-    exist, so a set a killed run left incomplete is not read), or none of them named like
+    exist, so a set a killed run left incomplete is not read; a path without wildcards is
+    read as named), or none of them named like
     shards. Anything else (an old `-of-00002` set beside a new `-of-00004` one, `train-*`
     and `val-*` shards, loose files beside a set) raises `ShardSetError` naming the sets
     found, because reading them together would silently mix data sets.
@@ -231,7 +234,7 @@ def match_shards(pattern):
                             "Narrow the pattern to one set, or remove the stale one (tfvideo-prepare --overwrite "
                             "removes the old sets of its --name).")
     (key, members), = sets.items()
-    if key is not None:
+    if key is not None and any(c in pattern for c in "*?["):  # A file named exactly is read as asked.
         missing = [p for p in shard_set_paths(key) if p not in members and not tf.io.gfile.exists(p)]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -277,10 +280,6 @@ def count_records(pattern, on_error="raise", skipped=None):
     Raises:
       FileNotFoundError: nothing matches `pattern`.
     """
-    from absl import logging
-
-    from tfvideo.data import _video_io
-
     if on_error not in ("raise", "skip"):
         raise ValueError(f"count_records: on_error={on_error!r} must be one of ('raise', 'skip').")
     files = match_shards(pattern)
