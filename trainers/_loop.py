@@ -55,7 +55,7 @@ class Trainer:
         if t.get("steps_per_epoch"):
             self.steps_per_epoch = int(t["steps_per_epoch"])
         else:
-            n = _task.count_examples(t["train_data"], config.labels or None)
+            n = _task.count_examples(t["train_data"], config.labels or None, t.get("on_error", "raise"))
             self.steps_per_epoch = max(1, n // self.global_batch)
         if t.get("train_steps"):
             self.total_steps = int(t["train_steps"])

@@ -7,7 +7,6 @@ import math
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfvideo import data as tfv_data
@@ -60,12 +59,15 @@ def data_exists(source):
     return tf.io.gfile.exists(source)
 
 
-def count_examples(source, label_map=None):
-    """Number of videos in an annotation list or TFRecord files (one pass, no decoding)."""
+def count_examples(source, label_map=None, on_error="raise"):
+    """Number of videos in an annotation list or TFRecord files (one pass, no decoding).
+
+    A damaged shard raises `VideoDecodeError` naming it and the byte offset, or with
+    on_error="skip" counts only its readable records (see `tfvideo.data.count_records`).
+    """
     if source.endswith((".txt", ".csv", ".list")):
         return len(tfv_data.read_annotations(source, label_map=label_map))
-    files = tfv_data.match_shards(source)
-    return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda n, _: n + 1))
+    return tfv_data.count_records(source, on_error=on_error)
 
 
 def input_shape(config, views=1):

@@ -3,11 +3,15 @@
   tfvideo-prepare --annotations=train.txt --output_dir=tfrecords --name=train \
       --label_map=label_map.txt --num_shards=4 --resize_short=256 [--fps=12] [--flow]
 
-A rerun skips the shards that are already complete. `--beam` runs the same conversion
+A rerun with the same inputs skips the shards that are already complete. Shards of
+--name built from other inputs (annotation list, label map, preparation flags or
+--num_shards, as recorded in <output_dir>/<name>-manifest.json) are refused with a line
+saying what differs, or replaced with --overwrite. `--beam` runs the same conversion
 as an Apache Beam pipeline (`--beam_args="--runner=DataflowRunner ..."`; needs the
 `beam` extra). Bad videos are reported by path and reason (and in
 <output_dir>/<name>-report.json); the exit status is 0 when none were skipped, 3 when
-some were.
+some were, 2 for bad input (flags, the annotation list or label map, mismatching
+shards), reported on one line.
 """
 
 import json
@@ -23,21 +27,26 @@ flags.DEFINE_string("video_root", None, "Directory relative video paths are reso
 flags.DEFINE_string("label_map", None, "Class names, one per line (resolves class-name labels).")
 flags.DEFINE_string("output_dir", None, "Where the shards are written.")
 flags.DEFINE_string("name", "data", "Shard name prefix.")
-flags.DEFINE_integer("num_shards", None, "Number of shards (default: one per 100 videos).")
-flags.DEFINE_integer("resize_short", 256, "Shorter side of stored frames; 0 keeps the original size.")
-flags.DEFINE_float("fps", 0.0, "Resample to this frame rate; 0 keeps every frame.")
-flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.")
-flags.DEFINE_integer("min_frames", 1, "Videos with fewer (stored) frames are reported as too short and skipped.")
+flags.DEFINE_integer("num_shards", None, "Number of shards (default: one per 100 videos).", lower_bound=1)
+flags.DEFINE_integer("resize_short", 256, "Shorter side of stored frames; 0 keeps the original size.", lower_bound=0)
+flags.DEFINE_float("fps", 0.0, "Resample to this frame rate; 0 keeps every frame.", lower_bound=0.0)
+flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.", lower_bound=1, upper_bound=100)
+flags.DEFINE_integer("min_frames", 1, "Videos with fewer (stored) frames are reported as too short and skipped.",
+                     lower_bound=1)
 flags.DEFINE_boolean("flow", False, "Also store TV-L1 optical flow as quantized x/y JPEG frames.")
 flags.DEFINE_float("flow_bound", 20.0, "Flow is clipped to [-bound, bound] before quantizing to 0..255.")
 flags.DEFINE_integer("workers", None, "Parallel worker processes of the local run (default: CPU count; with --beam "
-                     "use --beam_args, e.g. --direct_num_workers).")
+                     "use --beam_args, e.g. --direct_num_workers).", lower_bound=1)
+flags.DEFINE_boolean("overwrite", False, "Remove every existing shard of --name and rebuild (without it, shards "
+                     "from the same inputs are kept and skipped, shards from other inputs or another --num_shards "
+                     "refused). Video contents are not compared: use it after re-encoding videos.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar on stderr.")
 flags.DEFINE_boolean("beam", False, "Run the conversion as an Apache Beam pipeline (the `beam` extra); same examples.")
 flags.DEFINE_string("beam_args", "--runner=DirectRunner", "Beam pipeline options, shell-quoted (with --beam), e.g. "
                     "'--runner=DataflowRunner --project=p --region=r --temp_location=gs://b/tmp'.")
 
 EXIT_SKIPPED = 3
+EXIT_USAGE = 2
 
 
 def _progress_bar(name):
@@ -67,6 +76,16 @@ def summary_lines(name, result):
     return lines
 
 
+class FlagError(ValueError):
+    """A flag value that cannot work; the message names the flag."""
+
+
+def _error(message):
+    """A user error: one line on stderr, exit status 2."""
+    print(f"tfvideo-prepare: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv):
     if not FLAGS.annotations:
         raise app.UsageError("--annotations is required")
@@ -75,30 +94,38 @@ def main(argv):
     del argv
     from tfvideo import data
 
-    label_names = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else None
-    records = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names)
-    config = data.PrepareConfig(
-        resize_short=FLAGS.resize_short,
-        fps=FLAGS.fps,
-        jpeg_quality=FLAGS.jpeg_quality,
-        min_frames=FLAGS.min_frames,
-        flow=FLAGS.flow,
-        flow_bound=FLAGS.flow_bound,
-    )
-    if FLAGS.beam:
-        result = data.run_beam_prepare(
-            records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names, shlex.split(FLAGS.beam_args)
-        )
-    else:
-        progress = _progress_bar(FLAGS.name) if FLAGS.progress else None
-        result = data.prepare_tfrecords(
-            records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names, FLAGS.workers, progress
-        )
+    try:
+        result = _prepare(data)
+    except (FlagError, data.AnnotationError, data.ShardSetError) as e:
+        return _error(str(e).replace("\n", " "))
     report = os.path.join(FLAGS.output_dir, f"{FLAGS.name}-report.json")
     with open(report, "w") as f:
         json.dump(result, f, indent=2)
     print("\n".join(summary_lines(FLAGS.name, result)))
     return EXIT_SKIPPED if result["failures"] else 0
+
+
+def _prepare(data):
+    """Reads the list and label map and runs the conversion; returns its result dict."""
+    label_names = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else None
+    records = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names)
+    try:
+        config = data.PrepareConfig(
+            resize_short=FLAGS.resize_short,
+            fps=FLAGS.fps,
+            jpeg_quality=FLAGS.jpeg_quality,
+            min_frames=FLAGS.min_frames,
+            flow=FLAGS.flow,
+            flow_bound=FLAGS.flow_bound,
+        )
+    except ValueError as e:  # PrepareConfig's range checks, named by flag.
+        raise FlagError(str(e).replace("PrepareConfig.", "--")) from None
+    if FLAGS.beam:
+        return data.run_beam_prepare(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
+                                     shlex.split(FLAGS.beam_args), overwrite=FLAGS.overwrite)
+    progress = _progress_bar(FLAGS.name) if FLAGS.progress else None
+    return data.prepare_tfrecords(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
+                                  FLAGS.workers, progress, overwrite=FLAGS.overwrite)
 
 
 def run():

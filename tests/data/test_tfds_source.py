@@ -1,6 +1,7 @@
 """tfds_dataset on a tiny TFDS builder made in the test (nothing downloaded)."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -87,8 +88,10 @@ def bad_builder(tmp_path_factory):
 
 def test_bad_examples_raise_naming_the_example_by_default(bad_builder):
     ds = data.tfds_dataset(bad_builder, "train", data.SegmentSampler(4), preprocess=False)
-    with pytest.raises(Exception, match=r"tfds tiny_with_bad_examples/1.0.0 split 'train': example '[^']+': "):
+    with pytest.raises(data.VideoDecodeError, match=r"tfds tiny_with_bad_examples/1.0.0 split 'train': example '[^']+': ") as info:
         list(ds.as_numpy_iterator())
+    assert info.value.path == "tfds tiny_with_bad_examples/1.0.0 split 'train'"
+    assert re.match(r"example '[^']+': (the video has no frames|.*)", info.value.reason)
 
 
 def test_bad_examples_are_skipped_and_counted(bad_builder):

@@ -113,10 +113,13 @@ def list_with_bad_files(tmp_path_factory):
 
 
 def test_on_error_raise_names_the_file(list_with_bad_files):
-    path, _ = list_with_bad_files
+    path, bad = list_with_bad_files
     ds = data.video_dataset(path, data.SegmentSampler(4), data.PreprocessConfig(crop_size=16, resize_short=20))
-    with pytest.raises(tf.errors.OpError, match=r"bad_truncated\.mp4.*cannot open container"):
+    with pytest.raises(data.VideoDecodeError, match=r"bad_truncated\.mp4.*cannot open container") as info:
         list(ds.as_numpy_iterator())
+    # The library's error, not TensorFlow's: path and reason as attributes, TF's error as cause.
+    assert info.value.path == bad["truncated"] and info.value.reason.startswith("cannot open container")
+    assert isinstance(info.value.__cause__, tf.errors.InvalidArgumentError)
 
 
 def test_on_error_skip_drops_and_counts(list_with_bad_files):
@@ -189,8 +192,9 @@ def test_tfrecord_on_error_raise_names_shard_record_and_reason(tmp_path, kind):
     shard = write_shard(tmp_path / "mixed.tfrecord", [good, serialized])
     media_id = "" if kind == "not_a_record" else "bad"
     ds = data.video_dataset(shard, EVERY_FRAME, preprocess=RAW, training=True, seed=0)
-    with pytest.raises(tf.errors.OpError, match=rf"{shard}: record 1 \(media_id '{media_id}'\): {reason}"):
+    with pytest.raises(data.VideoDecodeError, match=rf"{shard}: record 1 \(media_id '{media_id}'\): {reason}") as info:
         list(ds.as_numpy_iterator())
+    assert info.value.path == shard and re.match(rf"record 1 \(media_id '{media_id}'\): {reason}", info.value.reason)
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -218,7 +222,7 @@ def test_tfrecord_decodes_only_sampled_frames_and_labels_are_optional_in_evaluat
     (element,) = list(data.video_dataset(shard, sampler, preprocess=RAW).as_numpy_iterator())
     np.testing.assert_array_equal(frame_codes(element["video"]), [[1, 3, 5]])
     assert element["label"] == -1
-    with pytest.raises(tf.errors.OpError, match=r"record 0 \(media_id 'v'\): image/encoded frame 2 of 6 does not decode"):
+    with pytest.raises(data.VideoDecodeError, match=r"record 0 \(media_id 'v'\): image/encoded frame 2 of 6 does not decode"):
         list(data.video_dataset(shard, data.DenseSampler(6, 1), preprocess=RAW).as_numpy_iterator())
 
 
@@ -232,7 +236,7 @@ def test_damaged_tfrecord_file_is_named(tmp_path):
         f.write(payload[:-40])  # The last record loses its tail.
     first_two = 2 * (len(records[0]) + 16)
     reason = rf"damaged file: 2 records read, then bytes {first_two}..{len(payload) - 40} are corrupt or truncated"
-    with pytest.raises(tf.errors.OpError, match=rf"{cut}: {reason}"):
+    with pytest.raises(data.VideoDecodeError, match=rf"{cut}: {reason}"):
         list(data.video_dataset(cut, data.SegmentSampler(3), preprocess=RAW).as_numpy_iterator())
     skipped = data.SkippedVideos()
     ds = data.video_dataset(str(tmp_path / "*.tfrecord"), data.SegmentSampler(3), preprocess=RAW, on_error="skip", skipped=skipped)

@@ -5,11 +5,17 @@ List forms accepted:
   * CSV with a header containing `path,label`; the label is an integer or a class name
     resolved through a label map.
 A label map is a text file with one class name per line; line k (0-based) is class k.
+Files are UTF-8 (a byte-order mark is allowed). A video is listed once: a repeated line
+(same file, same label) is dropped with a warning, the same file with two labels is an
+error naming both lines (a record has one label; lists are single-label).
 """
 
 import csv
 import dataclasses
+import io
 import os
+
+from absl import logging
 
 from tfvideo.api._export import tf_export
 
@@ -35,8 +41,7 @@ def read_label_map(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AnnotationError(f"label map {path} does not exist")
-    with open(path) as f:
-        names = [line.strip() for line in f]
+    names = [line.strip() for line in _read_text(path, "label map").split("\n")]
     while names and not names[-1]:
         names.pop()
     for lineno, name in enumerate(names, 1):
@@ -45,6 +50,21 @@ def read_label_map(path):
     if len(set(names)) != len(names):
         raise AnnotationError(f"{path}: duplicate class names in label map")
     return names
+
+
+def _read_text(path, what):
+    """The UTF-8 text of `path`; AnnotationError naming the file (and line) when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise AnnotationError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise AnnotationError(f"{path}:{line}: the {what} is not UTF-8 text (byte {raw[e.start]:#04x} at offset "
+                              f"{e.start})") from None
 
 
 def _parse_label(text, label_map, where):
@@ -80,34 +100,48 @@ def read_annotations(path, video_root=None, label_map=None):
     if isinstance(label_map, (str, os.PathLike)):
         label_map = read_label_map(label_map)
     root = os.fspath(video_root) if video_root else os.path.dirname(os.path.abspath(path))
+    text = _read_text(path, "annotation list")
     records = []
-    with open(path, newline="") as f:
-        if path.endswith(".csv"):
-            reader = csv.reader(f)
+    if path.endswith(".csv"):
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
             header = next(reader, None)
             if header is None or "path" not in header or "label" not in header:
                 raise AnnotationError(f"{path}:1: CSV header must name columns 'path' and 'label', got {header}")
             ip, il = header.index("path"), header.index("label")
-            rows = ((lineno, row) for lineno, row in enumerate(reader, 2))
-            for lineno, row in rows:
+            for row in reader:
+                lineno = reader.line_num
                 if not row or not any(cell.strip() for cell in row):
                     continue
                 if len(row) <= max(ip, il):
                     raise AnnotationError(f"{path}:{lineno}: expected {len(header)} columns, got {len(row)}")
                 records.append((lineno, row[ip].strip(), row[il]))
-        else:
-            for lineno, line in enumerate(f, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                parts = line.rsplit(None, 1)
-                if len(parts) != 2:
-                    raise AnnotationError(f"{path}:{lineno}: expected '<video path> <label>', got {line!r}")
-                records.append((lineno, parts[0], parts[1]))
+        except csv.Error as e:
+            raise AnnotationError(f"{path}:{reader.line_num}: not valid CSV: {e}") from None
+    else:
+        for lineno, line in enumerate(text.split("\n"), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(None, 1)
+            if len(parts) != 2:
+                raise AnnotationError(f"{path}:{lineno}: expected '<video path> <label>', got {line!r}")
+            records.append((lineno, parts[0], parts[1]))
     out = []
+    first = {}  # normalized video path -> (line, label, label text) of its first listing.
     for lineno, rel, label_text in records:
         label = _parse_label(label_text, label_map, f"{path}:{lineno}")
         full = rel if os.path.isabs(rel) else os.path.join(root, rel)
+        key = os.path.normpath(full)
+        if key in first:
+            seen, seen_label, seen_text = first[key]
+            if seen_label != label:
+                raise AnnotationError(f"{path}:{lineno}: {rel} is labelled {label_text.strip()!r} here and "
+                                      f"{seen_text!r} on {path}:{seen}; a video has one label (lists are single-label)")
+            logging.warning("%s:%d: %s is listed again (as on line %d with the same label); keeping line %d",
+                            path, lineno, rel, seen, seen)
+            continue
+        first[key] = (lineno, label, label_text.strip())
         media_id = os.path.splitext(rel)[0]
         out.append(VideoRecord(path=full, label=label, media_id=media_id))
     if not out:

@@ -27,8 +27,14 @@ def _failures_file(output_dir, name):
 
 
 @tf_export("tfvideo.data.beam_prepare_pipeline")
-def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, config=None, label_names=None):
+def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, config=None, label_names=None,
+                          overwrite=False):
     """Adds video -> SequenceExample conversion and the shard/failure writers to `pipeline`.
+
+    Like `prepare_tfrecords`, it first records the inputs in `<name>-manifest.json` and
+    raises `ShardSetError` when shards of `name` built from other inputs (or another
+    `num_shards`) are there, unless `overwrite=True`, which removes them. Shards built
+    from the same inputs are rewritten by the job.
 
     Args:
       pipeline: an `apache_beam.Pipeline` (any runner).
@@ -36,6 +42,8 @@ def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, confi
       output_dir, name, num_shards: shards are `<output_dir>/<name>-NNNNN-of-MMMMM.tfrecord`.
       config: `PrepareConfig`.
       label_names: class names stored as `clip/label/string`.
+      overwrite: remove every existing shard of `name` first instead of refusing shards
+        built from other inputs.
 
     Returns:
       The PCollection of failures, JSON lines `{"path", "reason"}` (also written to
@@ -43,6 +51,12 @@ def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, confi
     """
     beam = _import_beam()
     config = config or _prepare.PrepareConfig()
+    records = list(records)
+    num_shards = _prepare.check_count("num_shards", num_shards)
+    if num_shards is None:
+        raise ValueError("beam_prepare_pipeline: num_shards is required.")
+    _prepare.claim_shard_set(output_dir, name, _prepare.build_manifest(records, num_shards, config, label_names),
+                             overwrite)
 
     class ToSequenceExample(beam.DoFn):
         def process(self, record):
@@ -59,7 +73,7 @@ def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, confi
 
     converted = (
         pipeline
-        | f"{name}/Records" >> beam.Create(list(records))
+        | f"{name}/Records" >> beam.Create(records)
         | f"{name}/Reshuffle" >> beam.Reshuffle()
         | f"{name}/Convert" >> beam.ParDo(ToSequenceExample()).with_outputs("failures", main="examples")
     )
@@ -73,11 +87,14 @@ def beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, confi
 
 
 @tf_export("tfvideo.data.run_beam_prepare")
-def run_beam_prepare(records, output_dir, name, num_shards=None, config=None, label_names=None, pipeline_args=None):
+def run_beam_prepare(records, output_dir, name, num_shards=None, config=None, label_names=None, pipeline_args=None,
+                     overwrite=False):
     """Runs `beam_prepare_pipeline` to completion (DirectRunner unless `pipeline_args` say).
 
     Args:
       pipeline_args: Beam command-line options, e.g. `["--runner=DataflowRunner", ...]`.
+      overwrite: replace shards of `name` built from other inputs (see
+        `prepare_tfrecords`) instead of raising `ShardSetError`.
 
     Returns:
       The same dict as `prepare_tfrecords`: `shards`, `skipped_shards` (always empty:
@@ -87,11 +104,11 @@ def run_beam_prepare(records, output_dir, name, num_shards=None, config=None, la
     from apache_beam.options.pipeline_options import PipelineOptions
 
     records = list(records)
-    num_shards = num_shards or max(1, (len(records) + 99) // 100)
+    num_shards = _prepare.check_count("num_shards", num_shards) or max(1, (len(records) + 99) // 100)
     os.makedirs(output_dir, exist_ok=True)
     options = PipelineOptions(list(pipeline_args or ["--runner=DirectRunner"]))
     with beam.Pipeline(options=options) as pipeline:
-        beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, config, label_names)
+        beam_prepare_pipeline(pipeline, records, output_dir, name, num_shards, config, label_names, overwrite)
     shards = _prepare.shard_paths(output_dir, name, num_shards)
     # The job rewrote every shard; completion markers of an earlier local run would make a
     # later local rerun skip these shards and report that run's failures.

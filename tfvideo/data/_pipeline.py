@@ -6,11 +6,14 @@ model averages.
 """
 
 import dataclasses
+import functools
 import threading
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.data.ops import dataset_ops, iterator_ops
+from tensorflow.python.framework import ops
 
 from tfvideo.api._export import tf_export
 from tfvideo.data import _annotations, _tfrecord, _transforms, _video_io
@@ -221,7 +224,7 @@ def _file_source(records, sampler, on_error, skipped):
             return _video_io.read_frames(path, indices), True
         except _video_io.VideoDecodeError as e:
             if on_error == "raise":
-                raise
+                raise e._remember()  # noqa: B904 -- the same error, kept for VideoDecodeError.from_error.
             total = skipped.add(e.path, e.reason) if skipped is not None else None
             logging.warning("Skipping unreadable video %s (skipped so far: %s)", e, total if total else "?")
             return np.zeros((sampler.num_views, sampler.clip_length, 1, 1, 3), np.uint8), False
@@ -317,7 +320,7 @@ def _decode_error(decode, element, seed):
 def _report_bad(source, reason, on_error, skipped):
     """Raises a `VideoDecodeError` (on_error="raise"), or logs the bad element and counts it in `skipped`."""
     if on_error == "raise":
-        raise _video_io.VideoDecodeError(source, reason)
+        raise _video_io.VideoDecodeError(source, reason)._remember()
     total = skipped.add(source, reason) if skipped is not None else None
     logging.warning("Skipping %s: %s (skipped so far: %s)", source, reason, total if total else "?")
 
@@ -377,6 +380,63 @@ def _guarded_decode(ds, decode, explain, num_parallel_calls, deterministic):
     return ds.interleave(one, cycle_length=cycle, block_length=1, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
 
+class _DecodeErrorIterator(iterator_ops.OwnedIterator):
+    """An eager dataset iterator that raises `VideoDecodeError` instead of the TF error carrying it."""
+
+    def _translated(self, fetch):
+        try:
+            return fetch()
+        except tf.errors.OpError as e:
+            found = _video_io.VideoDecodeError.from_error(e)
+            if found is None:
+                raise
+            raise found from e
+
+    def __next__(self):
+        return self._translated(super().__next__)
+
+    def get_next(self):
+        return self._translated(super().get_next)
+
+
+class _RaisesVideoDecodeError(dataset_ops.UnaryUnchangedStructureDataset):
+    """`dataset` unchanged (same graph), except that iterating it eagerly raises `VideoDecodeError`.
+
+    A bad video or record fails inside a TensorFlow op, which can only raise TensorFlow's
+    own error (its message holds the `VideoDecodeError` text); the iterator turns it back.
+    Datasets made from this one by the usual transformations (map, batch, take, ...) keep
+    the behaviour. Inside a `tf.function` (e.g. `keras.Model.fit`) TensorFlow raises its
+    error; `VideoDecodeError.from_error` recovers the library's from it.
+    """
+
+    def __init__(self, dataset):
+        super().__init__(dataset, dataset._variant_tensor)
+
+    def __iter__(self):
+        if not tf.executing_eagerly():
+            return super().__iter__()
+        with ops.colocate_with(self._variant_tensor):  # As tf.data.Dataset.__iter__ does.
+            return _DecodeErrorIterator(self)
+
+
+def _keeps_decode_errors(method):
+    @functools.wraps(method)
+    def transformed(self, *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        if isinstance(out, tf.data.Dataset) and not isinstance(out, _RaisesVideoDecodeError):
+            out = _RaisesVideoDecodeError(out)
+        return out
+
+    return transformed
+
+
+for _name in ("apply", "batch", "bucket_by_sequence_length", "cache", "concatenate", "enumerate", "filter", "flat_map",
+              "group_by_window", "ignore_errors", "interleave", "map", "padded_batch", "prefetch", "ragged_batch",
+              "rebatch", "rejection_resample", "repeat", "scan", "shard", "shuffle", "skip", "snapshot", "sparse_batch",
+              "take", "take_while", "unbatch", "unique", "with_options"):
+    setattr(_RaisesVideoDecodeError, _name, _keeps_decode_errors(getattr(tf.data.Dataset, _name)))
+
+
 def _check_modality(modality, preprocess):
     if modality not in MODALITIES:
         raise ValueError(f"modality={modality!r} must be one of {MODALITIES}.")
@@ -410,7 +470,7 @@ def _finish(
         ds = ds.repeat()
     if batch_size:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _RaisesVideoDecodeError(ds.prefetch(tf.data.AUTOTUNE))
 
 
 @tf_export("tfvideo.data.video_dataset")
@@ -450,8 +510,9 @@ def video_dataset(
         serialized video (its JPEG frames), so memory is about buffer x record size, e.g.
         512 x 4 MB = 2 GB for 10 s videos at 256 px; lower it on small machines. Lists of
         video files shuffle the whole list (paths only) and ignore it.
-      on_error: "raise" (default) stops with an error naming the file; "skip" logs the
-        file and reason, drops it and records it in `skipped`. For TFRecords the bad
+      on_error: "raise" (default) stops with a `VideoDecodeError` naming the file (its
+        `path` and `reason`; see the class for iteration inside a `tf.function`); "skip"
+        logs the file and reason, drops it and records it in `skipped`. For TFRecords the bad
         input is a record that does not parse, has no frames, has a sampled frame that
         does not decode, or has no label in training, or a damaged (truncated/corrupt)
         shard file; the error and `skipped` name the shard and, for a record, its index

@@ -4,6 +4,12 @@ Each shard is written to a temporary name and renamed when complete, so a killed
 never leaves a partial shard under a final name, and a rerun skips finished shards.
 Unreadable videos are reported by path and reason and skipped.
 
+A shard set records what it was built from in `<name>-manifest.json` (a hash of the
+records, the `PrepareConfig`, the label names and the shard count). A rerun with other
+inputs, or one that finds another `-of-N` set of the same name, raises `ShardSetError`
+saying what differs, unless `overwrite=True`, which removes the old shards first. Worker
+processes exit when the process that started them dies, even by SIGKILL.
+
 Optical flow (optional) is TV-L1 between consecutive stored frames, clipped to
 [-bound, bound] and quantized to 0..255 (as TSN/I3D store it), kept as one JPEG per
 frame under `FLOW_KEY` with x in channel 0 and y in channel 1 (4:4:4 sampling, so the
@@ -14,6 +20,7 @@ i + 1; the last frame repeats the previous flow so RGB and flow share frame indi
 import concurrent.futures
 import dataclasses
 import glob
+import hashlib
 import json
 import multiprocessing
 import os
@@ -24,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _tfrecord, _video_io
+from tfvideo.data import _lifeline, _tfrecord, _video_io
 
 
 @tf_export("tfvideo.data.PrepareConfig")
@@ -47,6 +54,25 @@ class PrepareConfig:
     min_frames: int = 1
     flow: bool = False
     flow_bound: float = 20.0
+
+    def __post_init__(self):
+        checks = [("resize_short", self.resize_short >= 0, ">= 0 (0 keeps the decoded size)"),
+                  ("fps", self.fps >= 0, ">= 0 (0 keeps every frame)"),
+                  ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]"),
+                  ("min_frames", self.min_frames >= 1, ">= 1"),
+                  ("flow_bound", self.flow_bound > 0, "> 0")]
+        for field, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"PrepareConfig.{field}={getattr(self, field)} must be {rule}.")
+
+
+def check_count(what, value):
+    """`value` (None: the default) as an int >= 1; ValueError naming `what` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{what}={value!r} must be an integer >= 1 (or None for the default).")
+    return int(value)
 
 
 def shard_paths(output_dir, name, num_shards):
@@ -187,9 +213,129 @@ def is_shard_complete(path):
     return os.path.exists(path) and os.path.exists(_failures_path(path))
 
 
+MANIFEST_SUFFIX = "-manifest.json"
+
+
+def manifest_path(output_dir, name):
+    """`<output_dir>/<name>-manifest.json`: what the shard set `name` was built from."""
+    return os.path.join(output_dir, f"{name}{MANIFEST_SUFFIX}")
+
+
+def build_manifest(records, num_shards, config, label_names):
+    """The inputs of a preparation run as a JSON-able dict (records by content hash)."""
+    listing = json.dumps([[r.path, int(r.label), r.media_id] for r in records], separators=(",", ":"))
+    return {
+        "version": 1,
+        "videos": len(records),
+        "records_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+        "config": dataclasses.asdict(config),
+        "label_names": list(label_names) if label_names else None,
+        "num_shards": num_shards,
+    }
+
+
+def _label_map_difference(old, new):
+    old, new = old or [], new or []
+    if len(old) != len(new):
+        return f"label map: {len(old)} classes before, {len(new)} now"
+    i = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+    return f"label map: class {i} was {old[i]!r}, now {new[i]!r}"
+
+
+def manifest_differences(old, new):
+    """What differs between two manifests, in words (empty when they match)."""
+    diffs = []
+    if old.get("records_sha256") != new["records_sha256"]:
+        digest = str(old.get("records_sha256"))[:12]
+        diffs.append(f"annotation list: {old.get('videos')} videos (sha256 {digest}...) before, "
+                     f"{new['videos']} videos (sha256 {new['records_sha256'][:12]}...) now")
+    old_config = old.get("config") or {}
+    for key, value in new["config"].items():
+        if old_config.get(key) != value:
+            diffs.append(f"{key}: {old_config.get(key)!r} before, {value!r} now")
+    if old.get("label_names") != new["label_names"]:
+        diffs.append(_label_map_difference(old.get("label_names"), new["label_names"]))
+    if old.get("num_shards") != new["num_shards"]:
+        diffs.append(f"num_shards: {old.get('num_shards')} before, {new['num_shards']} now")
+    return diffs
+
+
+def _existing_sets(output_dir, name):
+    """{set key: files} of the `<name>-NNNNN-of-MMMMM.tfrecord` shards in output_dir, any M."""
+    prefix = os.path.join(output_dir, name)
+    found = tf.io.gfile.glob(glob.escape(prefix) + "-*-of-*.tfrecord")
+    sets = _tfrecord.group_shard_sets([f for f in found if _tfrecord.TMP_MARK not in f])
+    return {key: files for key, files in sets.items() if key is not None and key[0] == prefix}
+
+
+def _read_manifest(path):
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except (OSError, ValueError, tf.errors.OpError):
+        return None
+
+
+def _remove_shard_sets(sets, output_dir, name):
+    for key, files in sets.items():
+        for shard in files:
+            for path in [shard, _failures_path(shard)]:
+                if tf.io.gfile.exists(path):
+                    tf.io.gfile.remove(path)
+        logging.info("overwrite: removed %s", _tfrecord.describe_shard_set(key, files))
+    for path in tf.io.gfile.glob(glob.escape(os.path.join(output_dir, name)) + "-*-of-*" + _TMP_MARK + "*"):
+        tf.io.gfile.remove(path)
+
+
+def claim_shard_set(output_dir, name, manifest, overwrite=False):
+    """Makes `output_dir/name` the shard set of `manifest`, or raises `ShardSetError`.
+
+    Without `overwrite`, shards of `name` built from the same inputs stay (a rerun skips
+    the complete ones) and shards built from other inputs (another manifest, none
+    recorded, or another shard count) are refused with a message naming what differs.
+    With `overwrite`, every existing shard of `name` is removed (a forced rebuild, e.g.
+    after re-encoding videos: their contents are not part of the manifest). Writes the
+    manifest before any shard, so a killed run's shards are accounted for.
+    """
+    sets = _existing_sets(output_dir, name)
+    path = manifest_path(output_dir, name)
+    problems = []
+    if sets:
+        old = _read_manifest(path) if tf.io.gfile.exists(path) else None
+        if old is None:
+            problems.append(f"no readable {os.path.basename(path)} records what they were built from")
+        else:
+            problems += manifest_differences(old, manifest)
+        others = [key for key in sets if key[1] != manifest["num_shards"]]
+        if others:
+            problems.append("shard set" + ("s " if len(others) > 1 else " ")
+                            + ", ".join(_tfrecord.describe_shard_set(key, sets[key]) for key in others)
+                            + " would be left beside the new one")
+    where = os.path.join(output_dir, name)
+    if problems and not overwrite:
+        raise _tfrecord.ShardSetError(
+            f"{where}-*: the shards there do not match this run ({'; '.join(problems)}); rerun with --overwrite "
+            "(overwrite=True) to replace them, or use another --name or --output_dir.")
+    if sets and overwrite:
+        logging.warning("%s-*: overwrite: removing the shards there (%s)", where, "; ".join(problems) or "same inputs")
+        _remove_shard_sets(sets, output_dir, name)
+    tf.io.gfile.makedirs(output_dir)
+    tmp = path + _TMP_MARK + str(os.getpid())
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        json.dump(manifest, f, indent=1)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
 @tf_export("tfvideo.data.prepare_tfrecords")
-def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, label_names=None, workers=None, progress=None):
+def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, label_names=None, workers=None,
+                      progress=None, overwrite=False):
     """Converts `VideoRecord`s into sharded TFRecords of SequenceExamples.
+
+    A rerun with the same inputs skips the shards already complete. Shards of `name`
+    built from other inputs (records, config, label names, shard count; see
+    `<name>-manifest.json`; video contents are not compared) raise `ShardSetError`
+    saying what differs, or with `overwrite=True` are removed and rebuilt, so no stale
+    set is left for a `name-*` pattern to pick up.
 
     Args:
       records: list of `VideoRecord` (see `read_annotations`).
@@ -199,14 +345,19 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
       label_names: class names stored as `clip/label/string`.
       workers: processes converting shards in parallel (default: CPU count).
       progress: optional callable `(done_videos, total_videos)`, called after each shard.
+      overwrite: remove every existing shard of `name` and rebuild, instead of skipping
+        complete shards (same inputs) or refusing (other inputs).
 
     Returns:
       dict: `shards` (paths), `skipped_shards` (already complete), `failures`
       (list of {path, reason}), `written` (videos converted).
     """
     config = config or PrepareConfig()
-    num_shards = num_shards or max(1, (len(records) + 99) // 100)
+    records = list(records)
+    num_shards = check_count("num_shards", num_shards) or max(1, (len(records) + 99) // 100)
+    workers = check_count("workers", workers)
     os.makedirs(output_dir, exist_ok=True)
+    claim_shard_set(output_dir, name, build_manifest(records, num_shards, config, label_names), overwrite)
     paths = shard_paths(output_dir, name, num_shards)
     _remove_stale_temporaries(paths)
     jobs, skipped, failures = [], [], []
@@ -225,7 +376,9 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
         progress(done, len(records))
     if jobs:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) if workers > 1 else _InlineExecutor() as pool:
+        pool = (concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lifeline.exit_with_parent,
+                                                       initargs=(os.getpid(),)) if workers > 1 else _InlineExecutor())
+        with pool:
             for path, count, shard_failures in pool.map(_run_shard, jobs):
                 failures.extend(shard_failures)
                 done += count

@@ -2,9 +2,12 @@
 
 import re
 
+import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvideo.api._export import export_constant, tf_export
+from tfvideo.data import _video_io
 
 IMAGE_KEY = export_constant("tfvideo.data.IMAGE_KEY", "image/encoded")
 FLOW_KEY = export_constant("tfvideo.data.FLOW_KEY", "FORWARD_FLOW/image/encoded")
@@ -158,12 +161,138 @@ def read_shard(shard, size):
 
 
 # Bookkeeping files that `prepare_tfrecords` writes beside its shards (a failures list per
-# shard, a report, temp files of a killed run); a pattern like `train-*` matches them too.
+# shard, a report, a manifest, temp files of a killed run); a pattern like `train-*`
+# matches them too.
 _NOT_SHARDS = (".json", ".jsonl")
 TMP_MARK = ".tmp-"
+
+# `<prefix>-00003-of-00008<suffix>`: shard 3 of a set of 8 (the names prepare and Beam write).
+_SHARD_NAME = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<suffix>\.[^/\\]*)?$")
+
+
+@tf_export("tfvideo.data.ShardSetError")
+class ShardSetError(ValueError):
+    """Shards that must not be used as one data set, or that a rerun must not reuse.
+
+    Raised when a file pattern matches several shard sets (`-of-N` sets of another N or
+    another name, or loose files beside a set), when a set misses shards, and when
+    `prepare_tfrecords` finds shards built from other inputs than the ones it is given.
+    """
+
+
+def shard_set_key(path):
+    """`(prefix, count, suffix)` of a `<prefix>-NNNNN-of-MMMMM<suffix>` shard name, or None."""
+    match = _SHARD_NAME.match(path)
+    if not match or int(match["index"]) >= int(match["count"]):
+        return None
+    return match["prefix"], int(match["count"]), match["suffix"] or ""
+
+
+def shard_set_paths(key):
+    """Every shard path of the set `key` (see `shard_set_key`)."""
+    prefix, count, suffix = key
+    return [f"{prefix}-{i:05d}-of-{count:05d}{suffix}" for i in range(count)]
+
+
+def describe_shard_set(key, files):
+    """`dir/train-*-of-00004.tfrecord (4 files)`, or the loose files of `key` None."""
+    if key is None:
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        return f"{len(files)} file{'s' if len(files) > 1 else ''} not named as shards ({shown})"
+    prefix, count, suffix = key
+    return f"{prefix}-*-of-{count:05d}{suffix} ({len(files)} file{'s' if len(files) > 1 else ''})"
+
+
+def group_shard_sets(files):
+    """{set key or None (files not named as shards): sorted files} of `files`."""
+    sets = {}
+    for f in sorted(files):
+        sets.setdefault(shard_set_key(f), []).append(f)
+    return sets
 
 
 @tf_export("tfvideo.data.match_shards")
 def match_shards(pattern):
-    """Sorted TFRecord shard paths matching `pattern`, without preparation bookkeeping files."""
-    return sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(_NOT_SHARDS) and TMP_MARK not in f)
+    """Sorted TFRecord shard paths matching `pattern`, from exactly one complete shard set.
+
+    Preparation bookkeeping files (`.json`, `.jsonl`, temporaries) are left out. The files
+    must form one set: all of them `<prefix>-NNNNN-of-MMMMM<suffix>` with one prefix, M
+    and suffix (a pattern may pick some shards of a set, but every shard of the set must
+    exist, so a set a killed run left incomplete is not read; a path without wildcards is
+    read as named), or none of them named like
+    shards. Anything else (an old `-of-00002` set beside a new `-of-00004` one, `train-*`
+    and `val-*` shards, loose files beside a set) raises `ShardSetError` naming the sets
+    found, because reading them together would silently mix data sets.
+    """
+    files = [f for f in tf.io.gfile.glob(pattern) if not f.endswith(_NOT_SHARDS) and TMP_MARK not in f]
+    if not files:
+        return []
+    sets = group_shard_sets(files)
+    if len(sets) > 1:
+        found = "; ".join(describe_shard_set(key, members) for key, members in sets.items())
+        raise ShardSetError(f"{pattern!r} matches {len(sets)} shard sets, which would be read as one: {found}. "
+                            "Narrow the pattern to one set, or remove the stale one (tfvideo-prepare --overwrite "
+                            "removes the old sets of its --name).")
+    (key, members), = sets.items()
+    if key is not None and any(c in pattern for c in "*?["):  # A file named exactly is read as asked.
+        missing = [p for p in shard_set_paths(key) if p not in members and not tf.io.gfile.exists(p)]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise ShardSetError(f"{pattern!r}: shard set {describe_shard_set(key, members)} is incomplete: "
+                                f"{key[1] - len(missing)} of {key[1]} shards exist, {missing[0]}{more} missing "
+                                "(rerun tfvideo-prepare to finish it).")
+    return sorted(members)
+
+
+@tf.autograph.experimental.do_not_convert
+def _plus_one(count, _):
+    return count + 1
+
+
+def _count_and_faults(files):
+    """(readable records, [(shard, fault)] sorted by shard) over `files`, in one tf.data pass."""
+    sizes = np.array([tf.io.gfile.stat(f).length for f in files], np.int64)
+    records = tf.data.Dataset.from_tensor_slices((files, sizes)).interleave(
+        read_shard, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+
+    @tf.autograph.experimental.do_not_convert  # Tensor ops only.
+    def step(state, element):
+        count, faults = state
+        good = tf.equal(element["fault"], "")
+        line = tf.strings.join([element["shard"], "\t", element["fault"], "\n"])
+        return count + tf.cast(good, tf.int64), tf.where(good, faults, tf.strings.join([faults, line]))
+
+    count, faults = records.reduce((tf.constant(0, tf.int64), tf.constant("")), step)
+    lines = faults.numpy().decode(errors="replace").splitlines()
+    return int(count), sorted(tuple(line.split("\t", 1)) for line in lines)
+
+
+@tf_export("tfvideo.data.count_records")
+def count_records(pattern, on_error="raise", skipped=None):
+    """Number of records in the shards `match_shards(pattern)` gives, without parsing them.
+
+    A damaged shard (a corrupt or truncated record; TFRecord files cannot be read past
+    one) raises `VideoDecodeError(shard, "damaged file: N records read, then bytes
+    A..B are corrupt or truncated")` with on_error="raise"; with "skip" its readable
+    records are counted, the damaged part is logged and added to `skipped` (a
+    `SkippedVideos`), as `video_dataset(..., on_error="skip")` does while reading.
+
+    Raises:
+      FileNotFoundError: nothing matches `pattern`.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"count_records: on_error={on_error!r} must be one of ('raise', 'skip').")
+    files = match_shards(pattern)
+    if not files:
+        raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
+    try:  # The fast path: one plain pass, which fails on damage without saying where.
+        return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), _plus_one))
+    except tf.errors.OpError:
+        pass
+    total, faults = _count_and_faults(files)  # A few times slower; only for damaged data: names shards, offsets.
+    for shard, fault in faults:
+        if on_error == "raise":
+            raise _video_io.VideoDecodeError(shard, fault)
+        so_far = skipped.add(shard, fault) if skipped is not None else None
+        logging.warning("Skipping the damaged part of %s: %s (skipped so far: %s)", shard, fault, so_far or "?")
+    return total

@@ -6,23 +6,75 @@ to the keyframe before each wanted frame when that skips work, so sparse samplin
 decodes the whole video.
 """
 
+import collections
 import dataclasses
 import os
+import re
+import threading
 
 import av
 import numpy as np
 
 from tfvideo.api._export import tf_export
 
+# str(error) -> (path, reason) of the last errors raised inside TensorFlow ops: a
+# py_function turns an exception into a TF error that keeps only its text (a registry).
+_RAISED_IN_OPS = collections.OrderedDict()
+_RAISED_LOCK = threading.Lock()
+_RAISED_KEPT = 256
+_IN_OP_ERROR = re.compile(r"VideoDecodeError: (.*?)\n(?:Traceback \(most recent call last\)|\s*$)", re.S)
+
 
 @tf_export("tfvideo.data.VideoDecodeError")
 class VideoDecodeError(ValueError):
-    """A video file is missing, empty, corrupt, truncated or has no video stream."""
+    """A video or record that cannot give frames: `path` (file, shard or source) and `reason`.
+
+    A video file missing, empty, corrupt, truncated or without a video stream; a TFRecord
+    record that does not parse or decode, or a damaged shard; a TFDS example without
+    decodable frames. Iterating a `video_dataset` / `tfds_dataset` with on_error="raise"
+    raises it (chained to TensorFlow's error); where TensorFlow runs the pipeline itself
+    (inside a `tf.function`, `keras.Model.fit`), `VideoDecodeError.from_error` recovers it
+    from the TensorFlow error.
+    """
 
     def __init__(self, path, reason):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason)
+
+    def _remember(self):
+        """Keeps (path, reason) so `from_error` recovers them exactly; returns self (raise it in a TF op)."""
+        with _RAISED_LOCK:
+            _RAISED_IN_OPS[str(self)] = (self.path, self.reason)
+            _RAISED_IN_OPS.move_to_end(str(self))
+            while len(_RAISED_IN_OPS) > _RAISED_KEPT:
+                _RAISED_IN_OPS.popitem(last=False)
+        return self
+
+    @classmethod
+    def from_error(cls, error):
+        """The `VideoDecodeError` behind `error`, or None.
+
+        `error` may be a `VideoDecodeError` or the TensorFlow error (e.g.
+        `tf.errors.InvalidArgumentError`) that a pipeline op raised for one.
+        """
+        if isinstance(error, cls):
+            return error
+        match = _IN_OP_ERROR.search(getattr(error, "message", None) or str(error))
+        if not match:
+            return None
+        text = match.group(1).rstrip()
+        with _RAISED_LOCK:
+            known = _RAISED_IN_OPS.get(text)
+        if known is None:  # Raised in another process: the path ends at the first ": ".
+            path, _, reason = text.partition(": ")
+            known = (path, reason)
+        found = cls(*known)
+        found.__cause__ = error if isinstance(error, BaseException) else None
+        return found
 
 
 @tf_export("tfvideo.data.VideoInfo")
