@@ -53,7 +53,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-export")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-serve")
 
 
 if __name__ == "__main__":

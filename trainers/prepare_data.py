@@ -102,7 +102,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-prepare")
 
 
 if __name__ == "__main__":
