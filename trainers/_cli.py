@@ -52,8 +52,8 @@ _STARTUP_NOISE = re.compile(
     r"|computation placer already registered"
     r"|TF-TRT Warning: Could not find TensorRT"
 )
-# Level for TensorFlow's C++ logs once it has loaded: warnings and errors only.
-_DEFAULT_TF_LOG_LEVEL = "1"
+# Level for TensorFlow's C++ logs once it has loaded: errors only (TensorFlow raises them in Python too).
+_DEFAULT_TF_LOG_LEVEL = "2"
 
 
 class UsageError(ValueError):
@@ -154,6 +154,8 @@ def _verbose():
 def message(error):
     """The one-line text of an exception, naming its type when the type is itself information."""
     text = getattr(error, "message", None)  # TensorFlow op errors: the message without the op trace.
+    if callable(getattr(error, "code", None)) and callable(getattr(error, "details", None)):  # grpc.RpcError
+        return f"{getattr(error.code(), 'name', error.code())}: {error.details()}"
     if not isinstance(text, str) or not text.strip():
         text = str(error)
     if isinstance(error, KeyError) and len(error.args) == 1:
@@ -176,10 +178,15 @@ def report(prog, error, verbose=None):
     print(f"{prog}: error: {message(error)}", file=sys.stderr, flush=True)
 
 
+# Errors in input files named on the command line (annotation lists, label maps): usage errors.
+_USAGE_ERROR_TYPES = ("tfvideo.data._annotations.AnnotationError",)
+
+
 def _exit_status(error):
     from absl import app, flags
 
-    if isinstance(error, (UsageError, app.UsageError, flags.Error)):
+    if isinstance(error, (UsageError, app.UsageError, flags.Error)) or any(
+            f"{cls.__module__}.{cls.__qualname__}" in _USAGE_ERROR_TYPES for cls in type(error).__mro__):
         return EXIT_USAGE
     return EXIT_RUNTIME
 

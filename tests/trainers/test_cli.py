@@ -87,6 +87,28 @@ def test_message_is_one_line_and_names_unexpected_types():
     assert _cli.message(RuntimeError("first\n  second")) == "RuntimeError: first"
     assert _cli.message(KeyError("label")) == "KeyError: 'label'"
 
+    class FakeRpcError(Exception):  # grpc.RpcError's interface: the status name and its details.
+        def code(self):
+            return type("StatusCode", (), {"name": "UNAVAILABLE"})()
+
+        def details(self):
+            return "failed to connect to all addresses"
+
+    assert _cli.message(FakeRpcError("<_InactiveRpcError of RPC that terminated with:\n...")) == (
+        "UNAVAILABLE: failed to connect to all addresses")
+
+
+def test_exit_status_usage_for_flags_and_input_files_runtime_otherwise():
+    from absl import app
+
+    from tfvideo import data
+
+    assert _cli._exit_status(_cli.UsageError("--x=0")) == 2
+    assert _cli._exit_status(app.UsageError("--model is required")) == 2
+    assert _cli._exit_status(data.AnnotationError("list.txt:3: unknown label 'cat'")) == 2
+    assert _cli._exit_status(OSError(28, "No space left on device")) == 1
+    assert _cli._exit_status(ValueError("bad video")) == 1
+
 
 def test_start_up_filter_keeps_other_lines(capfd):
     with _cli._filtered_stderr(_cli._STARTUP_NOISE):
