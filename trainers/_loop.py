@@ -68,16 +68,16 @@ class Checkpoints:
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as e:
-            self._remove_partial(step)
+            recorded = tf.train.latest_checkpoint(self.directory)  # What a restart restores (the state file).
+            if not (recorded and recorded.endswith(f"ckpt-{step}")):
+                self._remove_partial(step)
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-            kept = f"the last complete checkpoint {self.latest} is intact" if self.latest else "no earlier checkpoint"
+            kept = f"the last complete checkpoint {recorded} is intact" if recorded else "no earlier checkpoint"
             raise _experiment.ModelDirError(
                 f"cannot write checkpoint {os.path.join(self.directory, f'ckpt-{step}')}: "
                 f"{reason.strip().splitlines()[0]}; {kept}.") from e
 
     def _remove_partial(self, step):
-        if self.latest and self.latest.endswith(f"ckpt-{step}"):
-            return  # Written and recorded: only something after it failed.
         for path in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt-{step}[._]*")):
             try:
                 if tf.io.gfile.isdir(path):

@@ -10,7 +10,6 @@ latest checkpoint when restarted with the same command, and saves model_dir/mode
 Flags can also come from a file: --flagfile=run.flags.
 """
 
-
 from absl import app, flags, logging
 
 from trainers import _cli, _flags, _online, _recipes

@@ -116,3 +116,27 @@ def test_start_up_filter_keeps_other_lines(capfd):
         os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
         os.write(2, b"something the user must see\n")
     assert capfd.readouterr().err == "something the user must see\n"
+
+
+def test_evaluate_extract_stream_reject_non_positive_numbers(tmp_path, capsys):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from trainers import evaluate, extract_features, stream
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["tfvideo"])
+    where = {"model_dir": str(tmp_path), "data": str(tmp_path / "list.txt"), "output_dir": str(tmp_path / "out")}
+    with flagsaver.flagsaver(model_dir=where["model_dir"], batch_size=0):
+        with pytest.raises(_cli.UsageError, match=r"^--batch_size=0 must be >= 1\.$"):
+            evaluate.evaluate_recognition()
+    with flagsaver.flagsaver(model_dir=where["model_dir"], num_clips=0):
+        with pytest.raises(_cli.UsageError, match=r"^--num_clips=0 must be >= 1\.$"):
+            evaluate.evaluate_recognition()
+    with flagsaver.flagsaver(**where, chunk_size=-6):
+        with pytest.raises(_cli.UsageError, match=r"^--chunk_size=-6 must be >= 1\.$"):
+            extract_features.extract_all()
+    with flagsaver.flagsaver(model_dir=where["model_dir"], chunk_seconds=0.0):
+        assert stream.main(["tfvideo-stream"]) == 2
+    assert capsys.readouterr().err == "tfvideo-stream: error: --chunk_seconds=0 must be > 0.\n"
+    assert os.listdir(tmp_path) == []
