@@ -55,7 +55,7 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-export")
+    _cli.run(main, "tfvideo-export", ranges={"num_clips": ">=1", "top_k": ">=1"})
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-serve")
+    _cli.run(main, "tfvideo-serve", ranges={"port": "[0,65535]", "max_request_bytes": ">=1", "max_workers": ">=1"})
 
 
 if __name__ == "__main__":

@@ -228,14 +228,18 @@ def parse_flags(prog, argv):
         sys.exit(EXIT_USAGE)
 
 
-def run(main, prog):
-    """`absl.app.run(main)` with the binaries' error contract (see the module doc)."""
-    from absl import app
-
-    _define_verbose()
+def guard(main, prog, ranges=None):
+    """`main` with the flags of `ranges` checked first (`trainers._flags.check_ranges`) and every
+    exception turned into one `prog: error:` line and the exit status."""
 
     def guarded(argv):
         try:
+            if ranges:
+                from absl import flags
+
+                from trainers import _flags
+
+                _flags.check_ranges(flags.FLAGS, ranges)
             return main(argv)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -243,4 +247,15 @@ def run(main, prog):
             report(prog, e)
             return _exit_status(e)
 
-    app.run(guarded, flags_parser=lambda argv: parse_flags(prog, argv))
+    return guarded
+
+
+def run(main, prog, ranges=None):
+    """`absl.app.run(main)` with the binaries' error contract (see the module doc).
+
+    ranges: {flag: rule} of the binary's numeric flags, checked before `main` runs (exit 2).
+    """
+    from absl import app
+
+    _define_verbose()
+    app.run(guard(main, prog, ranges), flags_parser=lambda argv: parse_flags(prog, argv))

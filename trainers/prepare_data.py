@@ -104,7 +104,9 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-prepare")
+    _cli.run(main, "tfvideo-prepare", ranges={"num_shards": ">=1", "resize_short": ">=0", "fps": ">=0",
+                                              "jpeg_quality": "[1,100]", "min_frames": ">=1", "flow_bound": ">0",
+                                              "workers": ">=1"})
 
 
 if __name__ == "__main__":

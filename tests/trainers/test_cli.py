@@ -140,3 +140,27 @@ def test_evaluate_extract_stream_reject_non_positive_numbers(tmp_path, capsys):
         assert stream.main(["tfvideo-stream"]) == 2
     assert capsys.readouterr().err == "tfvideo-stream: error: --chunk_seconds=0 must be > 0.\n"
     assert os.listdir(tmp_path) == []
+
+
+def test_guard_checks_the_ranges_a_binary_declares(capsys):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    for name, definer, default in (("cli_test_top_k", flags.DEFINE_integer, 5),
+                                   ("cli_test_timeout", flags.DEFINE_float, 30.0)):
+        if name not in flags.FLAGS:
+            definer(name, default, "A flag of this test.")
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["tfvideo"])
+    ran = []
+    main = _cli.guard(lambda argv: ran.append(argv) or 0, "tfvideo-predict",
+                      {"cli_test_top_k": ">=1", "cli_test_timeout": ">0"})
+    with flagsaver.flagsaver(cli_test_top_k=0):
+        assert main(["tfvideo-predict"]) == 2
+    with flagsaver.flagsaver(cli_test_timeout=-1.0):
+        assert main(["tfvideo-predict"]) == 2
+    assert capsys.readouterr().err == ("tfvideo-predict: error: --cli_test_top_k=0 must be >= 1.\n"
+                                       "tfvideo-predict: error: --cli_test_timeout=-1 must be > 0.\n")
+    assert ran == []
+    with flagsaver.flagsaver(cli_test_top_k=3):
+        assert main(["tfvideo-predict"]) == 0 and ran == [["tfvideo-predict"]]
