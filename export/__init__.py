@@ -1,3 +1,7 @@
 """SavedModel export for TF Serving (published as `tfvideo.export`)."""
 
-from export import _saved_model, _signatures, _streaming, _versions, _warmup  # noqa: F401 -- registers public symbols.
+from trainers import _cli
+
+_cli.quiet_tensorflow_startup()  # Before TensorFlow loads, in a binary's process only (tfvideo-export/serve/predict).
+
+from export import _saved_model, _signatures, _streaming, _versions, _warmup  # noqa: E402,F401 -- registers public symbols.

@@ -68,7 +68,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-export", ranges={"num_clips": ">=1", "top_k": ">=1"})
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-predict", ranges={"top_k": ">=1", "num_clips": ">=1", "timeout": ">0"})
 
 
 if __name__ == "__main__":

@@ -155,7 +155,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-serve", ranges={"port": "[0,65535]", "max_request_bytes": ">=1", "max_workers": ">=1"})
 
 
 if __name__ == "__main__":

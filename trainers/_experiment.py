@@ -20,6 +20,7 @@ from tfvideo import models as tfv_models
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.txt"
 MODEL_FILE = "model.keras"
+CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclasses.dataclass
@@ -62,10 +63,17 @@ class ExperimentConfig:
         return cls(**json.loads(text))
 
     def write(self, model_dir):
-        """Writes config.json and labels.txt atomically (readers never see a partial file)."""
-        os.makedirs(model_dir, exist_ok=True)
-        _write_atomic(os.path.join(model_dir, CONFIG_FILE), self.to_json())
-        _write_atomic(os.path.join(model_dir, LABELS_FILE), "\n".join(self.labels) + ("\n" if self.labels else ""))
+        """Writes config.json and labels.txt atomically (readers never see a partial file).
+
+        Raises ModelDirError naming the directory when it cannot be written.
+        """
+        try:
+            os.makedirs(model_dir, exist_ok=True)
+            _write_atomic(os.path.join(model_dir, CONFIG_FILE), self.to_json())
+            _write_atomic(os.path.join(model_dir, LABELS_FILE), "\n".join(self.labels) + ("\n" if self.labels else ""))
+        except OSError as e:
+            raise ModelDirError(f"--model_dir={model_dir} cannot be written: {e.strerror or e}"
+                                f"{f' ({e.filename})' if e.filename else ''}.") from e
 
     @classmethod
     def read(cls, model_dir):
@@ -76,11 +84,44 @@ class ExperimentConfig:
             return cls.from_json(f.read())
 
 
+class ModelDirError(OSError):
+    """A model_dir that cannot be written (permissions, full disk); the message names it."""
+
+
+# The fields that make a model_dir's checkpoints loadable: a rerun must match them to resume.
+MODEL_FIELDS = ("model", "num_classes", "model_kwargs", "sampler", "task", "feature_spec")
+
+
+def has_training_state(model_dir):
+    """True once a run in `model_dir` saved a checkpoint or its final model."""
+    return (os.path.exists(os.path.join(model_dir, CHECKPOINT_DIR, "checkpoint"))
+            or os.path.exists(os.path.join(model_dir, MODEL_FILE)))
+
+
+def check_model_dir(model_dir, config, fields=MODEL_FIELDS):
+    """ValueError when `model_dir` holds training state of another model than `config`'s.
+
+    The same model resumes. A model_dir with a config but no checkpoint yet (a run that
+    stopped before its first save, e.g. on bad data) takes the new config: nothing is lost.
+    """
+    if not os.path.exists(os.path.join(model_dir, CONFIG_FILE)) or not has_training_state(model_dir):
+        return
+    old = ExperimentConfig.read(model_dir)
+    for field in fields:
+        if getattr(old, field) != getattr(config, field):
+            raise ValueError(f"--model_dir={model_dir} holds checkpoints of a different model ({field}: "
+                             f"{getattr(old, field)!r}, requested {getattr(config, field)!r}); use a new --model_dir.")
+
+
 def _write_atomic(path, text):
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # A failed write (full disk) leaves no temporary file behind.
+            os.remove(tmp)
 
 
 @contextlib.contextmanager

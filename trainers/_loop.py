@@ -38,6 +38,66 @@ def _sample_clip_images(video, max_frames=4):
     return (clip - lo) / tf.maximum(hi - lo, 1e-6)
 
 
+class Checkpoints:
+    """A run's resumable state: model + optimizer (its step counter included) + `extra` trackables.
+
+    Saved with `tf.train.CheckpointManager` as model_dir/checkpoints/ckpt-<step> (non-chief
+    workers: under backup/). Recognition (`Trainer`) and online detection training
+    (trainers/_online.py) both checkpoint and resume through this class.
+    """
+
+    def __init__(self, model, optimizer, model_dir, max_to_keep=3, **extra):
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **extra)
+        self.directory = _write_dir(model_dir, _experiment.CHECKPOINT_DIR)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=max_to_keep)
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def restore(self):
+        """Restores the latest checkpoint; returns its path (None when there is none)."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return latest
+
+    def save(self, step):
+        """Writes ckpt-<step>. On a write error (full disk, permissions) the partial files are
+        removed and ModelDirError names the directory; the earlier checkpoints stay loadable."""
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:
+            recorded = tf.train.latest_checkpoint(self.directory)  # What a restart restores (the state file).
+            if not (recorded and recorded.endswith(f"ckpt-{step}")):
+                self._remove_partial(step)
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            kept = f"the last complete checkpoint {recorded} is intact" if recorded else "no earlier checkpoint"
+            raise _experiment.ModelDirError(
+                f"cannot write checkpoint {os.path.join(self.directory, f'ckpt-{step}')}: "
+                f"{reason.strip().splitlines()[0]}; {kept}.") from e
+
+    def _remove_partial(self, step):
+        for path in tf.io.gfile.glob(os.path.join(self.directory, f"ckpt-{step}[._]*")):
+            try:
+                if tf.io.gfile.isdir(path):
+                    tf.io.gfile.rmtree(path)
+                else:
+                    tf.io.gfile.remove(path)
+            except (OSError, tf.errors.OpError):
+                logging.warning("Could not remove the partial checkpoint file %s", path)
+
+
+def save_model(model, model_dir):
+    """model_dir/model.keras; ModelDirError naming it when it cannot be written."""
+    path = os.path.join(model_dir, _experiment.MODEL_FILE)
+    try:
+        model.save(path)
+    except OSError as e:
+        raise _experiment.ModelDirError(f"cannot write {path}: {e.strerror or e}; the checkpoints are intact.") from e
+    return path
+
+
 class Trainer:
     """Trains `config`'s model on `config.train['train_data']` under `strategy`."""
 
@@ -66,9 +126,7 @@ class Trainer:
             self.model = _task.build_model(config)
             self.optimizer = _task.build_optimizer(t, self.total_steps, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, _write_dir(model_dir, "checkpoints"), max_to_keep=t.get("keep_checkpoints", 3))
+        self.checkpoints = Checkpoints(self.model, self.optimizer, model_dir, t.get("keep_checkpoints", 3))
         self._train_step = self._make_train_step(bool(t.get("jit_compile")))
 
     @property
@@ -77,10 +135,9 @@ class Trainer:
 
     def restore(self):
         """Restores the latest checkpoint; returns the restored step (0 when none)."""
-        latest = self.manager.latest_checkpoint
+        latest = self.checkpoints.restore()
         if not latest:
             return 0
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
         step = self.step
         logging.info("Resumed from %s at step %d (epoch %d)", latest, step, step // self.steps_per_epoch + 1)
         return step
@@ -186,8 +243,8 @@ class Trainer:
                             tf.summary.scalar(key, logs[key], step=step)
                     progbar.update(i + 1, [("loss", loss), ("accuracy", acc)])
                     if every and step % every == 0 and i != epoch_steps - 1:
-                        self.manager.save(checkpoint_number=step)
-                self.manager.save(checkpoint_number=step)
+                        self.checkpoints.save(step)
+                self.checkpoints.save(step)
                 if t.get("eval_data"):
                     logs["val_accuracy"] = self.evaluate(t["eval_data"], t.get("eval_batches"))
                     tf.summary.scalar("val_accuracy", logs["val_accuracy"], step=step)
@@ -195,7 +252,7 @@ class Trainer:
                     if verbose and chief:
                         print(f"val_accuracy: {logs['val_accuracy']:.4f}")
         if chief:
-            self.model.save(os.path.join(self.model_dir, _experiment.MODEL_FILE))
+            save_model(self.model, self.model_dir)
         else:
             task_type, index = _strategy.task_role()
             shutil.rmtree(os.path.join(self.model_dir, "backup", f"{task_type}-{index}"), ignore_errors=True)

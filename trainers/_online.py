@@ -17,13 +17,12 @@ and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_di
 import inspect
 import json
 import os
-import sys
 
 from absl import flags as absl_flags
 from absl import logging
 
 from tfvideo import data as tfv_data
-from trainers import _experiment
+from trainers import _cli, _experiment, _flags
 
 TASK = "online_detection"
 
@@ -57,8 +56,12 @@ def define_flags():
             "e.g. '{\"embed_dim\": 512}'.")
 
 
-class OnlineFlagError(ValueError):
+class OnlineFlagError(_cli.UsageError):
     """A flag combination the online task cannot run with."""
+
+
+_RANGES = {"history": ">=1", "window_stride": ">=1", "ambiguous_index": ">=0", "anticipation_weight": ">=0",
+           "embedding_loss_weight": ">=0", "contrastive_loss_weight": ">=0", "chunk_seconds": ">0"}
 
 
 def _get(flags, name, default=None):
@@ -215,6 +218,7 @@ def train(flags):
     name = _get(flags, "model")
     if not model_dir:
         raise OnlineFlagError("--model_dir is required.")
+    _flags.check_ranges(flags, _RANGES)
     if name not in online.list_detectors():
         raise OnlineFlagError(f"--model={name!r} is not an online detector; available: "
                               f"{', '.join(online.list_detectors())}.")
@@ -250,6 +254,10 @@ def train(flags):
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
         labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_settings)
+    try:
+        _experiment.check_model_dir(model_dir, config)
+    except ValueError as e:
+        raise OnlineFlagError(str(e)) from None
     config.write(model_dir)
 
     keras.utils.set_random_seed(seed)
@@ -260,12 +268,17 @@ def train(flags):
                                           stride=train_settings["window_stride"] or history,
                                           batch_size=int(_get(flags, "batch_size", 32)),
                                           anticipation_steps=steps, seed=seed)
-    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False)]
+    checkpoints = _epoch_checkpoints(model, model_dir, next(iter(windows))[0])
+    initial_epoch = checkpoints.restore()
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False), checkpoints]
     epochs = int(_get(flags, "epochs", 10))
-    logging.info("Training %s on %d videos for %d epochs", name, len(train_videos), epochs)
-    model.fit(windows, epochs=epochs, verbose=int(_get(flags, "verbose", 2)), callbacks=callbacks,
-              shuffle=False)  # The windows are shuffled by the dataset.
-    model.save(os.path.join(model_dir, _experiment.MODEL_FILE))
+    logging.info("Training %s on %d videos for %d epochs (from epoch %d)", name, len(train_videos), epochs,
+                 initial_epoch + 1)
+    model.fit(windows, epochs=epochs, initial_epoch=initial_epoch, verbose=int(_get(flags, "verbose", 2)),
+              callbacks=callbacks, shuffle=False)  # The windows are shuffled by the dataset.
+    from trainers import _loop
+
+    _loop.save_model(model, model_dir)
 
     results = None
     if train_settings["eval_data"]:
@@ -274,6 +287,56 @@ def train(flags):
         results = evaluate_videos(model, eval_videos, ambiguous_index, train_settings["chunk_seconds"])
         _write_results(model_dir, results)
     return model_dir, results
+
+
+def _epoch_checkpoints(model, model_dir, sample):
+    """A Keras callback saving the run's state after every epoch, as recognition training does
+    (`trainers._loop.Checkpoints`: model_dir/checkpoints/ckpt-<step>, plus the epoch count).
+
+    `restore()` loads the latest checkpoint and returns the number of finished epochs (fit's
+    `initial_epoch`). Each epoch and each resumption is a line of logs/train_history.jsonl.
+    `sample`: one input batch [B, H, D], to create the variables a checkpoint restores.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from trainers import _loop
+
+    class EpochCheckpoints(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            model(sample)
+            model.optimizer.build(model.trainable_variables)
+            self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.checkpoints = _loop.Checkpoints(model, model.optimizer, model_dir, epochs_done=self.epochs_done)
+            self.history = os.path.join(model_dir, "logs", _loop.HISTORY_FILE)
+
+        def _record(self, entry):
+            os.makedirs(os.path.dirname(self.history), exist_ok=True)
+            with open(self.history, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+        def _step(self):
+            return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+        def restore(self):
+            latest = self.checkpoints.restore()
+            if not latest:
+                return 0
+            epoch, step = int(self.epochs_done.numpy()), self._step()
+            logging.info("Resumed from %s at step %d (epoch %d)", latest, step, epoch + 1)
+            self._record({"event": "resume", "step": step, "epoch": epoch})
+            return epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs_done.assign(epoch + 1)
+            step = self._step()
+            self.checkpoints.save(step)
+            self._record({"step": step, "epoch": epoch + 1,
+                          **{k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}})
+
+    return EpochCheckpoints()
 
 
 def _constructor_args(name):
@@ -315,7 +378,7 @@ def train_main(flags):
     try:
         model_dir, results = train(flags)
     except (OnlineFlagError, FileNotFoundError, ValueError) as e:
-        print(f"tfvideo-train: {e}", file=sys.stderr)
+        _cli.report("tfvideo-train", e)
         return 2
     print(f"online detector saved to {os.path.join(model_dir, _experiment.MODEL_FILE)}")
     if results is not None:
@@ -327,7 +390,7 @@ def evaluate_main(flags):
     try:
         results = evaluate(flags)
     except (OnlineFlagError, FileNotFoundError, ValueError) as e:
-        print(f"tfvideo-evaluate: {e}", file=sys.stderr)
+        _cli.report("tfvideo-evaluate", e)
         return 2
     _print_metrics(results, "")
     return 0

@@ -279,3 +279,57 @@ def build_optimizer(train, total_steps, steps_per_epoch):
 def per_example_loss(labels, logits):
     """Softmax cross-entropy per example: float32 [B]."""
     return keras.losses.sparse_categorical_crossentropy(labels, keras.ops.cast(logits, "float32"), from_logits=True)
+
+
+def _is_list(source):
+    return source.endswith((".txt", ".csv", ".list"))
+
+
+def check_labels(source, num_classes, label_map=None, flag="--train_data", classes_from=None):
+    """Raises ValueError naming the first example of `source` whose label is not in [0, num_classes).
+
+    Annotation lists: `file:line` of the offending line (class names resolved through
+    `label_map`). TFRecords: the shard and the record's index in it; every record's context
+    label is read once (no frames are decoded). A record without a label (-1) or one that
+    does not parse is left to the input pipeline, which names it (or skips it with
+    `on_error=skip`). `classes_from`: how the class count was given, for the message.
+    """
+    classes_from = classes_from or f"{num_classes} classes"
+    if _is_list(source):
+        if label_map is None:
+            tfv_data.read_annotations(source)  # Class-name labels need a label map: that error first.
+        try:
+            # With no label map, the class ids "0".."n-1" range-check integer labels by line.
+            tfv_data.read_annotations(source, label_map=label_map or [str(k) for k in range(num_classes)])
+        except tfv_data.AnnotationError as e:
+            raise ValueError(f"{flag}: {e} ({classes_from}).") from None
+        return
+    for path in tfv_data.match_shards(source):
+        found = _first_bad_record_label(path, num_classes)
+        if found is not None:
+            index, label = found
+            raise ValueError(f"{flag}={source}: {path} record {index}: label {label} is not a class id in "
+                             f"[0, {num_classes}) ({classes_from}).")
+
+
+def _first_bad_record_label(path, num_classes):
+    """(record index, label) of the first record of one shard with a label >= num_classes, or None."""
+    key = tfv_data.LABEL_INDEX_KEY
+
+    def label(serialized):
+        context, _ = tf.io.parse_single_sequence_example(
+            serialized, context_features={key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)})
+        return context[key]
+
+    labels = tf.data.TFRecordDataset(path).map(label, num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
+    offset = 0
+    try:
+        for batch in labels:
+            batch = batch.numpy()
+            bad = np.flatnonzero(batch >= num_classes)
+            if bad.size:
+                return offset + int(bad[0]), int(batch[bad[0]])
+            offset += len(batch)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+        pass  # A damaged shard: the input pipeline names it (or skips it with on_error=skip).
+    return None

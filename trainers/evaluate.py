@@ -8,11 +8,10 @@ Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.pn
 """
 
 import os
-import sys
 
 from absl import app, flags
 
-from trainers import _flags, _online
+from trainers import _cli, _flags, _online
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
@@ -34,8 +33,7 @@ def evaluate_recognition():
         raise ValueError("--model_dir is required.")
     if FLAGS.num_crops not in (1, 3, 10):
         raise ValueError(f"--num_crops={FLAGS.num_crops} must be 1, 3 or 10.")
-    if FLAGS.num_clips < 1:
-        raise ValueError(f"--num_clips={FLAGS.num_clips} must be >= 1.")
+    _flags.check_ranges(FLAGS, {"num_clips": ">=1", "batch_size": ">=1"})
     model, config = _experiment.load_trained_model(FLAGS.model_dir)
     source = FLAGS.eval_data or config.train.get("eval_data")
     if not source:
@@ -60,7 +58,7 @@ def main(argv):
     try:
         metrics, output_dir = evaluate_recognition()
     except (ValueError, FileNotFoundError) as e:
-        print(f"tfvideo-evaluate: {e}", file=sys.stderr)
+        _cli.report("tfvideo-evaluate", e)
         return 2
     print(f"top-1: {metrics['top1']:.4f}")
     print(f"top-5: {metrics['top5']:.4f}")
@@ -70,7 +68,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    _cli.run(main, "tfvideo-evaluate")
 
 
 if __name__ == "__main__":

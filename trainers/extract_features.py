@@ -10,11 +10,10 @@ task trains on these.
 
 import csv
 import os
-import sys
 
 from absl import app, flags, logging
 
-from trainers import _flags
+from trainers import _cli, _flags
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train.")
@@ -35,6 +34,7 @@ def extract_all():
     for name in ("model_dir", "data", "output_dir"):
         if not getattr(FLAGS, name):
             raise ValueError(f"--{name} is required.")
+    _flags.check_ranges(FLAGS, {"chunk_size": ">=1", "frames_per_chunk": ">=1", "chunks_per_batch": ">=1"})
     model, config = _experiment.load_trained_model(FLAGS.model_dir)
     records = data.read_annotations(FLAGS.data, FLAGS.video_root, config.labels or None)
     frames_per_chunk = FLAGS.frames_per_chunk or config.build_sampler(training=False).clip_length
@@ -65,14 +65,14 @@ def main(argv):
     try:
         rows = extract_all()
     except (ValueError, FileNotFoundError) as e:
-        print(f"tfvideo-extract-features: {e}", file=sys.stderr)
+        _cli.report("tfvideo-extract-features", e)
         return 2
     print(f"features of {len(rows)} videos in {FLAGS.output_dir}")
     return 0
 
 
 def run():
-    app.run(main)
+    _cli.run(main, "tfvideo-extract-features")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 def main(argv):
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
+    from trainers import _flags
+
+    _flags.check_ranges(FLAGS, {"train_per_class": ">=1", "val_per_class": ">=0", "num_frames": ">=1", "size": ">=8",
+                                "fps": ">=1"})
     del argv
     from tfvideo import data
 
@@ -34,7 +38,9 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-make-synthetic")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,11 @@ def _prepare(data):
 
 
 def run():
-    app.run(main)
+    from trainers import _cli
+
+    _cli.run(main, "tfvideo-prepare", ranges={"num_shards": ">=1", "resize_short": ">=0", "fps": ">=0",
+                                              "jpeg_quality": "[1,100]", "min_frames": ">=1", "flow_bound": ">0",
+                                              "workers": ">=1"})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from trainers import _cli, _flags
+
 FLAGS = flags.FLAGS
 
 
@@ -108,6 +110,7 @@ def main(argv):
     try:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required.")
+        _flags.check_ranges(FLAGS, {"chunk_frames": ">=1", "frames_per_chunk": ">=1", "chunk_seconds": ">0"})
         model, config = _experiment.load_trained_model(FLAGS.model_dir)
         if config.task != "online_detection":
             raise ValueError(f"--model_dir={FLAGS.model_dir} holds a {config.task!r} model, not an online detector.")
@@ -144,14 +147,14 @@ def main(argv):
                   flush=True)
             count += 1
     except (ValueError, FileNotFoundError) as e:
-        print(f"tfvideo-stream: {e}", file=sys.stderr)
+        _cli.report("tfvideo-stream", e)
         return 2
     print(f"streamed {count} seconds", file=sys.stderr)
     return 0
 
 
 def run():
-    app.run(main)
+    _cli.run(main, "tfvideo-stream")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,9 @@ latest checkpoint when restarted with the same command, and saves model_dir/mode
 Flags can also come from a file: --flagfile=run.flags.
 """
 
-import os
-import sys
-
 from absl import app, flags, logging
 
-from trainers import _flags, _online, _recipes
+from trainers import _cli, _flags, _online, _recipes
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
@@ -53,13 +50,13 @@ flags.DEFINE_boolean("sync_batchnorm", False, "BatchNorm statistics over the glo
 flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")
 flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
 flags.DEFINE_integer("crop_size", None, "Network input side (default 224).")
-flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default 256).")
+flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default 256; 0 keeps the decoded size).")
 flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
 flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
                   "0 and 1 when a clip is flipped): for direction classes such as left/right.")
-flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end).")
+flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end; 0: at epoch ends only).")
 flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
-flags.DEFINE_integer("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
+_cli.define_verbosity("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
 flags.DEFINE_enum("on_error", "raise", ["raise", "skip"], "Unreadable videos: stop (naming the file) or skip.")
 flags.DEFINE_integer("shuffle_buffer", 512, "TFRecord training data: whole serialized videos held for shuffling "
                      "(memory ~ buffer x record size).", lower_bound=1)
@@ -74,8 +71,17 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
 
 _online.define_flags()
 
+# Every number a user passes is checked before any work (nothing falls back to a default).
+_RANGES = {
+    "epochs": ">=1", "train_steps": ">=1", "steps_per_epoch": ">=1", "batch_size": ">=1", "num_classes": ">=1",
+    "learning_rate": ">0", "momentum": "[0,1)", "weight_decay": ">=0", "clip_norm": ">=0", "warmup_epochs": ">=0",
+    "lr_decay_at": "(0,1)", "lr_decay_rate": ">0", "logical_cpus": ">=0", "dropout": "[0,1)", "num_segments": ">=1",
+    "crop_size": ">=1", "resize_short": ">=0", "checkpoint_every_steps": ">=0", "log_every_steps": ">=1",
+    "verbose": "[0,2]",
+}
 
-class FlagError(ValueError):
+
+class FlagError(_cli.UsageError):
     """A flag value that cannot work; the message names the flag."""
 
 
@@ -93,10 +99,9 @@ def _validate():
         value = getattr(FLAGS, name)
         if value and not _task.data_exists(value):
             raise FlagError(f"--{name}={value}: no such file (or no file matches the pattern).")
-    if not FLAGS.epochs and not FLAGS.train_steps:
+    _flags.check_ranges(FLAGS, _RANGES)
+    if FLAGS.epochs is None and FLAGS.train_steps is None:
         raise FlagError("--epochs or --train_steps is required.")
-    if FLAGS.batch_size < 1:
-        raise FlagError(f"--batch_size={FLAGS.batch_size} must be >= 1.")
     if not FLAGS.label_map and not FLAGS.num_classes:
         raise FlagError("--label_map or --num_classes is required.")
 
@@ -116,15 +121,15 @@ def build_config():
     values = _recipes.apply_recipe(FLAGS.recipe, values, explicit)
     values["lr_decay_at"] = [float(v) for v in values["lr_decay_at"]]
     preset = models.preset_config(FLAGS.model)
-    num_segments = FLAGS.num_segments or preset.get("num_segments", 8)
+    num_segments = FLAGS.num_segments if FLAGS.num_segments is not None else preset.get("num_segments", 8)
     model_kwargs = {}
-    if FLAGS.num_segments or "num_segments" in preset:
+    if FLAGS.num_segments is not None or "num_segments" in preset:
         model_kwargs["num_segments"] = num_segments
     dropout = values.pop("dropout")
     if dropout is not None:
         model_kwargs["dropout"] = float(dropout)
     preprocess = {}
-    if FLAGS.crop_size:
+    if FLAGS.crop_size is not None:
         preprocess["crop_size"] = FLAGS.crop_size
     if FLAGS.resize_short is not None:
         preprocess["resize_short"] = FLAGS.resize_short
@@ -150,16 +155,27 @@ def build_config():
 
 
 def _check_model_dir(config):
-    """A model_dir holding another model's config is rejected; the same one is resumed."""
+    """A model_dir holding another model's checkpoints is rejected; the same one is resumed."""
     from trainers import _experiment
 
-    if not os.path.exists(os.path.join(FLAGS.model_dir, _experiment.CONFIG_FILE)):
-        return
-    old = _experiment.ExperimentConfig.read(FLAGS.model_dir)
-    for field in ("model", "num_classes", "model_kwargs", "sampler", "task", "feature_spec"):
-        if getattr(old, field) != getattr(config, field):
-            raise FlagError(f"--model_dir={FLAGS.model_dir} holds a different model ({field}: "
-                            f"{getattr(old, field)!r}, requested {getattr(config, field)!r}); use a new --model_dir.")
+    try:
+        _experiment.check_model_dir(FLAGS.model_dir, config)
+    except ValueError as e:
+        raise FlagError(str(e)) from None
+
+
+def _check_labels(config):
+    """Every label of the data is a class of the label map / --num_classes (before anything is written)."""
+    from trainers import _task
+
+    n = config.num_classes
+    given = f"--label_map={FLAGS.label_map} has {n} classes" if FLAGS.label_map else f"--num_classes={n}"
+    for name in ("train_data", "eval_data"):
+        if config.train.get(name):
+            try:
+                _task.check_labels(config.train[name], n, config.labels or None, f"--{name}", given)
+            except ValueError as e:
+                raise FlagError(str(e)) from None
 
 
 def _configure_devices():
@@ -174,6 +190,7 @@ def train_recognition():
     """flags -> config (written to model_dir) -> Trainer.fit. Returns the last logs."""
     _validate()
     config = build_config()
+    _check_labels(config)
     _check_model_dir(config)
     from trainers import _strategy
 
@@ -199,18 +216,19 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.task == "online_detection":
+        _flags.check_ranges(FLAGS, _RANGES)
         return _online.train_main(FLAGS)
     try:
         logs = train_recognition()
     except FlagError as e:
-        print(f"tfvideo-train: {e}", file=sys.stderr)
+        _cli.report("tfvideo-train", e)
         return 2
     print("training done: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
     return 0
 
 
 def run():
-    app.run(main)
+    _cli.run(main, "tfvideo-train")
 
 
 if __name__ == "__main__":

@@ -131,6 +131,8 @@ def test_resuming_with_another_feature_spec_is_rejected(feature_spec_run, tmp_pa
     other = tmp_path / "other"
     other.mkdir()
     (other / _experiment.CONFIG_FILE).write_text(json.dumps(config))
+    (other / "checkpoints").mkdir()  # That run's training state, which the new spec could not resume.
+    (other / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
     spec = str(video_feature_layer().save_spec(str(tmp_path / "spec.json")))
     data = feature_spec_run["data"]
     argv = ["--model=tsm_tiny", f"--feature_spec={spec}", f"--train_data={data['train']}",
@@ -139,5 +141,6 @@ def test_resuming_with_another_feature_spec_is_rejected(feature_spec_run, tmp_pa
                           cwd=lib.REPO, env=lib.env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     message = json.loads(proc.stdout.split("RESULTS", 1)[1])["other"]
-    assert f"--model_dir={other} holds a different model (feature_spec:" in message
-    assert sorted(os.listdir(other)) == [_experiment.CONFIG_FILE]  # Nothing else written.
+    assert f"--model_dir={other} holds checkpoints of a different model (feature_spec:" in message
+    assert sorted(os.listdir(other)) == ["checkpoints", _experiment.CONFIG_FILE]  # Nothing else written.
+    assert os.listdir(other / "checkpoints") == ["checkpoint"]

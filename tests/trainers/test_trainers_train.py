@@ -43,6 +43,8 @@ def test_bad_flags_are_rejected_before_any_work(moving_shapes, tmp_path):
     other = tmp_path / "other_model"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model": "tsn_tiny", "num_classes": 4}))
+    (other / "checkpoints").mkdir()  # Another model's training state: not resumable with tsm_tiny.
+    (other / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\n')
     before = (other / "config.json").read_text()
     base = lib.TINY + _data_flags(moving_shapes) + ["--epochs=1"]
     cases = {
@@ -66,7 +68,7 @@ def test_bad_flags_are_rejected_before_any_work(moving_shapes, tmp_path):
     for sub in "abcd":
         assert not (tmp_path / sub).exists()
     assert (other / "config.json").read_text() == before
-    assert sorted(os.listdir(other)) == ["config.json"]
+    assert sorted(os.listdir(other)) == ["checkpoints", "config.json"]
 
 
 def test_cli_exit_status_names_the_flag(moving_shapes, tmp_path):

@@ -7,6 +7,7 @@ model averages.
 
 import dataclasses
 import functools
+import numbers
 import threading
 
 import numpy as np
@@ -50,6 +51,16 @@ class PreprocessConfig:
     std: tuple = _transforms.IMAGENET_STD
 
     def __post_init__(self):
+        _check_number("crop_size", self.crop_size, 1, integer=True)
+        if self.resize_short is not None:
+            _check_number("resize_short", self.resize_short, 0, integer=True)  # 0 (or None): no resizing.
+        _check_number("color_jitter", self.color_jitter, 0.0)
+        for field in ("mean", "std"):
+            values = tuple(getattr(self, field))
+            if len(values) != 3:
+                raise ValueError(f"PreprocessConfig.{field}={values} must have 3 values (R, G, B).")
+        if any(not v > 0 for v in self.std):
+            raise ValueError(f"PreprocessConfig.std={tuple(self.std)} must be > 0.")
         if self.train_crop not in ("multi_scale", "random_resized", "center"):
             raise ValueError(f"PreprocessConfig.train_crop={self.train_crop!r} is not one of multi_scale, random_resized, center.")
         if self.num_crops not in _CROPS:
@@ -77,6 +88,14 @@ def _train_spatial(video, seeds, config):
         flipped = _transforms.flip_decision(seeds[1])
         video = tf.cond(flipped, lambda: tf.reverse(video, axis=[-2]), lambda: video)
     return video, flipped
+
+
+def _check_number(field, value, minimum, integer=False):
+    """ValueError naming the PreprocessConfig field when `value` is not a number >= `minimum`."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not value >= minimum:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"PreprocessConfig.{field}={value!r} must be {what} >= {minimum}.")
 
 
 @tf_export("tfvideo.data.preprocess_train")
