@@ -1,29 +1,18 @@
-"""One-line user errors for the export and serving binaries.
+"""One-line user errors for the export and serving binaries, through the one contract of
+trainers/_cli.py: `usage_error` ends in exit 2, `fail(..., RUNTIME)` in exit 1, each as one
+`tfvideo-<name>: error: <message>` line printed by `trainers._cli.run` (traceback under
+`--verbose`)."""
 
-A user error is `tfvideo-<name>: error: <message>` on stderr and exit status 2 (a bad flag)
-or 1 (a runtime failure such as a missing model); the traceback is printed only under
-`--verbose`.
-"""
+from trainers import _cli
 
-import sys
-import traceback
-
-from absl import flags
-
-from trainers import _flags
-
-_flags.define(flags.DEFINE_bool, "verbose", False, "On an error, also print the traceback.")
-
-USAGE = 2
-RUNTIME = 1
+USAGE = _cli.EXIT_USAGE
+RUNTIME = _cli.EXIT_RUNTIME
 
 
 def fail(binary, message, status):
-    """Prints `tfvideo-<binary>: error: <message>` and exits with `status`."""
-    if flags.FLAGS.is_parsed() and flags.FLAGS.verbose and sys.exc_info()[0] is not None:
-        traceback.print_exc()
-    print(f"tfvideo-{binary}: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(status)
+    """Raises the error `trainers._cli.run` reports for `tfvideo-<binary>` with exit `status`."""
+    del binary  # The program name comes from `_cli.run`.
+    raise (_cli.UsageError if status == USAGE else _cli.Failure)(message)
 
 
 def usage_error(binary, message):

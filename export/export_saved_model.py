@@ -4,7 +4,7 @@
       --input_type=jpeg_frames,frames,sequence_example --num_clips=1 --num_crops=1
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from export import _cli, _saved_model
 

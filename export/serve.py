@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from export import _cli
 
@@ -127,9 +127,10 @@ def main(argv):
     stop, received = _stop_on_signals()
     from tfvideo import serving
 
+    models = _models()  # Its flag errors are usage errors (exit 2), outside the runtime guard below.
     try:
         server = serving.ModelServer(
-            _models(),
+            models,
             max_request_bytes=FLAGS.max_request_bytes,
             poll_seconds=FLAGS.file_system_poll_wait_seconds,
             max_workers=FLAGS.max_workers,

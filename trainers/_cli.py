@@ -60,6 +60,10 @@ class UsageError(ValueError):
     """A flag value or combination that cannot work; the message names the flag (exit 2)."""
 
 
+class Failure(RuntimeError):
+    """A runtime failure whose message is already written for the user (exit 1)."""
+
+
 def binary_name(argv=None, orig_argv=None):
     """`tfvideo-<name>` when this process is one of the binaries, else None.
 
@@ -164,7 +168,7 @@ def message(error):
     text = lines[0] if lines else ""
     from absl import app, flags
 
-    plain = (isinstance(error, (ValueError, OSError, app.UsageError, flags.Error))
+    plain = (isinstance(error, (ValueError, OSError, Failure, app.UsageError, flags.Error))
              or type(error).__module__.startswith("tensorflow"))
     if not plain or not text:
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__

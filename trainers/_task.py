@@ -7,6 +7,7 @@ import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvideo import data as tfv_data
