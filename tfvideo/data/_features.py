@@ -158,7 +158,12 @@ def _windows(features, targets, history, stride, anticipation_steps, context=0):
     def frame(x):
         return tf.signal.frame(x, history + context, stride, pad_end=True, axis=0)[:count]
 
-    return tf.data.Dataset.from_tensor_slices((frame(features), {k: frame(v) for k, v in labels.items()}))
+    scored = tf.concat([tf.zeros([context]), tf.ones([history])], 0)  # a window's context is scored elsewhere
+
+    def frame_labels(y):
+        return frame(y) * tf.reshape(tf.cast(scored, y.dtype), [1, -1] + [1] * (len(y.shape) - 1))
+
+    return tf.data.Dataset.from_tensor_slices((frame(features), {k: frame_labels(v) for k, v in labels.items()}))
 
 
 @tf_export("tfvideo.data.feature_window_dataset")
