@@ -172,10 +172,14 @@ class TRN(Recognizer2D):
 @tf_export("tfvideo.models.TDN")
 @keras.saving.register_keras_serializable(package="tfvideo")
 class TDN(Recognizer2D):
-    """Temporal Difference Network (Wang et al. 2021): short- and long-term differences.
+    """Temporal Difference Network (Wang et al. 2021), as the authors' code (MCG-NJU/TDN).
 
     Reads `frames_per_segment` (default 5) consecutive frames per segment: input
-    `[B, num_segments * frames_per_segment, H, W, C]`.
+    `[B, num_segments * frames_per_segment, H, W, C]`. ResNet backbones only; the centre
+    frame feeds the RGB stem, the short-term module the frame differences (fused 0.5/0.5
+    at 8 segments, 0.75/0.25 otherwise), the long-term module and a learnable shift sit
+    in every block of stages 3-5 (see `tfvideo.models._tdn`). Their checkpoints convert
+    with the `tdn` format.
     """
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", frames_per_segment=5, **kwargs):
