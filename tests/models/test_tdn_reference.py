@@ -70,3 +70,11 @@ def test_tdn_mapper_names_a_foreign_key():
     w = np.zeros((8, 3, 7, 7), "float32")
     with pytest.raises(ValueError, match=r"'module.base_model.conv1.weight' \(8, 3, 7, 7\) does not fit .*conv1_conv/kernel' \(7, 7, 3, 64\)"):
         _convert_tdn.map_tdn({"module.base_model.conv1.weight": w}, model)
+
+
+def test_torch_readers_name_a_file_that_is_not_a_checkpoint(tmp_path):
+    pytest.importorskip("torch")
+    bogus = tmp_path / "truncated.pth.tar"
+    bogus.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="truncated.pth.tar: not a readable PyTorch checkpoint"):
+        _convert_tdn.read_tdn(str(bogus))
