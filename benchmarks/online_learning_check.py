@@ -23,12 +23,13 @@ def train_and_score(name, train, test, epochs, history, seed=0):
     model = online.get_detector(name, d, k)
     steps = getattr(model, "decoder_steps", 0) if model.anticipates else 0
     ds = data.feature_window_dataset(train, history=history, stride=history // 2, batch_size=16,
-                                     anticipation_steps=steps, seed=seed)
+                                     anticipation_steps=steps, seed=seed,
+                                     context=getattr(model, "training_context", 0))
     losses = {"scores": online.SoftTargetCrossEntropy()}
     if steps:
         losses["anticipation"] = online.SoftTargetCrossEntropy()
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=losses,
-                  loss_weights={"scores": 1.0, "anticipation": 0.5} if steps else None)
+                  loss_weights={"scores": 1.0, "anticipation": model.anticipation_weight} if steps else None)
     start = time.time()
     model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
     seconds = time.time() - start

@@ -45,7 +45,8 @@ def define_flags():
             "(default: --history).")
     _define(f.DEFINE_integer, "ambiguous_index", None, "Online detection: target column of the ambiguous class, "
             "left out of the loss and the metrics (21 on THUMOS'14).")
-    _define(f.DEFINE_float, "anticipation_weight", 1.0, "Online detection: weight of the decoders' anticipation loss.")
+    _define(f.DEFINE_float, "anticipation_weight", None, "Online detection: weight of the decoders' anticipation "
+            "loss (default: the model's, as its authors: OadTR 0.5, TRN 1.0).")
     _define(f.DEFINE_float, "embedding_loss_weight", None, "Online detection (IDN): weight of the early-embedding "
             "classification loss (default: the model's, 1.0; 0 turns it off).")
     _define(f.DEFINE_float, "contrastive_loss_weight", None, "Online detection (IDN): weight of the contrastive loss "
@@ -244,11 +245,13 @@ def train(flags):
                 raise OnlineFlagError(f"--{flag} applies to detectors with that loss (idn, idn_tiny), "
                                       f"not --model={name}.")
             overrides.setdefault(flag, float(_get(flags, flag)))
+    if _get(flags, "anticipation_weight") is not None and not float(_get(flags, "anticipation_weight")) >= 0:
+        raise OnlineFlagError(f"--anticipation_weight={_get(flags, 'anticipation_weight')} must be >= 0.")
     seed = int(_get(flags, "seed", 0))
     train_settings = {
         "features_dirs": features_dirs, "targets_dir": targets_dir, "train_data": _get(flags, "train_data"),
         "eval_data": _get(flags, "eval_data"), "history": history, "window_stride": _get(flags, "window_stride"),
-        "ambiguous_index": ambiguous_index, "anticipation_weight": float(_get(flags, "anticipation_weight", 1.0)),
+        "ambiguous_index": ambiguous_index, "anticipation_weight": _get(flags, "anticipation_weight"),
         "chunk_seconds": float(_get(flags, "chunk_seconds", 0.25)), "seed": seed,
     }
     config = _experiment.ExperimentConfig(
@@ -262,12 +265,20 @@ def train(flags):
 
     keras.utils.set_random_seed(seed)
     model = _build_detector(config)
-    _compile(model, flags, ambiguous_index, train_settings["anticipation_weight"])
+    weight = train_settings["anticipation_weight"]
+    if weight is None:
+        weight = float(getattr(model, "anticipation_weight", 1.0))
+    if model.anticipates:
+        config.train["anticipation_weight"] = float(weight)  # Record the weight used.
+        config.write(model_dir)
+    _compile(model, flags, ambiguous_index, float(weight))
     steps = getattr(model, "decoder_steps", 0) if model.anticipates else 0
+    # Windowed detectors trained as their authors (OadTR) score only chunks with a full real history.
     windows = data.feature_window_dataset([(f, y) for _, f, y in train_videos], history=history,
                                           stride=train_settings["window_stride"] or history,
                                           batch_size=int(_get(flags, "batch_size", 32)),
-                                          anticipation_steps=steps, seed=seed)
+                                          anticipation_steps=steps, seed=seed,
+                                          context=int(getattr(model, "training_context", 0)))
     checkpoints = _epoch_checkpoints(model, model_dir, next(iter(windows))[0])
     initial_epoch = checkpoints.restore()
     callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False), checkpoints]

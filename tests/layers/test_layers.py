@@ -178,13 +178,26 @@ def test_temporal_difference_modules():
     # Not a per-frame map: reversing the segments does not just reverse the output.
     assert not np.allclose(keras.ops.convert_to_numpy(layer(x.reshape(2, t, 6, 6, 16)[:, ::-1].reshape(x.shape))),
                            y.reshape(2, t, 6, 6, 16)[:, ::-1].reshape(x.shape), atol=1e-4)
-    short = tvl.ShortTermDifference(frames_per_segment=3)
-    frames = np.tile(RNG.normal(size=(4, 8, 8, 3)).astype("float32"), (1, 1, 1, 3))  # 3 identical frames
-    feats = RNG.normal(size=(4, 4, 4, 5)).astype("float32")
-    # Zero differences -> conv(0) = 0 -> BN(0) = beta = 0 -> ReLU -> features unchanged.
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(short(frames, feats)), feats, atol=1e-6)
-    moving = RNG.normal(size=(4, 8, 8, 9)).astype("float32")
-    assert not np.allclose(keras.ops.convert_to_numpy(short(moving, feats)), feats)
+    short = tvl.ShortTermDifference(frames_per_segment=3, filters=5)
+    frames = np.tile(RNG.normal(size=(4, 16, 16, 3)).astype("float32"), (1, 1, 1, 3))  # 3 identical frames
+    # Zero differences -> conv(0) = 0 -> BN(0) = beta = 0 -> ReLU -> max pool: zeros, at 1/8 resolution.
+    still = keras.ops.convert_to_numpy(short(frames))
+    assert still.shape == (4, 2, 2, 5) and np.abs(still).max() == 0.0
+    moving = RNG.normal(size=(4, 16, 16, 9)).astype("float32")
+    assert np.abs(keras.ops.convert_to_numpy(short(moving))).max() > 0.0
+
+
+def test_learnable_shift_starts_as_tsm_shift():
+    from tfvideo.layers._temporal_difference import LearnableTemporalShift
+
+    t = 3
+    x = RNG.normal(size=(2 * t, 2, 2, 16)).astype("float32")
+    y = keras.ops.convert_to_numpy(LearnableTemporalShift(t)(x)).reshape(2, t, 2, 2, 16)
+    clips = x.reshape(2, t, 2, 2, 16)
+    np.testing.assert_allclose(y[:, :-1, ..., :2], clips[:, 1:, ..., :2])  # fold 1 reads t + 1
+    np.testing.assert_allclose(y[:, -1, ..., :2], 0.0)
+    np.testing.assert_allclose(y[:, 1:, ..., 2:4], clips[:, :-1, ..., 2:4])  # fold 2 reads t - 1
+    np.testing.assert_allclose(y[..., 4:], clips[..., 4:])
 
 
 LAYERS = [
@@ -193,6 +206,8 @@ LAYERS = [
     (lambda: tvl.TemporalRelation(3, 4, bottleneck=5), (2, 3, 6)),
     (lambda: tvl.TemporalAdaptive(2), (4, 3, 3, 8)),
     (lambda: tvl.TemporalDifference(2, reduction=2), (4, 4, 4, 8)),
+    (lambda: tvl.TemporalDifference(2, reduction=2), (4, 5, 5, 8)),  # odd size: pooled branch resized 2 -> 5
+    (lambda: tvl.ShortTermDifference(3, filters=4), (2, 16, 16, 9)),
     (lambda: tvl.NonLocalBlock("dot_product"), (2, 2, 4, 4, 8)),
     (lambda: tvl.DilatedTemporalConv(3, dilation_rate=2, causal=True, activation="relu"), (2, 5, 4)),
     (lambda: tvl.SpatialPyramidPooling((1, 2), temporal_bins=(1, 2)), (2, 4, 4, 4, 3)),

@@ -7,7 +7,7 @@ from tfvideo import online
 
 D, K = 6, 4
 TINY = {
-    "trn": {"embed_dim": 8, "hidden_dim": 8, "future_dim": 4, "decoder_steps": 3, "dropout": 0.0},
+    "trn": {"embed_dim": 8, "hidden_dim": 8, "decoder_steps": 3, "dropout": 0.0},
     "idn": {"history": 4, "embed_dim": 8, "units": 8, "dropout": 0.0},
     "oadtr": {"history": 4, "embed_dim": 8, "encoder_layers": 1, "decoder_layers": 2, "encoder_heads": 2, "decoder_heads": 2,
                   "decoder_queries": 3, "mlp_dim": 16, "dropout": 0.0},

@@ -76,3 +76,25 @@ def test_windows_and_anticipation_targets(tmp_path):
                                                    feature_dim=2, num_columns=3)))
     np.testing.assert_array_equal(x2.numpy(), x.numpy())
     np.testing.assert_array_equal(y2["scores"].numpy(), y["scores"].numpy())
+
+
+def test_windows_with_real_history_context():
+    """context=C: each window carries the C chunks before it; only chunks with C real chunks
+    before them are scored (OadTR's training windows)."""
+    feats = np.arange(14, dtype="float32").reshape(7, 2)
+    targets = np.eye(3, dtype="float32")[[0, 1, 1, 2, 0, 1, 2]]
+    ds = data.feature_window_dataset([(feats, targets)], history=3, batch_size=8, anticipation_steps=1,
+                                     training=False, context=2)
+    x, y = next(iter(ds))
+    assert x.shape == (3, 5, 2)  # ceil(7 / 3) windows of 2 + 3 chunks
+    # Window 1 scores chunks 3..5 and carries chunks 1, 2 before them.
+    np.testing.assert_array_equal(x.numpy()[1], feats[1:6])
+    np.testing.assert_array_equal(y["scores"].numpy()[1], np.concatenate([np.zeros((2, 3)), targets[3:6]]))
+    # Window 0: chunks 0 and 1 have fewer than 2 real chunks before them: not scored.
+    np.testing.assert_array_equal(x.numpy()[0], np.concatenate([np.zeros((2, 2)), feats[0:3]]))
+    np.testing.assert_array_equal(y["scores"].numpy()[0], np.concatenate([np.zeros((4, 3)), targets[2:3]]))
+    np.testing.assert_array_equal(y["anticipation"].numpy()[0, 4], targets[3:4])
+    # Window 2 scores chunk 6 (then padding).
+    np.testing.assert_array_equal(y["scores"].numpy()[2, 2], targets[6])
+    with pytest.raises(ValueError, match="context=-1 must be an integer >= 0"):
+        data.feature_window_dataset([(feats, targets)], history=3, batch_size=8, context=-1)

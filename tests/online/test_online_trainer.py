@@ -101,3 +101,21 @@ def test_train_and_evaluate_from_tfrecords(tmp_path, capsys):
     assert results["num_videos"] == 3 and results["num_chunks"] == 60
     assert sorted(results["per_class_ap"]) == ["1", "2"]
     assert "per-frame mAP:" in capsys.readouterr().out
+
+
+def test_oadtr_trains_with_its_authors_loss_weight_and_real_history(tmp_path, capsys):
+    from tfvideo import data
+
+    streams = online.make_onset_streams(2, num_chunks=20, num_actions=2, feature_dim=4, seed=2)
+    path = str(tmp_path / "videos.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for k, (features, targets) in enumerate(streams):
+            segments = [(t, t, int(c) - 1) for t, c in enumerate(targets.argmax(1)) if c > 0]
+            writer.write(data.make_chunk_feature_example(features, segments, media_id=f"v{k}").SerializeToString())
+    base = dict(model="oadtr_tiny", train_data=path, num_classes=2, history=8, batch_size=4, epochs=1, seed=0,
+                verbose=0, detector_kwargs="{}")
+    assert _online.train_main(_Flags(model_dir=str(tmp_path / "run"), **base)) == 0
+    with open(tmp_path / "run" / "config.json") as f:
+        assert json.load(f)["train"]["anticipation_weight"] == 0.5  # OadTR's classification_pred_loss_coef
+    assert _online.train_main(_Flags(model_dir=str(tmp_path / "bad"), anticipation_weight=-1.0, **base)) == 2
+    assert "--anticipation_weight=-1.0 must be >= 0" in capsys.readouterr().err

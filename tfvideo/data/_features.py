@@ -135,20 +135,40 @@ def anticipation_targets(targets, steps):
     return tf.stack([padded[s + 1 : s + 1 + t] for s in range(steps)], axis=1)
 
 
-def _windows(features, targets, history, stride, anticipation_steps):
-    """One video -> dataset of (features [H, D], {"scores": [H, K], ("anticipation": [H, S, K])})."""
-    def frame(x):
-        return tf.signal.frame(x, history, stride, pad_end=True, axis=0)
+def _windows(features, targets, history, stride, anticipation_steps, context=0):
+    """One video -> dataset of (features [C + H, D], {"scores": [C + H, K], ("anticipation": [C + H, S, K])}).
 
-    labels = {"scores": frame(targets)}
+    With `context` C > 0 each window also carries the C chunks before it (zero before the
+    video start) with zero target rows, and chunks with less than C chunks of real history
+    before them get zero target rows too: only chunks with a full real history are scored.
+    """
+    labels = {"scores": targets}
     if anticipation_steps:
-        labels["anticipation"] = frame(anticipation_targets(targets, anticipation_steps))
-    return tf.data.Dataset.from_tensor_slices((frame(features), labels))
+        labels["anticipation"] = anticipation_targets(targets, anticipation_steps)
+    count = (tf.shape(targets)[0] + stride - 1) // stride
+    if context:
+        real = tf.cast(tf.range(tf.shape(targets)[0]) >= context, targets.dtype)
+        labels = {k: v * tf.reshape(real, [-1] + [1] * (len(v.shape) - 1)) for k, v in labels.items()}
+
+        def pad(x):
+            return tf.concat([tf.zeros(tf.concat([[context], tf.shape(x)[1:]], 0), x.dtype), x], axis=0)
+
+        features, labels = pad(features), {k: pad(v) for k, v in labels.items()}
+
+    def frame(x):
+        return tf.signal.frame(x, history + context, stride, pad_end=True, axis=0)[:count]
+
+    scored = tf.concat([tf.zeros([context]), tf.ones([history])], 0)  # a window's context is scored elsewhere
+
+    def frame_labels(y):
+        return frame(y) * tf.reshape(tf.cast(scored, y.dtype), [1, -1] + [1] * (len(y.shape) - 1))
+
+    return tf.data.Dataset.from_tensor_slices((frame(features), {k: frame_labels(v) for k, v in labels.items()}))
 
 
 @tf_export("tfvideo.data.feature_window_dataset")
 def feature_window_dataset(source, history, batch_size, stride=None, anticipation_steps=0, training=True,
-                           seed=0, feature_dim=None, num_columns=None):
+                           seed=0, feature_dim=None, num_columns=None, context=0):
     """Training windows of `history` chunks over every video of `source`.
 
     Each window is an independent stream starting at its first chunk (zero history before);
@@ -160,10 +180,18 @@ def feature_window_dataset(source, history, batch_size, stride=None, anticipatio
         records (then `feature_dim` and `num_columns` are required).
       stride: chunks between window starts (default `history`: non-overlapping).
       anticipation_steps: S > 0 adds "anticipation" targets [H, S, K] (chunks t+1 .. t+S).
+      context: C > 0 prepends to each window the C chunks of real history before it
+        (windows become C + H long; those C chunks, and every chunk of a video with fewer
+        than C real chunks before it, have zero targets): what windowed detectors trained
+        as their authors need (OadTR: `model.training_context`).
     Returns:
-      tf.data of (features [B, H, D], {"scores": [B, H, K], ...}) batches.
+      tf.data of (features [B, C + H, D], {"scores": [B, C + H, K], ...}) batches.
     """
     stride = stride or history
+    for name, value, low in (("history", history, 1), ("stride", stride, 1), ("context", context, 0)):
+        if int(value) != value or value < low:
+            raise ValueError(f"feature_window_dataset: {name}={value!r} must be an integer >= {low}.")
+    context = int(context)
     if isinstance(source, str):
         if feature_dim is None or num_columns is None:
             raise ValueError("feature_window_dataset: a TFRecord source needs feature_dim and num_columns.")
@@ -187,7 +215,7 @@ def feature_window_dataset(source, history, batch_size, stride=None, anticipatio
         # tf.signal.frame(pad_end=True) makes ceil(T / stride) windows; telling Keras the count
         # lets fit() run every epoch over a finite dataset.
         count = sum(-(-len(f) // stride) for f, _ in source)
-    windows = videos.flat_map(lambda f, y: _windows(f, y, history, stride, anticipation_steps))
+    windows = videos.flat_map(lambda f, y: _windows(f, y, history, stride, anticipation_steps, context))
     if not isinstance(source, str):
         windows = windows.apply(tf.data.experimental.assert_cardinality(count))
     if training:

@@ -1,7 +1,7 @@
 """I3D (Carreira & Zisserman 2017): 2D backbones inflated to 3D, optional non-local blocks."""
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from tfvideo.api._export import tf_export
 from tfvideo.layers._non_local import NonLocalBlock
@@ -38,6 +38,40 @@ def resnet_inflation(model_2d):
     return kernels, strides, {"conv2_block3_out": (2, 2)}
 
 
+@keras.saving.register_keras_serializable(package="tfvideo")
+class WindowAveragePool3D(keras.layers.Layer):
+    """`[N, T, H, W, C] -> [N, C]`: the mean over positions of a VALID, stride-1 average pool.
+
+    DeepMind's I3D head averages Mixed_5c over [2, 7, 7] windows (VALID), applies a 1x1x1
+    conv and averages the logits over the remaining positions; the conv being linear, that
+    is the conv of this weighted mean (interior frames weigh twice the end ones). A window
+    larger than the feature map is clipped to it (smaller inputs than 224 x 224).
+    """
+
+    def __init__(self, pool_size=(2, 7, 7), **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = tuple(int(k) for k in pool_size)
+
+    def call(self, x):
+        for axis, k in zip((1, 2, 3), self.pool_size):
+            n = ops.shape(x)[axis]
+            k = ops.minimum(k, n)
+            i = ops.arange(n)
+            # Windows (start s, 0 <= s <= n - k) covering position i, over all windows' cells.
+            count = ops.minimum(i, n - k) - ops.maximum(i - k + 1, 0) + 1
+            weight = ops.cast(count, x.dtype) / ops.cast((n - k + 1) * k, x.dtype)
+            shape = [1, 1, 1, 1, 1]
+            shape[axis] = -1
+            x = ops.sum(x * ops.reshape(weight, shape), axis=axis, keepdims=True)
+        return x[:, 0, 0, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
 @tf_export("tfvideo.models.I3D")
 @keras.saving.register_keras_serializable(package="tfvideo")
 class I3D(keras.Model):
@@ -47,6 +81,11 @@ class I3D(keras.Model):
     inflated by `tfvideo.models.inflate`; `load_2d_weights` starts it from a 2D model's
     weights (e.g. ImageNet). `non_local=True` inserts `NonLocalBlock`s (5 in res3/res4
     for ResNets; after Mixed_3c/4c/4e for Inception-v1).
+
+    With `inception_v1` the network is DeepMind's (kinetics-i3d `i3d.py`): BN without
+    scale, TF SAME padding, and the head averages the logits of [2, 7, 7] VALID windows
+    (`WindowAveragePool3D`), so their checkpoints load (`kinetics_i3d` format).
+    ResNet backbones pool globally.
     """
 
     def __init__(self, num_classes, num_frames=32, backbone="inception_v1", width=None, dropout=0.5, input_channels=3,
@@ -66,6 +105,8 @@ class I3D(keras.Model):
         # The 2D network is only the template of the inflation; it is not kept.
         self.backbone = self._inflated(self.backbone_2d())
         self.pool = layers.GlobalAveragePooling3D(name="pool")
+        self.logits_pool = (WindowAveragePool3D((2, 7, 7), name="logits_pool") if backbone == "inception_v1"
+                            else self.pool)
         self.dropout = layers.Dropout(self.dropout_rate, name="dropout")
         self.classifier = layers.Dense(self.num_classes, name="classifier", dtype="float32")
 
@@ -105,12 +146,12 @@ class I3D(keras.Model):
         self.built = True
 
     def features(self, video, training=None):
-        """Pooled features `[N, F]` of clips `[N, T, H, W, C]`."""
+        """Globally pooled features `[N, F]` of clips `[N, T, H, W, C]`."""
         return self.pool(self.backbone(video, training=training))
 
     def call(self, video, training=None):
         _views.check_clip(self.name, video, self.num_frames, " (num_frames)")
-        x = self.features(_views.flatten_views(video), training=training)
+        x = self.logits_pool(self.backbone(_views.flatten_views(video), training=training))
         return _views.average_views(self.classifier(self.dropout(x, training=training)), video)
 
     def get_config(self):

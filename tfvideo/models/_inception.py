@@ -1,7 +1,7 @@
 """Inception backbones: BN-Inception (TSN, TRN) and Inception-v1 (the 2D parent of I3D).
 
-Strided convolutions pad explicitly and symmetrically so the I3D inflation keeps every
-padding amount static.
+BN-Inception's strided convolutions pad explicitly and symmetrically; Inception-v1's pad
+TF SAME as DeepMind's I3D (the inflated conv computes the amounts, see `InflatedConv3D`).
 """
 
 import keras
@@ -37,12 +37,14 @@ _INCEPTION_V1 = {
 }
 
 
-def _conv_bn(x, filters, kernel, name, stride=1, epsilon=1e-5):
-    if stride > 1:
+def _conv_bn(x, filters, kernel, name, stride=1, epsilon=1e-5, scale=True, tf_same=False):
+    """Conv (no bias) + BN + ReLU. Strided convs pad explicitly and symmetrically, or
+    TF SAME (`tf_same`: (2, 3) for 7x7/2 on even sizes, as DeepMind's I3D)."""
+    if stride > 1 and not tf_same:
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="valid" if stride > 1 else "same", use_bias=False,
-                      name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=epsilon, momentum=0.9, name=f"{name}_bn")(x)
+    padding = "valid" if stride > 1 and not tf_same else "same"
+    x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=epsilon, momentum=0.9, scale=scale, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -79,27 +81,29 @@ def bn_inception(width=64, input_channels=3, name=None):
 def inception_v1(width=64, input_channels=3, name=None):
     """Inception-v1 with BN `[N, H, W, C] -> [N, H/32, W/32, 1024 * width / 64]`.
 
+    As DeepMind's I3D (kinetics-i3d `i3d.py`): BN without scale (Sonnet's default: offset
+    only, epsilon 1e-3), every conv and pool TF SAME padded (the 7x7/2 stem pads (2, 3)).
     Layer names follow the I3D release (`Conv2d_1a_7x7`, `Mixed_3b`, ...). `MaxPool_*`
     are the pools I3D gives temporal extents to when it inflates the network.
     """
     s = width / 64
     inputs = keras.Input((None, None, input_channels), name="frames")
-    x = _conv_bn(inputs, _scaled(64, s), 7, "Conv2d_1a_7x7", stride=2, epsilon=1e-3)
+    x = _conv_bn(inputs, _scaled(64, s), 7, "Conv2d_1a_7x7", stride=2, epsilon=1e-3, scale=False, tf_same=True)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="MaxPool_2a_3x3")(x)
-    x = _conv_bn(x, _scaled(64, s), 1, "Conv2d_2b_1x1", epsilon=1e-3)
-    x = _conv_bn(x, _scaled(192, s), 3, "Conv2d_2c_3x3", epsilon=1e-3)
+    x = _conv_bn(x, _scaled(64, s), 1, "Conv2d_2b_1x1", epsilon=1e-3, scale=False)
+    x = _conv_bn(x, _scaled(192, s), 3, "Conv2d_2c_3x3", epsilon=1e-3, scale=False)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="MaxPool_3a_3x3")(x)
     for mixed, (c1, c3r, c3, c5r, c5, proj) in _INCEPTION_V1.items():
         if mixed == "Mixed_4b":
             x = layers.MaxPooling2D(3, strides=2, padding="same", name="MaxPool_4a_3x3")(x)
         if mixed == "Mixed_5b":
             x = layers.MaxPooling2D(2, strides=2, padding="same", name="MaxPool_5a_2x2")(x)
-        b0 = _conv_bn(x, _scaled(c1, s), 1, f"{mixed}_Branch_0_1x1", epsilon=1e-3)
-        b1 = _conv_bn(x, _scaled(c3r, s), 1, f"{mixed}_Branch_1_1x1", epsilon=1e-3)
-        b1 = _conv_bn(b1, _scaled(c3, s), 3, f"{mixed}_Branch_1_3x3", epsilon=1e-3)
-        b2 = _conv_bn(x, _scaled(c5r, s), 1, f"{mixed}_Branch_2_1x1", epsilon=1e-3)
-        b2 = _conv_bn(b2, _scaled(c5, s), 3, f"{mixed}_Branch_2_3x3", epsilon=1e-3)
+        b0 = _conv_bn(x, _scaled(c1, s), 1, f"{mixed}_Branch_0_1x1", epsilon=1e-3, scale=False)
+        b1 = _conv_bn(x, _scaled(c3r, s), 1, f"{mixed}_Branch_1_1x1", epsilon=1e-3, scale=False)
+        b1 = _conv_bn(b1, _scaled(c3, s), 3, f"{mixed}_Branch_1_3x3", epsilon=1e-3, scale=False)
+        b2 = _conv_bn(x, _scaled(c5r, s), 1, f"{mixed}_Branch_2_1x1", epsilon=1e-3, scale=False)
+        b2 = _conv_bn(b2, _scaled(c5, s), 3, f"{mixed}_Branch_2_3x3", epsilon=1e-3, scale=False)
         b3 = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{mixed}_Branch_3_pool")(x)
-        b3 = _conv_bn(b3, _scaled(proj, s), 1, f"{mixed}_Branch_3_1x1", epsilon=1e-3)
+        b3 = _conv_bn(b3, _scaled(proj, s), 1, f"{mixed}_Branch_3_1x1", epsilon=1e-3, scale=False)
         x = layers.Concatenate(name=f"{mixed}_concat")([b0, b1, b2, b3])
     return keras.Model(inputs, x, name=name or "inception_v1")

@@ -28,9 +28,9 @@ class InflatedConv3D(keras.layers.Conv3D):
 
     Time is padded "same" with zeros (as I3D) or by repeating the end frames
     (`time_padding="replicate"`, which keeps a boring video boring at the clip ends
-    too). Space follows `spatial_padding` ("same" only with spatial stride 1; strided
-    2D layers are padded explicitly before them). Needs a static number of frames
-    when the time stride is > 1.
+    too). Space follows `spatial_padding`: "same" is TensorFlow's SAME (with stride 2 a
+    7x7 kernel pads (2, 3) on even sizes, as DeepMind's I3D), "valid" none. Needs a
+    static number of frames when the time stride is > 1.
     """
 
     def __init__(self, filters, kernel_size, spatial_padding="valid", time_padding="zeros", **kwargs):
@@ -40,9 +40,6 @@ class InflatedConv3D(keras.layers.Conv3D):
             raise ValueError(f"InflatedConv3D: time_padding={time_padding!r} must be one of {_TIME_PADDING}.")
         if spatial_padding not in ("same", "valid"):
             raise ValueError(f"InflatedConv3D: spatial_padding={spatial_padding!r} must be 'same' or 'valid'.")
-        if spatial_padding == "same" and tuple(self.strides[1:]) != (1, 1):
-            raise ValueError(f"InflatedConv3D {self.name}: spatial 'same' padding needs spatial stride 1, "
-                             f"got strides {self.strides}.")
         self.spatial_padding = spatial_padding
         self.time_padding = time_padding
 
@@ -57,14 +54,29 @@ class InflatedConv3D(keras.layers.Conv3D):
         else:
             t_pad = _same_padding(input_shape[1], kt, st)
         if self.spatial_padding == "same":
-            h_pad = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2)
-            w_pad = ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+            h_pad, w_pad = (self._same(input_shape[axis], k, s)
+                            for axis, k, s in ((2, kh, self.strides[1]), (3, kw, self.strides[2])))
         else:
             h_pad = w_pad = (0, 0)
         return t_pad, h_pad, w_pad
 
+    @staticmethod
+    def _same(size, kernel, stride):
+        """TF SAME (before, after); None when it depends on a size unknown until call time."""
+        if stride == 1:
+            return (kernel - 1) // 2, kernel - 1 - (kernel - 1) // 2
+        return None if size is None else _same_padding(size, kernel, stride)
+
+    def _dynamic_same(self, x, axis):
+        n = ops.shape(x)[axis]
+        k, s = self.kernel_size[axis - 1], self.strides[axis - 1]
+        total = ops.maximum(((n + s - 1) // s - 1) * s + k - n, 0)
+        return total // 2, total - total // 2
+
     def _pad(self, x):
         (t0, t1), h_pad, w_pad = self._pads(x.shape)
+        h_pad = self._dynamic_same(x, 2) if h_pad is None else h_pad
+        w_pad = self._dynamic_same(x, 3) if w_pad is None else w_pad
         if self.time_padding == "replicate" and (t0 or t1):
             parts = [ops.repeat(x[:, :1], t0, axis=1)] if t0 else []
             parts.append(x)
@@ -72,7 +84,8 @@ class InflatedConv3D(keras.layers.Conv3D):
                 parts.append(ops.repeat(x[:, -1:], t1, axis=1))
             x = ops.concatenate(parts, axis=1)
             t0 = t1 = 0
-        if t0 or t1 or any(h_pad) or any(w_pad):
+        static = all(isinstance(p, int) for p in h_pad + w_pad)
+        if t0 or t1 or not static or any(h_pad) or any(w_pad):
             x = ops.pad(x, [(0, 0), (t0, t1), h_pad, w_pad, (0, 0)])
         return x
 
@@ -82,9 +95,9 @@ class InflatedConv3D(keras.layers.Conv3D):
     def compute_output_shape(self, input_shape):
         pads = self._pads(input_shape)
         shape = list(input_shape)
-        for axis, (a, b) in zip((1, 2, 3), pads):
-            if shape[axis] is not None:
-                shape[axis] += a + b
+        for axis, pad in zip((1, 2, 3), pads):
+            if shape[axis] is not None and pad is not None:
+                shape[axis] += pad[0] + pad[1]
         return super().compute_output_shape(tuple(shape))
 
     def get_config(self):

@@ -6,32 +6,13 @@ from keras import layers, ops
 from tfvideo.api._export import tf_export
 from tfvideo.layers._segment_consensus import SegmentConsensus
 from tfvideo.layers._temporal_adaptive import TemporalAdaptive
-from tfvideo.layers._temporal_difference import ShortTermDifference, TemporalDifference
 from tfvideo.layers._temporal_relation import TemporalRelation
 from tfvideo.layers._temporal_shift import TemporalShift
-from tfvideo.models import _backbones, _views
+from tfvideo.models import _backbones, _tdn, _views
+from tfvideo.models._tdn import SelectFrame  # noqa: F401 -- kept importable from here.
 
 _TEMPORAL_MODULES = (None, "shift", "tam", "tdn")
 _HEADS = ("consensus", "relation")
-
-
-@keras.saving.register_keras_serializable(package="tfvideo")
-class SelectFrame(keras.layers.Layer):
-    """`[N, H, W, L * C]` stacked frames -> frame `index` `[N, H, W, C]`."""
-
-    def __init__(self, index, channels=3, **kwargs):
-        super().__init__(**kwargs)
-        self.index = int(index)
-        self.channels = int(channels)
-
-    def call(self, x):
-        return x[..., self.index * self.channels : (self.index + 1) * self.channels]
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.channels,)
-
-    def get_config(self):
-        return {**super().get_config(), "index": self.index, "channels": self.channels}
 
 
 def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels):
@@ -43,11 +24,7 @@ def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels)
     if temporal_module == "tam":
         return {"residual_hook": lambda x, block: TemporalAdaptive(num_segments, name=f"{block}_tam")(x),
                 "hook_position": "after_first_conv"}
-    kwargs = {"residual_hook": lambda x, block: TemporalDifference(num_segments, name=f"{block}_ltdm")(x)}
-    if frames_per_segment > 1:
-        kwargs["stem_input"] = SelectFrame(frames_per_segment // 2, channels, name="centre_frame")
-        kwargs["stem_fusion"] = ShortTermDifference(frames_per_segment, channels, name="stdm")
-    return kwargs
+    raise ValueError(f"temporal_module={temporal_module!r} has no residual hook.")
 
 
 @tf_export("tfvideo.models.Recognizer2D")
@@ -61,9 +38,8 @@ class Recognizer2D(keras.Model):
 
     Args:
       backbone: a name in `tfvideo.models.backbone`; `width` scales it (None: standard).
-      temporal_module: None (TSN), "shift" (TSM), "tam" (TANet) or "tdn" (TDN: long-term
-        difference in every residual block, short-term difference at the stem when
-        `frames_per_segment > 1`).
+      temporal_module: None (TSN), "shift" (TSM), "tam" (TANet) or "tdn" (TDN as the
+        authors' code: `tfvideo.models._tdn.tdn_resnet`; ResNets only).
       head: "consensus" (per-segment scores, then `consensus`) or "relation" (TRN:
         per-segment features of `relation_dim` into a multi-scale `TemporalRelation`).
       input_channels: channels per frame (3 for RGB, 2L for stacked optical flow).
@@ -77,6 +53,8 @@ class Recognizer2D(keras.Model):
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
         if head not in _HEADS:
             raise ValueError(f"head={head!r} must be one of {_HEADS}.")
+        if temporal_module == "tdn" and not backbone.startswith("resnet"):
+            raise ValueError(f"temporal_module='tdn' needs a ResNet backbone (the authors'), got {backbone!r}.")
         if temporal_module and not _backbones.supports_hooks(backbone):
             raise ValueError(f"temporal_module={temporal_module!r} needs a ResNet or MobileNetV2 backbone, got {backbone!r}.")
         if frames_per_segment > 1 and temporal_module != "tdn":
@@ -92,8 +70,13 @@ class Recognizer2D(keras.Model):
         self.head = head
         self.relation_dim = int(relation_dim)
         self.frames_per_segment = int(frames_per_segment)
-        hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels)
-        self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment, **hooks)
+        if temporal_module == "tdn":
+            self.backbone = _tdn.tdn_resnet(int(backbone[len("resnet"):]), self.width or 64, self.num_segments,
+                                            self.frames_per_segment, self.input_channels)
+        else:
+            hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels)
+            self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment,
+                                                **hooks)
         self.pool = layers.GlobalAveragePooling2D(name="pool")
         self.dropout = layers.Dropout(dropout, name="dropout")
         if head == "consensus":
@@ -189,10 +172,14 @@ class TRN(Recognizer2D):
 @tf_export("tfvideo.models.TDN")
 @keras.saving.register_keras_serializable(package="tfvideo")
 class TDN(Recognizer2D):
-    """Temporal Difference Network (Wang et al. 2021): short- and long-term differences.
+    """Temporal Difference Network (Wang et al. 2021), as the authors' code (MCG-NJU/TDN).
 
     Reads `frames_per_segment` (default 5) consecutive frames per segment: input
-    `[B, num_segments * frames_per_segment, H, W, C]`.
+    `[B, num_segments * frames_per_segment, H, W, C]`. ResNet backbones only; the centre
+    frame feeds the RGB stem, the short-term module the frame differences (fused 0.5/0.5
+    at 8 segments, 0.75/0.25 otherwise), the long-term module and a learnable shift sit
+    in every block of stages 3-5 (see `tfvideo.models._tdn`). Their checkpoints convert
+    with the `tdn` format.
     """
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", frames_per_segment=5, **kwargs):

@@ -14,30 +14,30 @@ _BLOCKS = {10: ("basic", (1, 1, 1, 1)), 18: ("basic", (2, 2, 2, 2)), 34: ("basic
 _HOOK_POSITIONS = ("block_input", "after_first_conv")
 
 
-def _conv_bn(x, filters, kernel, stride, name, relu=True):
+def _conv_bn(x, filters, kernel, stride, name, relu=True, bias=False):
     if stride > 1 and kernel > 1:
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
     padding = "valid" if stride > 1 else "same"
-    x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=bias, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _block(x, kind, filters, stride, name, hook, hook_position, stride_in_1x1):
+def _block(x, kind, filters, stride, name, hook, hook_position, stride_in_1x1, bias=False):
     out_filters = filters * (4 if kind == "bottleneck" else 1)
     shortcut = x
     if stride != 1 or x.shape[-1] != out_filters:
-        shortcut = _conv_bn(x, out_filters, 1, stride, f"{name}_0", relu=False)
+        shortcut = _conv_bn(x, out_filters, 1, stride, f"{name}_0", relu=False, bias=bias)
     y = hook(x, name) if hook and hook_position == "block_input" else x
     if kind == "bottleneck":
-        y = _conv_bn(y, filters, 1, stride if stride_in_1x1 else 1, f"{name}_1")
+        y = _conv_bn(y, filters, 1, stride if stride_in_1x1 else 1, f"{name}_1", bias=bias)
         y = hook(y, name) if hook and hook_position == "after_first_conv" else y
-        y = _conv_bn(y, filters, 3, 1 if stride_in_1x1 else stride, f"{name}_2")
-        y = _conv_bn(y, out_filters, 1, 1, f"{name}_3", relu=False)
+        y = _conv_bn(y, filters, 3, 1 if stride_in_1x1 else stride, f"{name}_2", bias=bias)
+        y = _conv_bn(y, out_filters, 1, 1, f"{name}_3", relu=False, bias=bias)
     else:
-        y = _conv_bn(y, filters, 3, stride, f"{name}_1")
+        y = _conv_bn(y, filters, 3, stride, f"{name}_1", bias=bias)
         y = hook(y, name) if hook and hook_position == "after_first_conv" else y
-        y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
+        y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False, bias=bias)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 

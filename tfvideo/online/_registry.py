@@ -14,7 +14,7 @@ _DETECTORS = {
     "gru": (GRUDetector, {}),
     "chunk_mlp": (ChunkClassifier, {}),
     # Small widths that train on a CPU in seconds (tests, demos, the learning check).
-    "trn_tiny": (TemporalRecurrentNetwork, {"embed_dim": 32, "hidden_dim": 32, "future_dim": 16, "decoder_steps": 4}),
+    "trn_tiny": (TemporalRecurrentNetwork, {"embed_dim": 32, "hidden_dim": 32, "decoder_steps": 4}),
     "idn_tiny": (IDN, {"history": 8, "embed_dim": 32, "units": 32}),
     "oadtr_tiny": (OadTR, {"history": 8, "embed_dim": 32, "encoder_layers": 1, "decoder_layers": 1,
                            "encoder_heads": 4, "decoder_heads": 4, "decoder_queries": 4, "mlp_dim": 64}),

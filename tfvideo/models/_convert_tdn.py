@@ -1,0 +1,148 @@
+"""The TDN authors' checkpoints (MCG-NJU/TDN) -> `tfvideo.models.TDN` weights.
+
+Format `tdn`: a `torch.save` of `{"state_dict": ...}` (or a bare state_dict) of their `TSN`
+wrapper, keys `module.base_model.<TDN_Net>` and `module.new_fc`. `read_tdn` returns
+NumPy arrays; `map_tdn` returns {keras variable path: array in the variable's layout}.
+The private helpers `read_torch_state`, `check_unused` and `conv2d_kernel` serve the other
+PyTorch formats too.
+"""
+
+import re
+
+import numpy as np
+
+# Registered by the authors' network but unused by its forward pass: a copy of the stem.
+_TDN_UNUSED = re.compile(r"^conv1_temp1?\.")
+_BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+
+
+def read_torch_state(path):
+    """A PyTorch checkpoint -> {key: np.ndarray} (`weights_only=True`; torch imported here only)."""
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(f"reading {path} needs PyTorch: pip install 'tfvideo[torch]'") from e
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError(f"{path}: holds no state_dict of tensors.")
+    return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
+
+
+def strip_prefixes(state, prefixes=("module.",)):
+    """(state with keys without the DataParallel `module.` and other given prefixes,
+    {stripped key: original key})."""
+    out, original = {}, {}
+    for key, value in state.items():
+        short = key
+        for prefix in prefixes:
+            if short.startswith(prefix):
+                short = short[len(prefix):]
+        out[short], original[short] = value, key
+    return out, original
+
+
+def conv2d_kernel(w):
+    """PyTorch [O, I, kh, kw] -> Keras [kh, kw, I, O]."""
+    return np.transpose(w, (2, 3, 1, 0))
+
+
+def check_unused(state, used, fmt, ignore=None, original=None):
+    """Raises naming the first checkpoint key no variable took (another architecture)."""
+    unused = [k for k in state if k not in used and not k.endswith("num_batches_tracked")
+              and not (ignore and ignore.search(k))]
+    if unused:
+        first = (original or {}).get(unused[0], unused[0])
+        raise ValueError(f"{fmt} checkpoint: key {first!r} {tuple(np.shape(state[unused[0]]))} has no "
+                         f"counterpart in the model ({len(unused)} unused keys: {', '.join(unused[:5])}"
+                         f"{', ...' if len(unused) > 5 else ''}).")
+
+
+def variable_index(model):
+    """{path: variable} of `model`, also under each path without its leading model scopes
+    (backbone layers are `conv1_conv/kernel`, the head `tdn/classifier/kernel`)."""
+    index = {v.path: v for v in model.weights}
+    for v in model.weights:
+        parts = v.path.split("/")
+        for i in range(1, len(parts)):
+            index.setdefault("/".join(parts[i:]), v)
+    return index
+
+
+def assign_checked(out, variables, path, value, key, source_shape=None):
+    """`out[path] = value` after checking it against the model variable's shape."""
+    want = tuple(variables[path].shape)
+    if tuple(value.shape) != want:
+        source = tuple(value.shape) if source_shape is None else tuple(source_shape)
+        raise ValueError(f"checkpoint key {key!r} {source} does not fit model variable {variables[path].path!r} "
+                         f"{want} (as {tuple(value.shape)} in Keras layout).")
+    out[variables[path].path] = value.astype(np.float32)
+
+
+def _keras_name(key):
+    """TDN key (prefixes stripped) -> (keras layer path, torch parameter name) or None."""
+    head, _, param = key.rpartition(".")
+    m = re.fullmatch(r"(layer(\d)_bak|resnext_layer1)\.(\d+)\.(.+)", head)
+    if m:
+        stage = int(m.group(2)) + 1 if m.group(2) else 2
+        block = f"{'stdm_' if m.group(1) == 'resnext_layer1' else ''}conv{stage}_block{int(m.group(3)) + 1}"
+        rest = m.group(4)
+        mse = {"mse.conv1": "squeeze", "mse.bn1": "squeeze_bn", "mse.conv2": "align", "mse.conv3": "expand",
+               "mse.bn3": "expand_bn", "mse.conv3_smallscale4": "full_scale", "mse.bn3_smallscale4": "full_scale_bn",
+               "mse.conv3_smallscale2": "half_scale", "mse.bn3_smallscale2": "half_scale_bn",
+               "shift.conv": "kernel"}
+        if rest in mse:
+            return (f"{block}_shift" if rest == "shift.conv" else f"{block}_ltdm/{mse[rest]}"), param
+        unit = {"downsample.0": "0_conv", "downsample.1": "0_bn"}.get(rest)
+        if unit is None and re.fullmatch(r"(conv|bn)[123]", rest):
+            unit = f"{rest[-1]}_{rest[:-1]}"
+        return (f"{block}_{unit}", param) if unit else None
+    plain = {"conv1": "conv1_conv", "bn1": "conv1_bn", "conv1_5.0": "stdm/conv", "conv1_5.1": "stdm/bn",
+             "new_fc": "classifier", "fc": "classifier"}
+    return (plain[head], param) if head in plain else None
+
+
+def read_tdn(path):
+    """The TDN authors' `.pth.tar` -> {key: np.ndarray}."""
+    return read_torch_state(path)
+
+
+def map_tdn(state, model):
+    """{TDN authors' key: array} -> {keras variable path of `model` (a `tfvideo.models.TDN`): array}."""
+    state, original = strip_prefixes(state, ("module.", "base_model."))
+    variables = variable_index(model)
+    out, used = {}, set()
+    for key, value in state.items():
+        source_shape = np.shape(value)
+        if key.endswith("num_batches_tracked") or _TDN_UNUSED.search(key):
+            continue
+        named = _keras_name(key)
+        if named is None:
+            continue
+        layer, param = named
+        if layer.endswith("_shift"):
+            path, value = f"{layer}/kernel", np.transpose(value[:, 0, :])
+        elif layer.endswith("/align"):
+            path, value = f"{layer}/kernel", np.transpose(value, (2, 3, 0, 1))
+        elif layer == "classifier":
+            path, value = f"classifier/{'kernel' if param == 'weight' else 'bias'}", (
+                value.T if param == "weight" else value)
+        elif param in _BN and ("bn" in layer.rsplit("/", 1)[-1] or layer.endswith("/bn")):
+            path = f"{layer}/{_BN[param]}"
+        elif param == "weight":
+            path, value = f"{layer}/kernel", conv2d_kernel(value)
+        else:
+            path = f"{layer}/bias"
+        if path not in variables:
+            continue
+        assign_checked(out, variables, path, value, original[key], source_shape)
+        used.add(key)
+    check_unused(state, used, "tdn", _TDN_UNUSED, original)
+    return out
