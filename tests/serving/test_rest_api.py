@@ -264,18 +264,25 @@ def _run(args, timeout=300):
 
 
 def test_predict_binary_over_rest_prints_what_grpc_prints(rest_served, tmp_path):
+    """Both protocols print the same lines; a bad file among good ones is one line, the others go on."""
     paths = []
     for i, n in enumerate((17, 11)):
         frames = frame_code_frames(n, height=40, width=48)
         frames[..., 2] = np.uint8(70 * i)
         paths.append(str(tmp_path / f"v{i}.mp4"))
         tfv_data.write_video(paths[-1], frames, fps=10)
+    broken = str(tmp_path / "broken.mp4")
+    with open(broken, "wb") as f:
+        f.write(b"\x00 not a video" * 20)
     server = rest_served["server"]
-    over_grpc = _run(["-m", "export.predict", f"--server={server.target}", "--model=tiny", "--top_k=3", *paths])
-    over_rest = _run(["-m", "export.predict", "--rest", f"--server=127.0.0.1:{rest_served['rest_port']}",
-                      "--model=tiny", "--top_k=3", *paths])
-    assert over_grpc.returncode == 0, over_grpc.stderr[-2000:]
-    assert over_rest.returncode == 0, over_rest.stderr[-2000:]
+    args = ["--model=tiny", "--top_k=3", paths[0], broken, paths[1]]
+    over_grpc = _run(["-m", "export.predict", f"--server={server.target}", *args])
+    over_rest = _run(["-m", "export.predict", "--rest", f"--server=127.0.0.1:{rest_served['rest_port']}", *args])
+    for out in (over_grpc, over_rest):
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        ours = [line for line in out.stderr.splitlines() if line.startswith("tfvideo-predict")]
+        assert len(ours) == 2 and ours[0].startswith(f"tfvideo-predict: error: {broken}: "), ours
+        assert ours[1] == "tfvideo-predict: 1 of 3 inputs failed"
     assert over_rest.stdout == over_grpc.stdout
     assert [line.split("\t")[0] for line in over_rest.stdout.splitlines()] == paths
 

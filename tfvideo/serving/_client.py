@@ -301,7 +301,8 @@ class RestClient(_VideoClient):
                 message = text.strip() or e.reason
             raise RestError(e.code, message, url) from None
         except urllib.error.URLError as e:
-            raise ConnectionError(f"cannot reach the REST API at {self.base_url}: {e.reason}") from None
+            reason = getattr(e.reason, "strerror", None) or e.reason
+            raise ConnectionError(f"cannot reach the REST API at {self.base_url} ({reason})") from None
         except (http.client.HTTPException, ConnectionError, socket.timeout) as e:
             raise ConnectionError(f"REST API at {self.base_url}: {type(e).__name__}: {e}") from None
 
