@@ -227,6 +227,13 @@ def _progress(paths):
     return tqdm(paths, desc=PROG, unit="video", file=sys.stderr, disable=disable, dynamic_ncols=True)
 
 
+def _one_line(text, limit=500):
+    """The first non-empty line of a message (TensorFlow's carry stack notes), shortened."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def predict_all(paths, predict_one, target=None, writer=None):
     """Predicts each path; prints results and one line per bad file. Returns the number of failures.
 
@@ -243,14 +250,14 @@ def predict_all(paths, predict_one, target=None, writer=None):
             prediction = predict_one(path)
         except tfv_data.VideoDecodeError as e:
             failures += 1
-            tqdm.write(f"{PROG}: error: {e.path}: {e.reason}", file=sys.stderr)
+            tqdm.write(f"{PROG}: error: {e.path}: {_one_line(e.reason)}", file=sys.stderr)
             continue
         except Exception as e:  # noqa: BLE001 -- one line per file; the others go on.
             if _is_fatal(e):
-                raise Fatal(f"{path}: {_server_problem(e, target)}") from None
+                raise Fatal(f"{path}: {_one_line(_server_problem(e, target))}") from None
             failures += 1
-            reason = _server_problem(e, target) if target else f"{type(e).__name__}: {e}"
-            tqdm.write(f"{PROG}: error: {path}: {reason}", file=sys.stderr)
+            reason = _server_problem(e, target) if target else f"{type(e).__name__}: {getattr(e, 'message', e)}"
+            tqdm.write(f"{PROG}: error: {path}: {_one_line(reason)}", file=sys.stderr)
             continue
         tqdm.write(format_prediction(prediction), file=sys.stdout)
         if writer is not None:
@@ -279,6 +286,9 @@ def main(argv):
     except Fatal as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.exit(130)
     finally:
         if writer is not None:
             writer.close()

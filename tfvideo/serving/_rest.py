@@ -153,13 +153,18 @@ def _first_bad(array, bad_mask):
     return array.reshape(-1)[int(np.argmax(bad_mask.reshape(-1)))].item()
 
 
-def _numeric_array(value, dtype, where):
-    """JSON numbers (or booleans) -> an array of `dtype` (a tf.DType); no silent rounding."""
+def _numeric_array(value, dtype, where, check_booleans):
+    """JSON numbers (or booleans) -> an array of `dtype` (a tf.DType); no silent rounding.
+
+    numpy reads `[true, 2]` as `[1, 2]`: with `check_booleans` every value's JSON type is
+    checked (the caller skips it when the body holds no `true` / `false`).
+    """
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):
         array = None  # Ragged or out of range for numpy: the slow walk names the problem.
-    if array is None or array.dtype == object or array.dtype.kind not in "biuf":
+    mixed = check_booleans and array is not None and array.dtype.kind in "iuf" and dtype != tf.bool
+    if array is None or mixed or array.dtype == object or array.dtype.kind not in "biuf":
         shape = _dense_shape(value)
         leaves = _leaves(value, shape, where)
         for leaf in leaves:
@@ -208,16 +213,17 @@ def _numeric_array(value, dtype, where):
     raise _error(_CODE.UNIMPLEMENTED, f"{where}: JSON conversion to {dtype.name} is not supported")
 
 
-def _to_array(value, dtype, where):
+def _to_array(value, dtype, where, check_booleans=True):
     if dtype == tf.string:
         return _string_array(value, where)
-    return _numeric_array(value, dtype, where)
+    return _numeric_array(value, dtype, where, check_booleans)
 
 
-def request_from_json(body, inputs_info, model_spec):
+def request_from_json(body, inputs_info, model_spec, check_booleans=True):
     """A parsed JSON predict body -> (`PredictRequest`, "row" | "columnar").
 
-    `inputs_info`: the signature's {input name: TensorInfo}.
+    `inputs_info`: the signature's {input name: TensorInfo}. `check_booleans=False` skips
+    looking for booleans among numbers (for bodies known to hold no `true` / `false`).
     """
     request = predict_pb2.PredictRequest(model_spec=model_spec)
     instances, columns = body.get("instances"), body.get("inputs")
@@ -229,10 +235,10 @@ def request_from_json(body, inputs_info, model_spec):
             raise _invalid(f"'instances' must be a list, got {_json_type(instances)}")
         if not instances:
             raise _invalid("'instances' is an empty list")
-        arrays = _row_arrays(instances, inputs_info, names)
+        arrays = _row_arrays(instances, inputs_info, names, check_booleans)
         layout = "row"
     elif "inputs" in body:
-        arrays = _columnar_arrays(columns, inputs_info, names)
+        arrays = _columnar_arrays(columns, inputs_info, names, check_booleans)
         layout = "columnar"
     else:
         raise _invalid("missing 'instances' (row format) or 'inputs' (columnar format) key")
@@ -247,23 +253,25 @@ def _named(value):
     return isinstance(value, dict) and not _is_b64(value)
 
 
-def _columnar_arrays(columns, inputs_info, names):
+def _columnar_arrays(columns, inputs_info, names, check_booleans):
     if not _named(columns):
         if len(names) > 1:
             raise _invalid(f"'inputs' is a plain value but the signature takes {len(names)} inputs "
                            f"({', '.join(names)}); give an object of named inputs")
         name = names[0]
-        return {name: _to_array(columns, tf.dtypes.as_dtype(inputs_info[name].dtype), f"input '{name}'")}
+        return {name: _to_array(columns, tf.dtypes.as_dtype(inputs_info[name].dtype), f"input '{name}'",
+                                check_booleans)}
     unknown = sorted(set(columns) - set(names))
     if unknown:
         raise _invalid(f"input '{unknown[0]}' is not an input of the signature; it takes {', '.join(names)}")
     missing = [n for n in names if n not in columns]
     if missing:
         raise _invalid(f"input '{missing[0]}' is missing from 'inputs'; the signature takes {', '.join(names)}")
-    return {n: _to_array(columns[n], tf.dtypes.as_dtype(inputs_info[n].dtype), f"input '{n}'") for n in names}
+    return {n: _to_array(columns[n], tf.dtypes.as_dtype(inputs_info[n].dtype), f"input '{n}'", check_booleans)
+            for n in names}
 
 
-def _row_arrays(instances, inputs_info, names):
+def _row_arrays(instances, inputs_info, names, check_booleans):
     named = _named(instances[0])
     if not named and len(names) > 1:
         raise _invalid(f"'instances' holds plain values but the signature takes {len(names)} inputs "
@@ -283,7 +291,8 @@ def _row_arrays(instances, inputs_info, names):
                                f"{', '.join(names)}")
         for n in names:
             value = instance[n] if named else instance
-            array = _to_array(value, tf.dtypes.as_dtype(inputs_info[n].dtype), f"input '{n}' (instance {i})")
+            array = _to_array(value, tf.dtypes.as_dtype(inputs_info[n].dtype), f"input '{n}' (instance {i})",
+                              check_booleans)
             if rows[n] and array.shape != rows[n][0].shape:
                 raise _invalid(f"input '{n}': instance {i} has shape {_server._shape_str(array.shape)} but instance 0 "
                                f"has {_server._shape_str(rows[n][0].shape)}; instances must have equal shapes")
@@ -377,6 +386,7 @@ class RestServer:
         self._thread = None
         self._in_flight = 0
         self._in_flight_lock = threading.Condition()
+        self.stopping = False
         self.port = None
 
     # --- lifecycle -------------------------------------------------------------------
@@ -394,6 +404,7 @@ class RestServer:
         """Stops accepting, lets in-flight requests finish (up to `grace` seconds), closes."""
         if self._httpd is None:
             return
+        self.stopping = True  # Open keep-alive connections get 503 from now on.
         self._httpd.shutdown()
         deadline = None if grace is None else time.monotonic() + float(grace)
         with self._in_flight_lock:
@@ -489,7 +500,8 @@ class RestServer:
         # Pin the version the signature came from, so a new version loading meanwhile cannot
         # answer with other inputs.
         spec.version.CopyFrom(metadata.model_spec.version)
-        request, layout = request_from_json(document, inputs_info, spec)
+        request, layout = request_from_json(document, inputs_info, spec,
+                                            check_booleans=b"true" in body or b"false" in body)
         with self._slots:
             response = self.model_server.predict(request)
         return response_to_json(response, layout)
@@ -536,6 +548,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     rest = None  # The RestServer; set on the subclass start() makes.
 
     def _answer(self):
+        if self.rest.stopping:
+            self.close_connection = True
+            return self._send(503, {"error": "the server is shutting down"})
         length = self.headers.get("Content-Length")
         body = b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
