@@ -97,7 +97,8 @@ def _validate_flags(args):
     if offline:
         clash = [f"--{f}" for f in ("server", "rest", "model", "model_version") if FLAGS[f].present]
         if clash:
-            _usage_error(f"--{offline[0]} predicts without a server; {', '.join(clash)} do(es) not apply")
+            _usage_error(f"--{offline[0]} predicts without a server; {', '.join(clash)} "
+                         f"{'does' if len(clash) == 1 else 'do'} not apply")
         if FLAGS.model_dir and FLAGS["signature"].present:
             _usage_error("--signature names a SavedModel signature; --model_dir runs the trained model directly")
     elif not FLAGS.model:
@@ -106,7 +107,17 @@ def _validate_flags(args):
         _usage_error("give one or more video files or folders")
 
 
-# --- the three ways to predict: each returns (predict_one(path) -> VideoPrediction, close) ---
+# --- the ways to predict: each returns (predict_one(path) -> VideoPrediction, close, server address
+# or None, the top-k used) ---
+def _top_k(available, what):
+    """--top_k, or all `available` labels when --top_k was not given and the model has fewer."""
+    if available is None or FLAGS.top_k <= available:
+        return FLAGS.top_k
+    if FLAGS["top_k"].present:
+        raise Fatal(f"--top_k={FLAGS.top_k} is more than {what}")
+    return available
+
+
 def _server_predictor():
     from tfvideo import serving
 
@@ -123,15 +134,13 @@ def _server_predictor():
         raise Fatal(str(e)) from None
     except Exception as e:  # noqa: BLE001 -- gRPC / HTTP errors: one line naming the server.
         raise Fatal(_server_problem(e, target)) from None
-    if available is not None and FLAGS.top_k > available:
-        raise Fatal(f"--top_k={FLAGS.top_k} is more than the {available} labels model '{FLAGS.model}' returns "
-                    "(its export's --top_k)")
+    top_k = _top_k(available, f"the {available} labels model '{FLAGS.model}' returns (its export's --top_k)")
 
     def predict_one(path):
-        return client.predict_video(path, FLAGS.model, top_k=FLAGS.top_k, signature_name=FLAGS.signature,
+        return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
                                     version=FLAGS.model_version, sampler=sampler)
 
-    return predict_one, client.close, target
+    return predict_one, client.close, target, top_k
 
 
 def _server_problem(error, target):
@@ -179,13 +188,12 @@ def _offline_predictor():
         raise Fatal(str(e)) from None
     if predictor.fallback_reason:
         print(f"{PROG}: warning: {predictor.fallback_reason}", file=sys.stderr)
-    if FLAGS.top_k > len(predictor.labels):
-        raise Fatal(f"--top_k={FLAGS.top_k} is more than the model's {len(predictor.labels)} classes")
+    top_k = _top_k(len(predictor.labels), f"the model's {len(predictor.labels)} classes")
 
     def predict_one(path):
-        return predictor.predict_video(path, FLAGS.top_k)
+        return predictor.predict_video(path, top_k)
 
-    return predict_one, lambda: None
+    return predict_one, lambda: None, None, top_k
 
 
 class _CsvWriter:
@@ -276,12 +284,10 @@ def main(argv):
         sys.exit(1)
     writer = close = target = None
     try:
-        if FLAGS.saved_model or FLAGS.model_dir:
-            predict_one, close = _offline_predictor()
-        else:
-            predict_one, close, target = _server_predictor()
+        make = _offline_predictor if FLAGS.saved_model or FLAGS.model_dir else _server_predictor
+        predict_one, close, target, top_k = make()
         if FLAGS.output_csv:
-            writer = _CsvWriter(FLAGS.output_csv, FLAGS.top_k)
+            writer = _CsvWriter(FLAGS.output_csv, top_k)
         failures = predict_all(paths, predict_one, target, writer) + len(problems)
     except Fatal as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

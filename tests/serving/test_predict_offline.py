@@ -124,7 +124,7 @@ def test_saved_model_base_path_folder_csv_and_bad_files(exports, video_tree, loa
 
 def test_model_dir_prints_the_evaluation_path_numbers(tiny_model_dir, video_tree, loaded):
     model, config = loaded
-    out = run_predict(f"--model_dir={tiny_model_dir}", *video_tree["good"], "--top_k=4")
+    out = run_predict(f"--model_dir={tiny_model_dir}", *video_tree["good"])  # Default --top_k=5 > 4 classes: all 4.
     assert out.returncode == 0, out.stderr[-3000:]
     printed = parse_lines(out.stdout)
     for path in video_tree["good"]:
