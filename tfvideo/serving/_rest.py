@@ -23,6 +23,7 @@ import gc
 import http.server
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -419,8 +420,8 @@ class RestServer:
         self._httpd = None
 
     # --- requests --------------------------------------------------------------------
-    def handle(self, method, path, body):
-        """Answers one request: (HTTP status, JSON-able body). Never raises."""
+    def handle(self, method, path, body=b""):
+        """Answers one request (`body`: bytes or str): (HTTP status, JSON-able body). Never raises."""
         with self._in_flight_lock:
             self._in_flight += 1
         try:
@@ -483,6 +484,7 @@ class RestServer:
         }
 
     def _predict(self, spec, body):
+        body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         if len(body) > self.max_body_bytes:
             raise _error(_CODE.RESOURCE_EXHAUSTED, f"request body of {len(body)} bytes exceeds the REST limit of "
                                                    f"{self.max_body_bytes} bytes")
@@ -545,9 +547,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 
 
 class _IPv6HTTPServer(_HTTPServer):
-    import socket as _socket
-
-    address_family = _socket.AF_INET6
+    address_family = socket.AF_INET6
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
