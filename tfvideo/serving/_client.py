@@ -1,6 +1,7 @@
-"""`tfvideo.serving.Client`: TF Serving's Predict / GetModelMetadata / GetModelStatus over gRPC.
+"""`tfvideo.serving.Client` (gRPC) and `RestClient` (TF Serving's REST API): Predict, model
+metadata and status, and whole video files sampled, JPEG-encoded and classified.
 
-Works unchanged against `tensorflow_model_server` and `tfvideo-serve`.
+Both work unchanged against `tensorflow_model_server` and `tfvideo-serve`.
 """
 
 import base64
