@@ -144,7 +144,7 @@ def _server_predictor():
 
 
 def _server_problem(error, target):
-    """One line for a server-side failure; raises Fatal when the rest of the run cannot succeed."""
+    """One line for a failed server call, naming the server."""
     import grpc
 
     from tfvideo import serving
@@ -179,13 +179,17 @@ def _is_fatal(error):
 def _offline_predictor():
     from tfvideo import serving
 
+    source = f"--saved_model={FLAGS.saved_model}" if FLAGS.saved_model else f"--model_dir={FLAGS.model_dir}"
     try:
         if FLAGS.saved_model:
             predictor = serving.LocalPredictor.from_saved_model(FLAGS.saved_model, FLAGS.signature, FLAGS.num_clips)
         else:
             predictor = serving.LocalPredictor.from_model_dir(FLAGS.model_dir, FLAGS.num_clips)
     except (OSError, ValueError) as e:
-        raise Fatal(str(e)) from None
+        message = _one_line(e)
+        raise Fatal(message if message.startswith("--") else f"{source}: {message}") from None
+    except Exception as e:  # noqa: BLE001 -- e.g. a model.keras Keras cannot load: one line, not a traceback.
+        raise Fatal(f"{source}: cannot load the model: {type(e).__name__}: {_one_line(e)}") from None
     if predictor.fallback_reason:
         print(f"{PROG}: warning: {predictor.fallback_reason}", file=sys.stderr)
     top_k = _top_k(len(predictor.labels), f"the model's {len(predictor.labels)} classes")
