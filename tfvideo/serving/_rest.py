@@ -202,12 +202,16 @@ def _numeric_array(value, dtype, where, check_booleans):
                            f"[{info.min}, {info.max}]")
         return array.astype(target)
     if dtype.is_floating:
-        exact = 2 ** (np.finfo(target).nmant + 1) - 1 if target != np.float64 else 2 ** 53 - 1
+        try:
+            limits = np.finfo(target)
+        except ValueError:  # bfloat16 and other types numpy does not describe: float32's limits.
+            limits = np.finfo(np.float32)
+        exact = 2 ** (limits.nmant + 1) - 1
         if kind in "iu" and np.any(np.abs(array) > exact):
             raise _invalid(f"{where}: cannot convert JSON value {_first_bad(array, np.abs(array) > exact)} to "
                            f"{dtype.name} without loss of precision")
         if kind == "f" and target != np.float64:
-            big = np.isfinite(array) & (np.abs(array) > np.finfo(target).max)
+            big = np.isfinite(array) & (np.abs(array) > limits.max)
             if np.any(big):
                 raise _invalid(f"{where}: cannot convert JSON value {_first_bad(array, big)} to {dtype.name} "
                                "without loss of precision")
