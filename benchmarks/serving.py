@@ -1,18 +1,24 @@
-"""Serving latency: gRPC (tfvideo-serve on loopback) vs the in-process SavedModel call.
+"""Serving latency: gRPC and REST (tfvideo-serve on loopback) vs the in-process SavedModel call.
 
-Exports a randomly initialised model, starts `tfvideo-serve` in a subprocess on a free
-127.0.0.1 port and measures, for 1 and --concurrency clients, p50/p99 latency and
-requests/s of Predict, next to the same signature called in-process in this run. The
-serving overhead (gRPC + serialization + request checks) is `served p50 - in-process p50`
-with one client; target: <= 15% of the in-process p50 for TSM 8x224x224 clips.
+Exports a randomly initialised model, starts `tfvideo-serve` (gRPC and `--rest_api_port`) in a
+subprocess on free 127.0.0.1 ports and measures, for 1 and --concurrency clients, p50/p99
+latency and requests/s of Predict, next to the same signature called in-process in this run.
+The serving overhead (gRPC + serialization + request checks) is `served p50 - in-process p50`
+with one client; target: <= 15% of the in-process p50 for TSM 8x224x224 clips. The REST rows
+send the same inputs as TF Serving's JSON (`frames`: numbers; `jpeg_frames`: base64) with a
+plain `http.client` connection per client.
 
   python benchmarks/serving.py                               # tsm_r50, 8x224x224 (slow on CPU)
   python benchmarks/serving.py --model=tsm_tiny --size=64 --requests=40   # a quick run
 """
 
+import base64
 import concurrent.futures
+import http.client
+import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,20 +70,27 @@ def _measure(call, clients, requests, warmup):
     return latencies, wall
 
 
-def _start_server(base_path, workers):
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(base_path, workers, rest_port):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)  # noqa: SIM115 -- kept for the run.
     proc = subprocess.Popen(
         [sys.executable, "-m", "export.serve", f"--model_base_path={base_path}", "--model_name=bench", "--port=0",
-         f"--max_workers={workers}", "--max_request_bytes=1000000000"],
+         f"--max_workers={workers}", "--max_request_bytes=1000000000", f"--rest_api_port={rest_port}"],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT,
     )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
     line = lines.get(timeout=600)
-    if not line.startswith("tfvideo-serve: serving"):
+    rest_line = lines.get(timeout=60) if line.startswith("tfvideo-serve: serving") else ""
+    if not rest_line.startswith("tfvideo-serve: REST API"):
         proc.kill()
-        raise RuntimeError(f"server did not start: {line!r}; see {log.name}")
+        raise RuntimeError(f"server did not start: {line!r} {rest_line!r}; see {log.name}")
     return proc, line.strip().rsplit(" ", 1)[1]
 
 
@@ -106,8 +119,11 @@ def main(argv):
     clip = rng.integers(0, 256, size=(1, FLAGS.frames, FLAGS.size, FLAGS.size, 3), dtype=np.uint8)
     if FLAGS.signature == "jpeg_frames":
         inputs = {"jpeg_frames": np.array([encode_jpeg_frames(clip[0])], dtype=object)}
+        rest_inputs = [[{"b64": base64.b64encode(j).decode()} for j in inputs["jpeg_frames"][0]]]
     else:
         inputs = {"frames": clip}
+        rest_inputs = clip.tolist()
+    rest_body = json.dumps({"signature_name": FLAGS.signature, "inputs": rest_inputs}).encode()
 
     saved = tf.saved_model.load(result.path)
     function = saved.signatures[FLAGS.signature]
@@ -116,7 +132,8 @@ def main(argv):
     def in_process():
         return function(**tensors)["probabilities"].numpy()
 
-    proc, target = _start_server(os.path.dirname(result.path), max(FLAGS.concurrency, 1))
+    rest_port = _free_port()
+    proc, target = _start_server(os.path.dirname(result.path), max(FLAGS.concurrency, 1), rest_port)
     try:
         clients = [serving.Client(target, timeout=600) for _ in range(FLAGS.concurrency)]
         expected = in_process()
@@ -133,9 +150,21 @@ def main(argv):
             return local.client.predict("bench", inputs, signature_name=FLAGS.signature,
                                         output_filter=["probabilities"])
 
+        def over_rest():
+            if not hasattr(local, "connection"):
+                local.connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=600)
+            local.connection.request("POST", "/v1/models/bench:predict", rest_body,
+                                     {"Content-Type": "application/json"})
+            answer = local.connection.getresponse()
+            data = answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"REST answered {answer.status}: {data[:300]!r}")
+            return np.asarray(json.loads(data)["outputs"]["probabilities"], np.float32)
+
+        max_diff = max(max_diff, float(np.abs(over_rest() - expected).max()))
         rows = []
         for concurrency in sorted({1, FLAGS.concurrency}):
-            for name, call in (("in-process", in_process), ("gRPC", over_grpc)):
+            for name, call in (("in-process", in_process), ("gRPC", over_grpc), ("REST", over_rest)):
                 latencies, wall = _measure(call, concurrency, FLAGS.requests, FLAGS.warmup)
                 p50, p99 = _percentiles(latencies)
                 rows.append((concurrency, name, p50, p99, len(latencies) / wall))
@@ -146,7 +175,8 @@ def main(argv):
         proc.wait(timeout=30)
 
     print(f"model={FLAGS.model} clip={FLAGS.frames}x{FLAGS.size}x{FLAGS.size} signature={FLAGS.signature} "
-          f"requests/client={FLAGS.requests} cpus={os.cpu_count()} max|served-in_process|={max_diff:.2e}")
+          f"requests/client={FLAGS.requests} cpus={os.cpu_count()} max|served-in_process|={max_diff:.2e} "
+          f"REST body={len(rest_body)} bytes")
     print(f"{'clients':>7} {'path':>10} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>8}")
     for concurrency, name, p50, p99, rps in rows:
         print(f"{concurrency:>7} {name:>10} {p50:>9.2f} {p99:>9.2f} {rps:>8.2f}")
@@ -156,6 +186,8 @@ def main(argv):
         overhead = (grpc_p50 - local_p50) / local_p50
         print(f"clients={concurrency}: serving overhead p50 {grpc_p50 - local_p50:+.2f} ms = {100 * overhead:+.1f}% "
               f"of in-process p50 (target <= 15% with 1 client)")
+        rest_p50 = base[(concurrency, "REST")]
+        print(f"clients={concurrency}: REST p50 {rest_p50 - grpc_p50:+.2f} ms vs gRPC ({rest_p50 / grpc_p50:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`tfvideo.export.export_saved_model`: a trained model_dir -> a TF Serving version directory."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -150,6 +151,28 @@ def _normalize_input_types(input_types):
     return input_types
 
 
+EXPORT_RECORD = os.path.join("assets.extra", "tfvideo_export.json")
+
+
+def _write_export_record(version_dir, sampler, preprocess, input_types):
+    """`assets.extra/tfvideo_export.json`: how the signatures sample and preprocess.
+
+    Read by offline prediction (`tfvideo-predict --saved_model`) to sample a video file the
+    way the export's graph expects; TF Serving ignores it.
+    """
+    from tfvideo.data import _samplers
+
+    record = {
+        "sampler": _samplers.sampler_to_config(sampler),
+        "preprocess": dataclasses.asdict(preprocess),
+        "input_types": list(input_types),
+    }
+    path = os.path.join(version_dir, EXPORT_RECORD)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+
+
 @tf_export("tfvideo.export.export_saved_model")
 def export_saved_model(
     export_dir,
@@ -245,6 +268,7 @@ def export_saved_model(
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)
+        _write_export_record(tmp, sampler, preprocess, input_types)
         path = publish()
     version_number = int(os.path.basename(path))
     models_config = _versions.write_models_config(

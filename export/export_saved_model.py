@@ -35,10 +35,8 @@ def _check_flags(argv):
         _cli.usage_error("export", "--export_dir is required")
     if not FLAGS.model_dir and not FLAGS.checkpoint:
         _cli.usage_error("export", "--model_dir or --checkpoint is required")
-    for name, low in (("num_clips", 1), ("top_k", 1), ("version", 0)):
-        value = getattr(FLAGS, name)
-        if value is not None and value < low:
-            _cli.usage_error("export", f"--{name}={value}: must be >= {low}")
+    if FLAGS.version is not None and FLAGS.version < 0:  # --num_clips and --top_k: `ranges` in run().
+        _cli.usage_error("export", f"--version={FLAGS.version} must be >= 0.")
     try:
         _saved_model._normalize_input_types(FLAGS.input_type)
     except ValueError as e:

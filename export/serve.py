@@ -12,6 +12,10 @@ says `all` or `specific` (--model_versions=1,3); with --model_config_file each m
 `model_version_policy` in the file applies. On SIGTERM or Ctrl-C the server drains: it stops
 accepting requests, lets the in-flight ones finish for up to --drain_grace_period_s, and
 exits 0.
+
+--rest_api_port=8501 also serves TF Serving's REST API (/v1/models/...) there, and prints
+a second line `tfvideo-serve: REST API on <host>:<port>`; 0 (the default, as in TF
+Serving) leaves it off; it drains together with the gRPC server.
 """
 
 import math
@@ -30,6 +34,7 @@ flags.DEFINE_string("model_name", None, "Name to serve --model_base_path under (
 flags.DEFINE_string("model_config_file", None, "A models.config (ModelServerConfig text proto) of several models.")
 flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the server to the network.")
+flags.DEFINE_integer("rest_api_port", 0, "Port of TF Serving's REST API (/v1/models/...); 0 (default): no REST API.")
 flags.DEFINE_integer("max_request_bytes", 64 << 20, "Predict requests above this get RESOURCE_EXHAUSTED.")
 flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often base paths are scanned for new versions.")
 flags.DEFINE_integer("max_workers", 8, "Concurrent request threads.")
@@ -96,6 +101,10 @@ def _check_numbers():
         ("max_workers", FLAGS.max_workers, FLAGS.max_workers > 0, "must be > 0"),
         ("drain_grace_period_s", FLAGS.drain_grace_period_s,
          math.isfinite(FLAGS.drain_grace_period_s) and FLAGS.drain_grace_period_s >= 0, "must be a number of seconds >= 0"),
+        ("rest_api_port", FLAGS.rest_api_port, 0 <= FLAGS.rest_api_port <= 65535,
+         "must be a port number in 1..65535 (0: no REST API)"),
+        ("rest_api_port", FLAGS.rest_api_port, not FLAGS.rest_api_port or FLAGS.rest_api_port != FLAGS.port,
+         "must differ from --port"),
     ]
     for name, value, ok, rule in checks:
         if not ok:
@@ -120,6 +129,22 @@ def _stop_on_signals():
     return stop, received
 
 
+def _start_rest(server):
+    """The REST API beside the gRPC server (None when --rest_api_port=0)."""
+    if not FLAGS.rest_api_port:
+        return None
+    from tfvideo import serving
+
+    rest = serving.RestServer(server)
+    try:
+        rest.start(FLAGS.rest_api_port, FLAGS.host)
+    except OSError as e:
+        server.stop()
+        _cli.fail("serve", f"--rest_api_port={FLAGS.rest_api_port}: cannot bind {FLAGS.host}:{FLAGS.rest_api_port}: "
+                           f"{e.strerror or e}", _cli.RUNTIME)
+    return rest
+
+
 def main(argv):
     if len(argv) > 1:
         _cli.usage_error("serve", f"unexpected arguments: {' '.join(argv[1:])}")
@@ -137,15 +162,24 @@ def main(argv):
             warmup=FLAGS.warmup,
         )
         port = server.start(FLAGS.port, FLAGS.host)
+        rest = _start_rest(server)
     except (OSError, ValueError) as e:
         _cli.fail("serve", str(e), _cli.RUNTIME)
     logging.info("Serving versions: %s", server.refresh())
     print(f"tfvideo-serve: serving {', '.join(server.model_names)} on {FLAGS.host}:{port}", flush=True)
+    if rest is not None:
+        print(f"tfvideo-serve: REST API on {FLAGS.host}:{rest.port}", flush=True)
     while not stop.wait(0.5):
         pass
     print(f"tfvideo-serve: {received[0]}: draining, {server.in_flight} request(s) in flight, "
           f"grace {FLAGS.drain_grace_period_s:g} s", file=sys.stderr, flush=True)
+    rest_stopped = None
+    if rest is not None:  # The REST API drains beside the gRPC server, within the same grace period.
+        rest_stopped = threading.Thread(target=rest.stop, kwargs={"grace": FLAGS.drain_grace_period_s}, daemon=True)
+        rest_stopped.start()
     cut_off = server.drain(FLAGS.drain_grace_period_s)
+    if rest_stopped is not None:
+        rest_stopped.join(FLAGS.drain_grace_period_s + 1.0)
     if cut_off:
         print(f"tfvideo-serve: {cut_off} request(s) cancelled after the {FLAGS.drain_grace_period_s:g} s grace period",
               file=sys.stderr, flush=True)

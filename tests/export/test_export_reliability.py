@@ -54,7 +54,7 @@ def test_export_without_a_trained_model_is_one_line_and_writes_nothing(case, tmp
 def test_bad_export_flag_is_a_usage_error(tmp_path):
     out = _run_export(f"--model_dir={tmp_path}", f"--export_dir={tmp_path}/e", "--top_k=0")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert _error_lines(out.stderr) == ["tfvideo-export: error: --top_k=0: must be >= 1"]
+    assert _error_lines(out.stderr) == ["tfvideo-export: error: --top_k=0 must be >= 1."]
 
 
 def test_failed_export_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """export_saved_model: layout, signatures, parity with the evaluation pipeline, warm-up."""
 
+import json
 import os
 import subprocess
 import sys
@@ -46,7 +47,12 @@ def test_layout_versions_and_models_config(tiny_model_dir, tmp_path):
     with open(os.path.join(second.path, "assets", "labels.txt")) as f:
         assert f.read().splitlines() == LABELS
     assert os.path.exists(os.path.join(second.path, "assets.extra", "tf_serving_warmup_requests"))
-    assert not os.path.exists(os.path.join(first.path, "assets.extra"))
+    assert not os.path.exists(os.path.join(first.path, "assets.extra", "tf_serving_warmup_requests"))
+    with open(os.path.join(first.path, "assets.extra", "tfvideo_export.json")) as f:  # How the signatures sample.
+        record = json.load(f)
+    assert record["sampler"] == {"type": "segment", "num_segments": 8, "new_length": 1, "training": False,
+                                 "num_clips": 1, "short_policy": "repeat_last"}
+    assert record["input_types"] == ["frames"] and record["preprocess"]["crop_size"] == 32
     config = tfv_export.read_models_config(second.models_config)
     (entry,) = config.model_config_list.config
     assert (entry.name, entry.base_path, entry.model_platform) == ("tiny", os.path.join(root, "tiny"), "tensorflow")

@@ -29,6 +29,7 @@ class ServerProcess:
         )
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
+        self.lines = lines  # Later stdout lines (e.g. the REST API's ready line).
         try:
             line = lines.get(timeout=startup_timeout)
         except queue.Empty:

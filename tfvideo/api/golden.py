@@ -25,7 +25,11 @@ def _describe(name, obj):
     """One or more lines describing a public symbol."""
     if inspect.isclass(obj):
         lines = [f"class {name}{_signature(obj.__init__).replace('(self, ', '(').replace('(self)', '()')}"]
-        for attr, member in sorted(vars(obj).items()):
+        members = {}
+        for base in reversed(obj.__mro__):  # The class's own members and those of its private bases.
+            if base is obj or (base is not object and base.__name__.startswith("_")):
+                members.update(vars(base))
+        for attr, member in sorted(members.items()):
             if attr.startswith("_"):
                 continue
             if isinstance(member, (staticmethod, classmethod)):

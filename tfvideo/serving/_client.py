@@ -1,14 +1,23 @@
-"""`tfvideo.serving.Client`: TF Serving's Predict / GetModelMetadata / GetModelStatus over gRPC.
+"""`tfvideo.serving.Client` (gRPC) and `RestClient` (TF Serving's REST API): Predict, model
+metadata and status, and whole video files sampled, JPEG-encoded and classified.
 
-Works unchanged against `tensorflow_model_server` and `tfvideo-serve`.
+Both work unchanged against `tensorflow_model_server` and `tfvideo-serve`.
 """
 
+import base64
 import dataclasses
+import http.client
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import grpc
 import numpy as np
 import tensorflow as tf
-from google.protobuf import wrappers_pb2
+from google.protobuf import json_format, wrappers_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -49,8 +58,104 @@ def encode_jpeg_frames(frames, quality=95):
     return [tf.io.encode_jpeg(frame, quality=quality).numpy() for frame in np.asarray(frames, np.uint8)]
 
 
+def sample_video(path, sampler):
+    """The test-time frames of a video file: uint8 [views * T, H, W, 3], clip-major.
+
+    Raises `tfvideo.data.VideoDecodeError` naming the file when it cannot be read.
+    """
+    info = _video_io.probe_video(path)
+    return _video_io.read_frames(path, sampler(info.num_frames).reshape(-1))
+
+
+def top_k_prediction(path, probabilities, labels, top_k):
+    """`VideoPrediction` of the `top_k` most probable of `probabilities` [K] (ties: lower index first)."""
+    probabilities = np.asarray(probabilities)
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    return VideoPrediction(
+        path=str(path),
+        labels=tuple(str(labels[k]) for k in order),
+        probabilities=tuple(float(probabilities[k]) for k in order),
+        indices=tuple(int(k) for k in order),
+    )
+
+
+class _VideoClient:
+    """What both clients do with video files on top of `predict` and `metadata`."""
+
+    def clip_length(self, model_name, signature_name="jpeg_frames", version=None):
+        """Frames per video the signature takes (its input's second dimension)."""
+        signatures = self.metadata(model_name, version)
+        if signature_name not in signatures:
+            raise ValueError(
+                f"model '{model_name}' at {self.target} has no signature '{signature_name}' "
+                f"(it has {', '.join(sorted(signatures))})"
+            )
+        (name, info), = signatures[signature_name].inputs.items()
+        dims = [d.size for d in info.tensor_shape.dim]
+        if len(dims) < 2 or dims[1] <= 0:
+            raise ValueError(f"signature '{signature_name}' input '{name}' has no fixed frame count: {dims}")
+        return dims[1]
+
+    def test_sampler(self, model_name, signature_name="jpeg_frames", version=None, num_clips=1):
+        """The test-time `SegmentSampler` filling the signature's frames with `num_clips` clips.
+
+        The export's sampler is not visible through the Predict API: the clip length comes
+        from the signature's input shape, `num_clips` must match the export's `--num_clips`.
+        """
+        total = self.clip_length(model_name, signature_name, version)
+        if int(num_clips) < 1 or total % int(num_clips):
+            raise ValueError(f"num_clips={num_clips} does not divide the signature's {total} frames")
+        return _samplers.SegmentSampler(num_segments=total // int(num_clips), num_clips=int(num_clips))
+
+    def top_k_size(self, model_name, signature_name="jpeg_frames", version=None):
+        """How many labels the signature's `top_k_labels` output holds per video (None: unknown)."""
+        signature = self.metadata(model_name, version).get(signature_name)
+        outputs = signature.outputs if signature is not None else {}
+        if "top_k_labels" not in outputs:
+            return None
+        dims = [d.size for d in outputs["top_k_labels"].tensor_shape.dim]
+        return dims[1] if len(dims) == 2 and dims[1] > 0 else None
+
+    def predict_videos(self, paths, model_name, top_k=5, signature_name="jpeg_frames", version=None, num_clips=1,
+                       sampler=None, jpeg_quality=95):
+        """Decodes, samples and JPEG-encodes video files locally, sends one Predict request.
+
+        The frames are chosen by the test-time sampler used in training: `sampler`, or a
+        `SegmentSampler` whose clip length comes from the signature's input shape
+        (`num_clips` clips, matching the export's `--num_clips`). Returns one
+        `VideoPrediction` per path.
+        """
+        paths = [str(p) for p in paths]
+        if sampler is None:
+            sampler = self.test_sampler(model_name, signature_name, version, num_clips)
+        batch = [encode_jpeg_frames(sample_video(path, sampler), jpeg_quality) for path in paths]
+        outputs = self.predict(
+            model_name,
+            {signature_name: np.array(batch, dtype=object)},
+            signature_name=signature_name,
+            version=version,
+            output_filter=["probabilities", "top_k_indices", "top_k_labels"],
+        )
+        results = []
+        for i, path in enumerate(paths):
+            indices = outputs["top_k_indices"][i][:top_k]
+            results.append(
+                VideoPrediction(
+                    path=path,
+                    labels=tuple(label.decode() for label in outputs["top_k_labels"][i][:top_k]),
+                    probabilities=tuple(float(p) for p in outputs["probabilities"][i][indices]),
+                    indices=tuple(int(k) for k in indices),
+                )
+            )
+        return results
+
+    def predict_video(self, path, model_name, **kwargs):
+        """`predict_videos` for one file; returns its `VideoPrediction`."""
+        return self.predict_videos([path], model_name, **kwargs)[0]
+
+
 @tf_export("tfvideo.serving.Client")
-class Client:
+class Client(_VideoClient):
     """A gRPC client of a TF Serving model server at `target` ("host:port").
 
     Example:
@@ -104,60 +209,139 @@ class Client:
         state = get_model_status_pb2.ModelVersionStatus.State
         return [(s.version, state.Name(s.state)) for s in response.model_version_status]
 
-    def clip_length(self, model_name, signature_name="jpeg_frames", version=None):
-        """Frames per video the signature takes (its input's second dimension)."""
-        signatures = self.metadata(model_name, version)
-        if signature_name not in signatures:
-            raise ValueError(
-                f"model '{model_name}' at {self.target} has no signature '{signature_name}' "
-                f"(it has {', '.join(sorted(signatures))})"
-            )
-        (name, info), = signatures[signature_name].inputs.items()
-        dims = [d.size for d in info.tensor_shape.dim]
-        if len(dims) < 2 or dims[1] <= 0:
-            raise ValueError(f"signature '{signature_name}' input '{name}' has no fixed frame count: {dims}")
-        return dims[1]
 
-    def predict_videos(self, paths, model_name, top_k=5, signature_name="jpeg_frames", version=None, num_clips=1,
-                       sampler=None, jpeg_quality=95):
-        """Decodes, samples and JPEG-encodes video files locally, sends one Predict request.
 
-        The frames are chosen by the test-time sampler used in training: `sampler`, or a
-        `SegmentSampler` whose clip length comes from the signature's input shape
-        (`num_clips` clips, matching the export's `--num_clips`). Returns one
-        `VideoPrediction` per path.
+@tf_export("tfvideo.serving.RestError")
+class RestError(Exception):
+    """A REST API error answer: `status` (HTTP) and `message` (the server's `{"error": ...}`)."""
+
+    def __init__(self, status, message, url=None):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = int(status)
+        self.message = message
+        self.url = url
+
+
+def _json_tensor(value):
+    """An input array as TF Serving's JSON: nested lists, bytes as {"b64": ...}."""
+    array = np.asarray(value)
+    if array.dtype.kind in "SO":
+        flat = [{"b64": base64.b64encode(b if isinstance(b, bytes) else str(b).encode()).decode("ascii")}
+                for b in array.reshape(-1)]
+        if array.ndim == 0:
+            return flat[0]
+        nested = np.empty(len(flat), dtype=object)
+        nested[:] = flat
+        return nested.reshape(array.shape).tolist()
+    return array.tolist()
+
+
+def _from_json_tensor(value, dtype):
+    """A JSON output value -> ndarray of the signature's dtype (strings as bytes)."""
+    if dtype == tf.string:
+        def leaf(v):
+            if isinstance(v, dict):
+                return base64.b64decode(v["b64"])
+            return v.encode("utf-8") if isinstance(v, str) else v
+
+        def walk(v):
+            return [walk(x) for x in v] if isinstance(v, list) else leaf(v)
+
+        nested = walk(value)
+        array = np.array(nested, dtype=object)
+        return array
+    return np.asarray(value, dtype=dtype.as_numpy_dtype)
+
+
+@tf_export("tfvideo.serving.RestClient")
+class RestClient(_VideoClient):
+    """A client of TF Serving's REST API at `target` ("host:8501" or "http://host:8501").
+
+    The same calls as `tfvideo.serving.Client` (`predict`, `metadata`, `status`,
+    `predict_video(s)`) over HTTP/JSON. Server errors raise `RestError` (HTTP status and
+    message); a server that cannot be reached raises `ConnectionError` naming the address.
+    """
+
+    def __init__(self, target, timeout=30.0):
+        base = target if "://" in target else f"http://{target}"
+        parts = urllib.parse.urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"RestClient: target {target!r} is not host:port or http://host:port")
+        self.target = target
+        self.base_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        self.timeout = timeout
+        self._metadata = {}
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _path(model_name, version=None):
+        path = f"/v1/models/{urllib.parse.quote(model_name, safe='')}"
+        return path + (f"/versions/{int(version)}" if version is not None else "")
+
+    def _call(self, method, path, body=None):
+        url = self.base_url + path
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as e:
+            text = e.read().decode("utf-8", "replace")
+            try:
+                message = json.loads(text)["error"]
+            except (ValueError, KeyError, TypeError):
+                message = text.strip() or e.reason
+            raise RestError(e.code, message, url) from None
+        except urllib.error.URLError as e:
+            reason = getattr(e.reason, "strerror", None) or e.reason
+            raise ConnectionError(f"cannot reach the REST API at {self.base_url} ({reason})") from None
+        except (http.client.HTTPException, ConnectionError, socket.timeout) as e:
+            raise ConnectionError(f"REST API at {self.base_url}: {type(e).__name__}: {e}") from None
+
+    def status(self, model_name, version=None):
+        """[(version, state name)] of the model's versions, e.g. [(2, "AVAILABLE")]."""
+        answer = self._call("GET", self._path(model_name, version))
+        return [(int(s["version"]), s["state"]) for s in answer.get("model_version_status", [])]
+
+    def metadata(self, model_name, version=None):
+        """The model's SignatureDefs: {signature name: `SignatureDef` proto}."""
+        answer = self._call("GET", self._path(model_name, version) + "/metadata")
+        signatures = answer["metadata"]["signature_def"].get("signature_def", {})
+        out = {}
+        for key, value in signatures.items():
+            out[key] = json_format.ParseDict(value, meta_graph_pb2.SignatureDef(), ignore_unknown_fields=True)
+        return out
+
+    def _output_dtypes(self, model_name, signature_name, version):
+        key = (model_name, signature_name, version)
+        if key not in self._metadata:
+            signature = self.metadata(model_name, version).get(signature_name or "serving_default")
+            self._metadata[key] = {} if signature is None else {
+                k: tf.dtypes.as_dtype(v.dtype) for k, v in signature.outputs.items()}
+        return self._metadata[key]
+
+    def predict(self, model_name, inputs, signature_name="serving_default", version=None, output_filter=None):
+        """POSTs `:predict` in the columnar format; returns {output name: ndarray}.
+
+        Output dtypes come from the signature (read once per model/signature/version);
+        `output_filter` is applied here, as the REST API has no such field.
         """
-        paths = [str(p) for p in paths]
-        if sampler is None:
-            total = self.clip_length(model_name, signature_name, version)
-            if total % num_clips:
-                raise ValueError(f"num_clips={num_clips} does not divide the signature's {total} frames")
-            sampler = _samplers.SegmentSampler(num_segments=total // num_clips, num_clips=num_clips)
-        batch = []
-        for path in paths:
-            info = _video_io.probe_video(path)
-            frames = _video_io.read_frames(path, sampler(info.num_frames).reshape(-1))
-            batch.append(encode_jpeg_frames(frames, jpeg_quality))
-        outputs = self.predict(
-            model_name,
-            {signature_name: np.array(batch, dtype=object)},
-            signature_name=signature_name,
-            version=version,
-            output_filter=["probabilities", "top_k_indices", "top_k_labels"],
-        )
-        results = []
-        for i, path in enumerate(paths):
-            indices = outputs["top_k_indices"][i][:top_k]
-            results.append(
-                VideoPrediction(
-                    path=path,
-                    labels=tuple(label.decode() for label in outputs["top_k_labels"][i][:top_k]),
-                    probabilities=tuple(float(p) for p in outputs["probabilities"][i][indices]),
-                    indices=tuple(int(k) for k in indices),
-                )
-            )
-        return results
-
-    def predict_video(self, path, model_name, **kwargs):
-        """`predict_videos` for one file; returns its `VideoPrediction`."""
-        return self.predict_videos([path], model_name, **kwargs)[0]
+        body = {"inputs": {k: _json_tensor(v) for k, v in inputs.items()}}
+        if signature_name:
+            body["signature_name"] = signature_name
+        answer = self._call("POST", self._path(model_name, version) + ":predict", body)
+        outputs = answer["outputs"]
+        dtypes = self._output_dtypes(model_name, signature_name, version)
+        if not isinstance(outputs, dict) or len(dtypes) == 1:
+            outputs = {next(iter(dtypes)) if dtypes else "output": outputs}
+        wanted = set(output_filter or outputs)
+        return {k: _from_json_tensor(v, dtypes.get(k, tf.float32)) for k, v in outputs.items() if k in wanted}
