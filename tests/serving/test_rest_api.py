@@ -217,7 +217,7 @@ def test_bad_requests_get_tf_serving_statuses_and_server_keeps_serving(rest_serv
         ("GET", "/v1/models/nope", None, 404, "model 'nope' is not served"),
         ("GET", "/v1/models/tiny/versions/9", None, 404, "no version 9"),
         ("GET", "/v1/models/nope/metadata", None, 404, "model 'nope' is not served"),
-        ("GET", "/v1/models/tiny/labels/stable", None, 404, "version labels are not supported"),
+        ("GET", "/v1/models/tiny/labels/stable", None, 400, "has no version label 'stable'"),  # INVALID_ARGUMENT, as TF Serving.
         ("GET", "/v1/models/tiny/versions/x1", None, 400, "failed to convert version 'x1' to a number"),
         ("GET", "/v1/models", None, 400, "missing model name"),
         ("GET", "/v1/models/tiny:predict", None, 400, "malformed request: GET /v1/models/tiny:predict"),
