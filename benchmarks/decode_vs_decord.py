@@ -21,6 +21,8 @@ with one decoding thread, and with all (num_threads=os.cpu_count() for both). In
 round every row times both decoders in turn (which one goes first alternates), `--clips`
 clips each; figures are the median clips/s over rounds, brackets the min-max over rounds,
 and the ratio is median tfvideo / median decord (per-round ratios' min-max beside it).
+`cpu` is the CPU time per clip of the benchmark process (all threads), which other
+processes' load moves much less than wall time; its ratio is decord / tfvideo.
 
 Before timing, each file's first sparse clip and first dense clip are checked against a
 sequential decode of the whole file (every frame, in order): `exact` says whether
@@ -187,10 +189,11 @@ def check_exact(name, path, indices):
 
 
 def _rate(read, path, clips):
-    start = time.perf_counter()
+    """(clips/s, CPU ms per clip of this process: all its threads, the decoders' included)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for indices in clips:
         read(path, indices)
-    return len(clips) / (time.perf_counter() - start)
+    return len(clips) / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / len(clips)
 
 
 def time_rows(paths):
@@ -214,18 +217,22 @@ def time_rows(paths):
                 rates[row, lib].append(_rate(readers[lib, threads], paths[name], indices[name][mode]))
         print(f"  round {r + 1}/{FLAGS.rounds}: {time.perf_counter() - start:.0f} s", flush=True)
 
-    print(f"\nclips/s, median over {FLAGS.rounds} rounds [min-max], {FLAGS.clips} clips per turn, {os.cpu_count()} cores:")
-    print(f"{'file':22s} {'sampling':12s} {'threads':7s} {'tfvideo':>20s} {'decord':>20s} {'ratio':>6s} {'per-round':>11s}")
+    print(f"\nclips/s, median over {FLAGS.rounds} rounds [min-max], {FLAGS.clips} clips per turn, {os.cpu_count()} cores; "
+          "cpu: median CPU ms per clip (this process, all threads), cpu ratio = decord / tfvideo:")
+    print(f"{'file':22s} {'sampling':10s} {'threads':7s} {'tfvideo':>20s} {'decord':>20s} {'ratio':>6s} {'per-round':>9s}  "
+          f"{'cpu tfv':>7s} {'decord':>7s} {'ratio':>6s}")
     worst = None
     for row in rows:
         name, mode, threads = row
-        t, d = np.array(rates[row, "tfvideo"]), np.array(rates[row, "decord"])
+        t, d = (np.array([r[0] for r in rates[row, lib]]) for lib in ("tfvideo", "decord"))
+        ct, cd = (float(np.median([r[1] for r in rates[row, lib]])) for lib in ("tfvideo", "decord"))
         ratio = np.median(t) / np.median(d)
         per_round = t / d
         worst = ratio if worst is None else min(worst, ratio)
         sampling = "sparse 8" if mode == "sparse" else "dense 32x2"
-        print(f"{name:22s} {sampling:12s} {threads:7s} {np.median(t):7.2f} [{t.min():5.2f}-{t.max():5.2f}] "
-              f"{np.median(d):7.2f} [{d.min():5.2f}-{d.max():5.2f}] {ratio:5.2f}x {per_round.min():4.2f}-{per_round.max():4.2f}")
+        print(f"{name:22s} {sampling:10s} {threads:7s} {np.median(t):7.2f} [{t.min():5.2f}-{t.max():5.2f}] "
+              f"{np.median(d):7.2f} [{d.min():5.2f}-{d.max():5.2f}] {ratio:5.2f}x {per_round.min():4.2f}-{per_round.max():4.2f}  "
+              f"{ct:7.0f} {cd:7.0f} {cd / ct:5.2f}x")
     print(f"lowest row ratio tfvideo/decord: {worst:.2f}x (target >= 1.00)")
 
 
