@@ -45,6 +45,7 @@ import time
 
 import av
 import numpy as np
+import psutil
 from absl import app, flags
 
 FLAGS = flags.FLAGS
@@ -303,22 +304,27 @@ def time_pipelines(root):
         ds = data.video_dataset(source, sampler, config, seed=None, repeat=True, num_parallel_calls=FLAGS.workers)
         iterator = iter(ds)
         next(iterator)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(clips):
             next(iterator)
-        return clips / (time.perf_counter() - start)
+        return clips / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / clips
 
     paths = [os.path.join(videos, f"v{k:03d}.mp4") for k in range(FLAGS.pipeline_videos)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(FLAGS.workers) as pool:
         pool.map(_mmaction_clip, [(p, 0) for p in paths[: FLAGS.workers]])  # Warm-up: imports.
 
+        workers = [psutil.Process(p.pid) for p in pool._pool]
+
+        def workers_cpu():
+            return sum(sum(w.cpu_times()[:2]) for w in workers)
+
         def mmaction_rate():
             jobs = [(paths[i % len(paths)], i) for i in range(clips)]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), workers_cpu()
             for _ in pool.imap_unordered(_mmaction_clip, jobs):
                 pass
-            return clips / (time.perf_counter() - start)
+            return clips / (time.perf_counter() - start), 1000 * (workers_cpu() - cpu) / clips
 
         turns = {
             "tfvideo mp4 (video_dataset)": lambda: dataset_rate(listing),
@@ -329,13 +335,15 @@ def time_pipelines(root):
         for r in range(FLAGS.pipeline_rounds):
             for name in (list(turns) if r % 2 == 0 else list(turns)[::-1]):
                 rates[name].append(turns[name]())
-    base = np.array(rates["MMAction2-style (decord)"])
+    base = np.median([r[0] for r in rates["MMAction2-style (decord)"]])
     print(f"\nWhole training input pipelines, TSN 8x224 clips/s, {FLAGS.pipeline_videos} videos 640x360 10 s H.264, "
-          f"{FLAGS.workers} workers, {clips} clips x {FLAGS.pipeline_rounds} rounds (median [min-max], ratio to MMAction2-style):")
-    for name, values in rates.items():
-        values = np.array(values)
+          f"{FLAGS.workers} workers, {clips} clips x {FLAGS.pipeline_rounds} rounds (median [min-max], ratio to "
+          "MMAction2-style; CPU ms per clip of the tf.data process / of the Pool's worker processes):")
+    for name, results in rates.items():
+        values = np.array([r[0] for r in results])
+        cpu = np.median([r[1] for r in results])
         print(f"  {name:34s} {np.median(values):7.2f} [{values.min():6.2f}-{values.max():6.2f}]  "
-              f"{np.median(values) / np.median(base):5.2f}x")
+              f"{np.median(values) / base:5.2f}x  {cpu:5.0f} cpu-ms/clip")
 
 
 def main(argv):
