@@ -492,7 +492,10 @@ def video_dataset(
     if "flow" in modality:
         raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
     records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
-    ds, decode = _file_source(records, sampler, on_error, skipped, short_side=(preprocess.resize_short or None) if preprocess else None)
+    # Training resizes in the decoder (within a level or two of TensorFlow's resize, much
+    # cheaper); evaluation keeps TensorFlow's, so it equals the exported model's transform.
+    short_side = (preprocess.resize_short or None) if preprocess and training else None
+    ds, decode = _file_source(records, sampler, on_error, skipped, short_side=short_side)
     if training:
         ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,
