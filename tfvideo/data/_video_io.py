@@ -142,6 +142,9 @@ class VideoReader:
         with VideoReader(path) as video:
             frames = video.read(sampler(video.num_frames))
 
+    A reader holds one open decoder: use it from one thread at a time (one reader per
+    thread for parallel reads).
+
     Args:
       path: video file.
       num_threads: decoding threads (>= 1), or None for FFmpeg's choice (one per core).
