@@ -33,7 +33,7 @@ def test_check_fails_when_a_symbol_is_added_without_regenerating(capsys):
 def test_listing_has_signatures():
     listing = golden.api_listing()
     assert re.search(r"^class tfvideo\.models\.TSM\(num_classes, num_segments=8", listing, re.M)
-    assert re.search(r"^def tfvideo\.data\.read_frames\(path, indices, stats=None\)$", listing, re.M)
+    assert re.search(r"^def tfvideo\.data\.read_frames\(path, indices, stats=None, num_threads=None, short_side=None\)$", listing, re.M)
 
 
 def _stderr_lines(code):

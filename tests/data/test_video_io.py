@@ -1,9 +1,13 @@
 """PyAV decoding: exactly the frames asked for, for several containers/codecs and VFR."""
 
+import collections
 import os
 
+import av
 import numpy as np
 import pytest
+import tensorflow as tf
+from av.video.frame import PictureType
 from conftest import read_frame_code
 from videofiles import FORMATS, write_bad_files, write_code_video, write_vfr_video
 
@@ -56,6 +60,69 @@ def test_read_all_frames(coded_video):
     assert codes(frames) == list(range(NUM_FRAMES)) and fps == pytest.approx(10.0)
 
 
+def sequential_decode(path):
+    """Every frame in order, decoded from the first packet with no seeking: the reference."""
+    with av.open(path) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def test_the_formats_have_b_frames_and_open_gops(coded_video):
+    # Guards the fixtures: the exactness tests below mean something only on such files.
+    name = os.path.basename(coded_video)
+    with av.open(coded_video) as container:
+        packets = [(p.pts if p.pts is not None else p.dts, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    with av.open(coded_video) as container:
+        types = collections.Counter(PictureType(frame.pict_type).name for frame in container.decode(video=0))
+    keys = [d for d, (_, key) in enumerate(packets) if key][1:]
+    # Frames decoded after a keyframe but shown before it (they reference the GOP before).
+    leading = sum(t < packets[d][0] for d in keys for t, _ in packets[d + 1 :])
+    if name in ("h264.mp4", "mpeg4_bframes.avi", "h264_open_gop.mp4"):
+        assert types["B"] > 0, types
+    if name in ("mpeg4_bframes.avi", "h264_open_gop.mp4"):
+        assert leading > 0
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, None])
+def test_exactly_the_frames_of_a_sequential_decode(coded_video, num_threads):
+    # Pixel for pixel, in random order with repeats (so backward seeks), one call per set
+    # and several reads on one open VideoReader; threads=2 is FFmpeg frame threading.
+    reference = sequential_decode(coded_video)
+    rng = np.random.default_rng(0)
+    sets = [rng.integers(0, NUM_FRAMES, size) for size in (1, 3, 8, 8, 12)] + [[39, 0, 38, 1, 20, 19, 21]]
+    for indices in sets:
+        got = data.read_frames(coded_video, indices, num_threads=num_threads)
+        np.testing.assert_array_equal(got, reference[indices], err_msg=f"indices {list(indices)}")
+    with data.VideoReader(coded_video, num_threads=num_threads) as video:
+        assert video.num_frames == NUM_FRAMES
+        for indices in sets[::-1]:
+            np.testing.assert_array_equal(video.read(indices), reference[indices], err_msg=f"indices {list(indices)}")
+
+
+def test_unwanted_non_reference_frames_are_not_decoded(tmp_path):
+    # GOP 16 with B-frames: frame 14 needs the I/P frames before it, not the other B-frames.
+    path = write_code_video(str(tmp_path / "b.mp4"), 32, options={"g": "16", "bf": "3", "x264-params": "scenecut=0"})
+    stats = {}
+    assert codes(data.read_frames(path, [14], stats=stats)) == [14]
+    assert stats["seeks"] == 1 and stats["decoded"] < 14, stats
+    stats = {}
+    assert codes(data.read_frames(path, np.arange(15), stats=stats)) == list(range(15))
+    assert stats["decoded"] >= 15, stats
+
+
+def test_video_reader_probes_and_reads(coded_video):
+    with data.VideoReader(coded_video, num_threads=1) as video:
+        assert video.info == data.probe_video(coded_video)
+        assert codes(video.read([[5, 30]])) == [5, 30]
+        assert codes(video.read([2])) == [2]  # Backwards after the first read.
+        assert video.read([]).shape == (0, 0, 0, 3)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_num_threads_is_validated(coded_video, bad):
+    with pytest.raises(ValueError, match=rf"num_threads={bad!r} must be an integer >= 1 or None"):
+        data.read_frames(coded_video, [0], num_threads=bad)
+
+
 def test_variable_frame_rate(tmp_path):
     # Frame durations 40/100/200 ms: a timestamp-based index would skip or repeat frames.
     durations = [40, 100, 40, 100, 200, 40] * 5
@@ -104,3 +171,37 @@ def test_truncated_stream_reads_what_is_there_and_refuses_the_rest(bad_files):
     assert codes(data.read_frames(path, [0])) == [0]
     with pytest.raises(data.VideoDecodeError, match="bad_truncated_mkv.mkv"):
         data.read_frames(path, [info.num_frames + 5])
+
+
+@pytest.fixture(scope="module")
+def textured_video(tmp_path_factory):
+    """A smooth texture panning over 12 frames of 96x160: what a resize sees in real footage."""
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (14, 23, 3)).astype(np.float32)
+    texture = tf.image.resize(coarse[None], (112, 184), method="bicubic")[0].numpy().clip(0, 255).astype(np.uint8)
+    frames = np.stack([texture[t : t + 96, 2 * t : 2 * t + 160] for t in range(12)])
+    path = str(tmp_path_factory.mktemp("texture") / "texture.mp4")
+    data.write_video(path, frames, codec="libx264", options={"g": "4", "bf": "2"})
+    return path
+
+
+@pytest.mark.parametrize("short_side", [48, 72, 128])
+def test_short_side_resizes_like_resize_short_side(textured_video, short_side):
+    # FFmpeg's bilinear scaler (antialiased when shrinking) against TensorFlow's resize of
+    # the full-size frames: same size, values within a level or two of 0..255 on average.
+    indices = [[7, 2, 11]]
+    full = data.read_frames(textured_video, indices)
+    expected = data.resize_short_side(full, short_side).numpy()
+    got = data.read_frames(textured_video, indices, short_side=short_side)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    diff = np.abs(got.astype(np.float32) - expected)
+    assert diff.mean() < 2 and diff.max() < 16, (diff.mean(), diff.max())  # Measured: 2x shrink 1.4 / 11.4; enlarging 0.25 / 0.9.
+    with data.VideoReader(textured_video) as video:  # The same through a reader; 96 = the decoded size.
+        np.testing.assert_array_equal(video.read(indices, short_side=short_side), got)
+        np.testing.assert_array_equal(video.read(indices, short_side=96), full)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True])
+def test_short_side_is_validated(textured_video, bad):
+    with pytest.raises(ValueError, match=rf"texture\.mp4: short_side={bad!r} must be an integer >= 1 or None"):
+        data.read_frames(textured_video, [0], short_side=bad)

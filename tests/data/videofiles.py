@@ -11,11 +11,17 @@ from tfvideo import data
 
 # (file name, encoder, options): containers x codecs the issue asks for. A short GOP gives
 # keyframes to seek to, so sparse reads can skip frames.
+# B-frames: H.264 (mp4, mkv) and MPEG-4 Part 2 in AVI, whose packets carry no pts and
+# whose GOPs are open (B-frames after an I-frame in decode order are shown before it);
+# an open-GOP H.264 file (non-IDR I-frames with leading B-frames). These are the codecs
+# and containers of benchmarks/decode_vs_decord.py.
 FORMATS = [
     ("h264.mp4", "libx264", {"g": "8", "bf": "2"}),
     ("mpeg4.avi", "mpeg4", {"g": "8"}),
     ("vp9.webm", "libvpx-vp9", {"g": "8"}),
     ("h264.mkv", "libx264", {"g": "8"}),
+    ("mpeg4_bframes.avi", "mpeg4", {"g": "8", "bf": "2"}),
+    ("h264_open_gop.mp4", "libx264", {"g": "8", "bf": "3", "x264-params": "scenecut=0:open-gop=1"}),
 ]
 
 

@@ -229,8 +229,12 @@ class SkippedVideos:
         return f"SkippedVideos(count={self.count})"
 
 
-def _file_source(records, sampler, on_error, skipped):
-    """Dataset of elements {frames uint8 [V, T, H, W, 3], label, media_id, ok} from video files."""
+def _file_source(records, sampler, on_error, skipped, short_side=None):
+    """Dataset of elements {frames uint8 [V, T, H, W, 3], label, media_id, ok} from video files.
+
+    With `short_side`, frames are resized while converting to RGB (FFmpeg's bilinear
+    scaler), so preprocessing's `resize_short_side` to the same size is skipped.
+    """
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
     ids = [r.media_id for r in records]
@@ -238,9 +242,11 @@ def _file_source(records, sampler, on_error, skipped):
     def load(path, seed):
         path = path.decode()
         try:
-            info = _video_io.probe_video(path)
-            indices = sampler(info.num_frames, _numpy_rng(seed))
-            return _video_io.read_frames(path, indices), True
+            # One pass over the packets indexes the file for the sampler and the read. One
+            # decoding thread per clip: tf.data already decodes clips in parallel.
+            with _video_io.VideoReader(path, num_threads=1) as video:
+                indices = sampler(video.num_frames, _numpy_rng(seed))
+                return video.read(indices, short_side=short_side), True
         except _video_io.VideoDecodeError as e:
             if on_error == "raise":
                 raise e._remember()  # noqa: B904 -- the same error, kept for VideoDecodeError.from_error.
@@ -566,7 +572,10 @@ def video_dataset(
     if "flow" in modality:
         raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
     records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
-    ds, decode = _file_source(records, sampler, on_error, skipped)
+    # Training resizes in the decoder (within a level or two of TensorFlow's resize, much
+    # cheaper); evaluation keeps TensorFlow's, so it equals the exported model's transform.
+    short_side = (preprocess.resize_short or None) if preprocess and training else None
+    ds, decode = _file_source(records, sampler, on_error, skipped, short_side=short_side)
     if training:
         ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     return _finish(ds, decode, sampler, preprocess, training, seed, modality, batch_size, repeat, drop_remainder,

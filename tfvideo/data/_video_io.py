@@ -8,12 +8,14 @@ decodes the whole video.
 
 import collections
 import dataclasses
+import itertools
 import os
 import re
 import threading
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from tfvideo.api._export import tf_export
 
@@ -93,7 +95,9 @@ class VideoInfo:
 @dataclasses.dataclass(frozen=True)
 class _FrameIndex:
     pts: np.ndarray  # [N] presentation timestamps in display order.
+    dts: np.ndarray  # [N] decode timestamp of each frame's packet (its pts where the container has none).
     keyframe: np.ndarray  # [N] index of the last keyframe at or before each frame.
+    position: dict  # packet/frame timestamp -> display index.
 
 
 def _open(path):
@@ -112,17 +116,25 @@ def _open(path):
     return container
 
 
+def _timestamp(item):
+    """A packet's or frame's timestamp in the index: pts, else dts (e.g. AVI packets)."""
+    return item.pts if item.pts is not None else item.dts
+
+
 def _build_index(container, path):
     stream = container.streams.video[0]
-    pts, keys = [], []
+    pts, dts, keys = [], [], []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue  # The flush packet at the end.
-            t = packet.pts if packet.pts is not None else packet.dts
+            t, d = packet.pts, packet.dts
             if t is None:
-                continue
+                if d is None:
+                    continue
+                t = d
             pts.append(t)
+            dts.append(t if d is None else d)
             keys.append(packet.is_keyframe)
     except av.FFmpegError as e:
         raise VideoDecodeError(path, f"corrupt stream while indexing: {e}") from e
@@ -130,93 +142,257 @@ def _build_index(container, path):
         raise VideoDecodeError(path, "video stream has no frames")
     order = np.argsort(np.asarray(pts), kind="stable")
     pts = np.asarray(pts, np.int64)[order]
+    dts = np.asarray(dts, np.int64)[order]
     keys = np.asarray(keys, bool)[order]
     keys[0] = True  # Decoding always starts from the stream's beginning.
     last_key = np.maximum.accumulate(np.where(keys, np.arange(len(keys)), 0))
-    return _FrameIndex(pts=pts, keyframe=last_key)
+    return _FrameIndex(pts=pts, dts=dts, keyframe=last_key, position={int(p): i for i, p in enumerate(pts.tolist())})
+
+
+def _info(path, container, index):
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or 0
+    return VideoInfo(
+        path=os.fspath(path),
+        num_frames=len(index.pts),
+        fps=float(rate),
+        height=stream.codec_context.height,
+        width=stream.codec_context.width,
+        codec=stream.codec_context.name,
+    )
 
 
 @tf_export("tfvideo.data.probe_video")
 def probe_video(path):
     """Returns `VideoInfo` for a video file, counting frames by demuxing (no decoding)."""
     with _open(path) as container:
-        index = _build_index(container, path)
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or 0
-        return VideoInfo(
-            path=os.fspath(path),
-            num_frames=len(index.pts),
-            fps=float(rate),
-            height=stream.codec_context.height,
-            width=stream.codec_context.width,
-            codec=stream.codec_context.name,
-        )
+        return _info(path, container, _build_index(container, path))
 
 
-def _frame_pts(frame):
-    return frame.pts if frame.pts is not None else frame.dts
+# Codecs whose decoder drops non-reference frames (`skip_frame="NONREF"`) without changing
+# any other frame: nothing refers to such a frame. Checked pixel for pixel against a
+# sequential decode in tests/data/test_video_io.py; other codecs decode every frame.
+_NONREF_SKIP_CODECS = frozenset({"h264", "mpeg4"})
+
+
+def _check_threads(num_threads):
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ValueError(f"num_threads={num_threads!r} must be an integer >= 1 or None (FFmpeg's choice: all cores).")
+    return int(num_threads)
+
+
+@tf_export("tfvideo.data.VideoReader")
+class VideoReader:
+    """An open video file for several reads: the packet index is built once.
+
+    Frame `i` is the i-th frame in display order (see `read_frames`). Use it for several
+    clips of one video (multi-clip testing, feature extraction), or to probe and read a
+    file with one pass over its packets:
+
+        with VideoReader(path) as video:
+            frames = video.read(sampler(video.num_frames))
+
+    A reader holds one open decoder: use it from one thread at a time (one reader per
+    thread for parallel reads).
+
+    Args:
+      path: video file.
+      num_threads: decoding threads (>= 1), or None for FFmpeg's choice (one per core).
+    Raises:
+      VideoDecodeError: the file is missing, empty, corrupt or has no video stream.
+    """
+
+    def __init__(self, path, num_threads=None):
+        num_threads = _check_threads(num_threads)
+        self.path = os.fspath(path)
+        self._container = _open(self.path)
+        try:
+            self._index = _build_index(self._container, self.path)
+            self.info = _info(self.path, self._container, self._index)
+        except BaseException:
+            self._container.close()
+            raise
+        self._stream = self._container.streams.video[0]
+        context = self._stream.codec_context
+        # Threads must be set before the decoder opens (at the first packet).
+        if num_threads is None:
+            context.thread_type = "AUTO"
+        else:
+            context.thread_count = num_threads
+            context.thread_type = "AUTO" if num_threads > 1 else "SLICE"
+        self._skip_nonref = context.name in _NONREF_SKIP_CODECS
+        self._scalers = None
+
+    @property
+    def num_frames(self):
+        return self.info.num_frames
+
+    def close(self):
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _seek(self, key):
+        """Seeks so that decoding starts at keyframe `key` or earlier; returns the packets from there.
+
+        Demuxers seek by pts (Matroska) or by dts (MP4, AVI): try the keyframe's pts, then its
+        dts, then the stream's start, until the first packet is a keyframe at or before `key`.
+        """
+        index, stream = self._index, self._stream
+        for ts in dict.fromkeys([int(index.pts[key]), int(index.dts[key]), int(min(index.dts[0], index.pts[0]))]):
+            self._container.seek(ts, stream=stream, backward=True)
+            packets = self._container.demux(stream)
+            first = next(packets, None)
+            if first is None:
+                continue
+            start = index.position.get(_timestamp(first)) if first.size else None
+            if first.is_keyframe and start is not None and start <= key:
+                break
+        return itertools.chain([first], packets) if first is not None else iter(())
+
+    def _frames_from(self, key, wanted, skip):
+        """Yields (display index, frame) decoded from keyframe `key` on.
+
+        With `skip`, packets of frames not in `wanted` are decoded with skip_frame="NONREF":
+        a non-reference frame nobody asked for is not decoded at all.
+        """
+        context = self._stream.codec_context
+        position = self._index.position
+        mode = None
+        for packet in self._seek(key):
+            if skip:
+                i = position.get(_timestamp(packet)) if packet.size else None
+                want = "NONREF" if i is not None and i not in wanted else "DEFAULT"
+                if want != mode:
+                    context.skip_frame = mode = want
+            for frame in context.decode(packet):
+                i = position.get(_timestamp(frame))
+                if i is not None:
+                    yield i, frame
+        if skip and mode != "DEFAULT":
+            context.skip_frame = "DEFAULT"
+
+    def _decode(self, wanted, skip, stats):
+        """{display index: frame} for the sorted unique `wanted` indices (missing ones left out)."""
+        keyframe = self._index.keyframe
+        wanted_set = set(wanted.tolist())
+        decoded = {}
+        frames = last = None  # `last`: display index of the last frame the decoder produced.
+        for target in wanted.tolist():
+            if target in decoded:
+                continue
+            key = int(keyframe[target])
+            if frames is None or last is None or target <= last or key > last:
+                frames = self._frames_from(key, wanted_set, skip)
+                stats["seeks"] += 1
+                last = None
+            for i, frame in frames:
+                stats["decoded"] += 1
+                last = i
+                if i in wanted_set and i not in decoded:
+                    decoded[i] = frame
+                if i >= target:
+                    break
+        return decoded
+
+    def _to_rgb(self, frame, size):
+        """uint8 [h, w, 3] RGB of a decoded frame, resized to `size` = (h, w) when given.
+
+        Converted to planar RGB at full size first (the same pixels as without resizing),
+        then scaled with FFmpeg's bilinear filter (widened when shrinking: antialiased, as
+        `resize_short_side`), then packed. Scaling the YUV frame straight to RGB is cheaper
+        but interpolates the subsampled chroma, up to ~50 levels away from resizing the
+        full-size RGB frame at sharp colour edges; scaling into packed RGB is slower.
+        """
+        if size is None or size == (frame.height, frame.width):
+            return frame.to_ndarray(format="rgb24")
+        if self._scalers is None:
+            self._scalers = (VideoReformatter(), VideoReformatter(), VideoReformatter())
+        planar = self._scalers[0].reformat(frame, format="gbrp")
+        planar = self._scalers[1].reformat(planar, size[1], size[0], format="gbrp", interpolation="BILINEAR")
+        return self._scalers[2].reformat(planar, format="rgb24").to_ndarray()
+
+    def read(self, indices, stats=None, short_side=None):
+        """Decodes the frames at `indices` (display order): uint8 `indices.shape + [H, W, 3]` RGB.
+
+        Args:
+          indices: int array of any shape; values in [0, num_frames).
+          stats: optional dict; receives `decoded` (frames decoded) and `seeks`.
+          short_side: resize so the shorter side is this many pixels (the size
+            `resize_short_side` gives), in FFmpeg's scaler while converting to RGB:
+            bilinear, antialiased when shrinking; on average within 1-2 levels (of
+            0..255) of `resize_short_side` on the full-size frames, several times cheaper.
+        """
+        if short_side is not None and (isinstance(short_side, bool) or not isinstance(short_side, (int, np.integer))
+                                       or short_side < 1):
+            raise ValueError(f"{self.path}: short_side={short_side!r} must be an integer >= 1 or None.")
+        size = None if short_side is None else _short_side_size(self.info.height, self.info.width, int(short_side))
+        indices = np.asarray(indices, np.int64)
+        n, path = self.num_frames, self.path
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
+            raise VideoDecodeError(path, f"frame indices {indices.min()}..{indices.max()} outside [0, {n})")
+        wanted, inverse = np.unique(indices, return_inverse=True)
+        counts = {"decoded": 0, "seeks": 0}
+        try:
+            decoded = self._decode(wanted, self._skip_nonref, counts)
+            if self._skip_nonref and len(decoded) < len(wanted):
+                # Never seen: a frame went missing with skipping on. Decode everything instead.
+                self._skip_nonref = False
+                decoded.update(self._decode(np.setdiff1d(wanted, list(decoded)), False, counts))
+            missing = [i for i in wanted.tolist() if i not in decoded]
+            if missing:
+                raise VideoDecodeError(path, f"frame {missing[0]} of {n} could not be decoded (truncated?)")
+            if stats is not None:
+                stats.update(counts)
+            if not indices.size:
+                return np.zeros(indices.shape + (0, 0, 3), np.uint8)
+            first = self._to_rgb(decoded[int(wanted[0])], size)
+            out = np.empty((len(wanted),) + first.shape, np.uint8)
+            out[0] = first
+            for k, i in enumerate(wanted[1:].tolist(), 1):
+                out[k] = self._to_rgb(decoded[i], size)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(path, f"corrupt data while decoding: {e}") from e
+        inverse = inverse.reshape(-1)
+        if len(wanted) != indices.size or np.any(inverse != np.arange(indices.size)):
+            out = out[inverse]  # Back to the caller's order (and repeats).
+        return out.reshape(indices.shape + first.shape)
+
+
+def _short_side_size(height, width, size):
+    """(h, w) with the shorter side `size`: the float32 arithmetic of `resize_short_side`."""
+    h, w = np.float32(height), np.float32(width)
+    scale = np.float32(size) / min(h, w)
+    return max(int(np.round(h * scale)), size), max(int(np.round(w * scale)), size)
 
 
 @tf_export("tfvideo.data.read_frames")
-def read_frames(path, indices, stats=None):
+def read_frames(path, indices, stats=None, num_threads=None, short_side=None):
     """Decodes the frames at `indices` (display order) of a video file.
+
+    Frame `i` is the i-th frame in presentation order, for any codec and container (also
+    B-frames, open GOPs and variable frame rate). Decoding seeks to the keyframe before a
+    wanted frame only when that skips work, decodes nothing past the last wanted frame,
+    and (H.264, MPEG-4 Part 2) skips non-reference frames nobody asked for.
 
     Args:
       path: video file.
       indices: int array of any shape; values in [0, num_frames).
       stats: optional dict; receives `decoded` (frames decoded) and `seeks`.
+      num_threads: decoding threads (>= 1), or None for FFmpeg's choice (one per core).
+      short_side: resize so the shorter side is this many pixels (see `VideoReader.read`).
 
     Returns:
       uint8 array `indices.shape + [H, W, 3]` in RGB.
     """
-    indices = np.asarray(indices, np.int64)
-    with _open(path) as container:
-        index = _build_index(container, path)
-        n = len(index.pts)
-        if indices.size and (indices.min() < 0 or indices.max() >= n):
-            raise VideoDecodeError(
-                path, f"frame indices {indices.min()}..{indices.max()} outside [0, {n})"
-            )
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        pts_to_index = {int(p): i for i, p in enumerate(index.pts)}
-        wanted = np.unique(indices)
-        wanted_set = set(wanted.tolist())
-        decoded = {}
-        frames_decoded = seeks = 0
-        last = None  # Index of the last frame the decoder produced.
-        frames = None
-        try:
-            for target in wanted:
-                target = int(target)
-                key = int(index.keyframe[target])
-                if last is None or target <= last or key > last:
-                    container.seek(int(index.pts[key]), stream=stream, backward=True)
-                    frames = container.decode(stream)
-                    seeks += 1
-                    last = None
-                for frame in frames:
-                    frames_decoded += 1
-                    i = pts_to_index.get(int(_frame_pts(frame)), None)
-                    if i is None:
-                        continue
-                    last = i
-                    if i in wanted_set and i not in decoded:
-                        decoded[i] = frame.to_ndarray(format="rgb24")
-                    if i >= target:
-                        break
-                if target not in decoded:
-                    raise VideoDecodeError(path, f"frame {target} of {n} could not be decoded (truncated?)")
-        except av.FFmpegError as e:
-            raise VideoDecodeError(path, f"corrupt data while decoding: {e}") from e
-    if stats is not None:
-        stats["decoded"] = frames_decoded
-        stats["seeks"] = seeks
-    if not indices.size:
-        return np.zeros(indices.shape + (0, 0, 3), np.uint8)
-    return np.stack([decoded[int(i)] for i in indices.reshape(-1)]).reshape(
-        indices.shape + decoded[int(indices.flat[0])].shape
-    )
+    with VideoReader(path, num_threads=num_threads) as video:
+        return video.read(indices, stats=stats, short_side=short_side)
 
 
 @tf_export("tfvideo.data.read_all_frames")
