@@ -172,7 +172,7 @@ def test_local_predictor_reads_the_export_record_and_falls_back_without_it(expor
 def test_flag_errors_are_one_line_with_exit_2(exports, video_tree):
     out = run_predict(f"--saved_model={exports}", "--top_k=0", *video_tree["good"], timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert ours(out.stderr) == ["tfvideo-predict: error: --top_k=0 must be >= 1"]
+    assert ours(out.stderr) == ["tfvideo-predict: error: --top_k=0 must be >= 1."]
 
 
 def _free_port():
