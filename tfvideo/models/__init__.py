@@ -3,6 +3,8 @@
 from tfvideo.api import _export
 from tfvideo.models import (  # noqa: F401 -- importing registers the public symbols.
     _backbones,
+    _convert,
+    _convert_resnet,
     _i3d,
     _imagenet,
     _inflate,
