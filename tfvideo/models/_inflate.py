@@ -11,7 +11,7 @@ from keras import layers, ops
 
 from tfvideo.api._export import tf_export
 
-_TIME_PADDING = ("zeros", "replicate")
+_TIME_PADDING = ("zeros", "replicate", "symmetric")
 
 
 def _same_padding(size, kernel, stride):
@@ -28,7 +28,8 @@ class InflatedConv3D(keras.layers.Conv3D):
 
     Time is padded "same" with zeros (as I3D) or by repeating the end frames
     (`time_padding="replicate"`, which keeps a boring video boring at the clip ends
-    too). Space follows `spatial_padding` ("same" only with spatial stride 1; strided
+    too). `time_padding="symmetric"` pads `(kt - 1) // 2` zeros at both ends also for
+    time strides > 1 (PyTorch's Conv3d padding, as MMAction2's I3D ResNet). Space follows `spatial_padding` ("same" only with spatial stride 1; strided
     2D layers are padded explicitly before them). Needs a static number of frames
     when the time stride is > 1.
     """
@@ -51,6 +52,8 @@ class InflatedConv3D(keras.layers.Conv3D):
         st = self.strides[0]
         if st == 1:
             t_pad = ((kt - 1) // 2, kt - 1 - (kt - 1) // 2)
+        elif self.time_padding == "symmetric":  # PyTorch's padding=(kt - 1) // 2 on both ends (MMAction2's I3D).
+            t_pad = ((kt - 1) // 2, (kt - 1) // 2)
         elif input_shape[1] is None:
             raise ValueError(f"InflatedConv3D {self.name}: time stride {st} needs a static number of frames, "
                              f"got input shape {input_shape}.")
@@ -143,7 +146,7 @@ def inflate(model, num_frames=None, time_kernels=None, time_strides=None, time_p
       time_kernels: layer name -> temporal extent t. Default: a conv's spatial kernel
         size (k x k -> k x k x k), 1 for pools.
       time_strides: layer name -> temporal stride (default 1).
-      time_padding: "zeros" (I3D) or "replicate" (see `InflatedConv3D`).
+      time_padding: "zeros" (I3D), "replicate" or "symmetric" (see `InflatedConv3D`).
       after_layer: optional `f(layer_name, tensor) -> tensor` applied to every inflated
         layer's output (to insert non-local blocks, for example).
       copy_weights: inflate the 2D weights (False keeps the 3D layers' own random
