@@ -54,7 +54,7 @@ RNG = np.random.default_rng(7)
 def _config(relative, **changes):
     cfg = Config.fromfile(os.path.join(_CONFIGS, relative)).model
     cfg.backbone.pretrained = None
-    if "pretrained2d" in cfg.backbone or cfg.backbone.type in ("ResNetTSM", "ResNet3d", "TANet"):
+    if "pretrained2d" in cfg.backbone or cfg.backbone.type in ("ResNetTSM", "ResNet3d"):
         cfg.backbone.pretrained2d = False
     for path, value in changes.items():
         node = cfg
@@ -80,7 +80,8 @@ def _build(cfg, seed):
                 m.bias.copy_(torch.randn(n, generator=g) * 0.1)
             elif isinstance(m, torch.nn.Linear):  # A visible head (MMAction2 inits fc with std 0.001-0.01).
                 m.weight.normal_(0, 0.05, generator=g)
-                m.bias.normal_(0, 0.05, generator=g)
+                if m.bias is not None:
+                    m.bias.normal_(0, 0.05, generator=g)
     return model.eval()
 
 
@@ -137,6 +138,19 @@ def test_i3d_r50(tmp_path):
     _parity(tmp_path, "i3d_r50", _build(cfg, 3), _clip(1, 8), "i3d_r50", 5, 8, _reference_3d)
 
 
+def test_tanet_r50(tmp_path):
+    cfg = _config("_base_/models/tanet_r50.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
+                                                  "cls_head.num_segments": 4})
+    _parity(tmp_path, "tanet_r50", _build(cfg, 5), _clip(2, 4), "tam_r50", 5, 4, _reference_2d)
+
+
+def test_trn_r50_multiscale_head(tmp_path):
+    """TRNHead draws relation subsets at random when a scale has more than 3; with 3
+    segments every scale has at most 3, so MMAction2's output is deterministic."""
+    cfg = _config("_base_/models/trn_r50.py", **{"cls_head.num_classes": 5, "cls_head.num_segments": 3})
+    _parity(tmp_path, "trn_r50", _build(cfg, 6), _clip(2, 3), "trn_r50", 5, 3, _reference_2d)
+
+
 @pytest.mark.parametrize("mode", ["embedded-gaussian", "dot-product"])
 def test_i3d_r50_non_local(tmp_path, mode):
     """Non-local blocks after blocks 2, 4 of res3 and 2, 4, 6 of res4 (MMAction2's placement)."""
@@ -166,7 +180,9 @@ def test_i3d_r50_non_local(tmp_path, mode):
 
 def test_parameter_counts_are_the_references():
     """Trainable parameters equal the MMAction2 model's for 400 classes, exactly."""
+    counts = {}
     for relative, preset, kwargs in (("_base_/models/tsm_r50.py", "tsm_r50", {}),
+                                     ("_base_/models/tanet_r50.py", "tam_r50", {}),
                                      ("_base_/models/i3d_r50.py", "i3d_r50", {})):
         cfg = _config(relative)
         reference = MODELS.build(cfg)
@@ -176,3 +192,7 @@ def test_parameter_counts_are_the_references():
         model.build((None, frames, 224, 224, 3))
         got = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         assert got == want, f"{preset}: {got} vs MMAction2's {want}"
+        counts[preset] = want
+    # The published figures: TSM-R50 24.3M, TANet-R50 25.6M (the papers' tables).
+    assert counts["tsm_r50"] == 24_327_632
+    assert counts["tam_r50"] == 25_590_320

@@ -52,6 +52,8 @@ def _first(state, candidates):
 
 
 def _bn_values(state, prefix, layer):
+    if isinstance(prefix, (list, tuple)):  # Candidates: the first present.
+        prefix = next((p for p in prefix if f"{p}.weight" in state), prefix[0])
     out = {}
     for ours, theirs in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
                          ("moving_variance", "running_var")):
@@ -146,26 +148,70 @@ def _inflate(kernel, t):
 # ---------------------------------------------------------------- mmaction2
 
 
-def _mm_conv(module, index):
+def _mm_modules(module):
+    """`layer1.0.conv1` -> its names in ResNet/ResNetTSM/ResNet3d and in TANet (`layer1.0.block.conv1`)."""
     if module == "conv1":
-        return ["backbone.conv1.conv.weight"]
-    return [f"backbone.{module}.conv.weight", f"backbone.{module}.conv.net.weight"]
+        return ["backbone.conv1"]
+    block, _, rest = module.rpartition(".")
+    return [f"backbone.{module}", f"backbone.{block}.block.{rest}"]
+
+
+def _mm_conv(module, index):
+    return [f"{m}.conv{net}.weight" for m in _mm_modules(module) for net in ("", ".net")]
 
 
 def _mm_bn(module, index):
-    return f"backbone.{module}.bn"
+    return [f"{m}.bn" for m in _mm_modules(module)]
 
 
 def map_mmaction2(state, model):
     """MMAction2 1.x recognizer state_dict (`backbone.*`, `cls_head.*`) -> a tfvideo model.
 
-    Covers MMAction2's ResNet (TSN), ResNetTSM (TSM) and ResNet3d (I3D, with
-    NonLocal3d blocks) backbones and the TSN/TSM/I3D heads (`cls_head.fc_cls`).
+    Covers MMAction2's ResNet (TSN), ResNetTSM (TSM), TANet (TAM blocks) and ResNet3d
+    (I3D, with NonLocal3d blocks) backbones, the TSN/TSM/I3D heads (`cls_head.fc_cls`)
+    and TRNHead (`fc_cls` to the relation features, multi-scale `consensus`).
     """
     _check_backbone(model, "mmaction2")
     out = map_resnet_backbone(state, model.backbone, _mm_conv, _mm_bn)
     out.update(_map_mm_non_local(state, model.backbone))
+    out.update(_map_mm_tam(state, model.backbone))
     out.update(map_dense(state, model.classifier, ["cls_head.fc_cls"]))
+    if getattr(model, "head", None) == "relation":
+        out.update(_map_mm_relation(state, model.consensus))
+    return out
+
+
+_TAM = re.compile(r"conv(\d)_block(\d+)_tam$")
+
+
+def _map_mm_tam(state, backbone):
+    """MMAction2's TAM: G = Linear(T, aT) BN1d ReLU Linear(aT, K) Softmax; L = Conv1d(C, C/b, 3) BN1d
+    ReLU Conv1d(C/b, C, 1) Sigmoid."""
+    out = {}
+    for layer in backbone.layers:
+        match = _TAM.match(layer.name)
+        if not match:
+            continue
+        prefix = f"backbone.layer{int(match[1]) - 1}.{int(match[2]) - 1}.tam"
+        if f"{prefix}.G.0.weight" not in state:
+            continue
+        out[layer.global_hidden.kernel.path] = dense_kernel(state[f"{prefix}.G.0.weight"])
+        out.update(_bn_values(state, f"{prefix}.G.1", layer.global_bn))
+        out[layer.global_out.kernel.path] = dense_kernel(state[f"{prefix}.G.3.weight"])
+        out[layer.local_conv.kernel.path] = state[f"{prefix}.L.0.weight"].transpose(2, 1, 0)
+        out.update(_bn_values(state, f"{prefix}.L.1", layer.local_bn))
+        out[layer.local_out.kernel.path] = state[f"{prefix}.L.3.weight"].transpose(2, 1, 0)
+    return out
+
+
+def _map_mm_relation(state, relation):
+    """TRNHead's RelationModuleMultiScale: fc_fusion_scales[i] (ReLU, Linear, ReLU, Linear) is
+    the MLP of scale T - i."""
+    out = {}
+    for i, scale in enumerate(relation._scale_list):
+        index = relation.num_segments - scale
+        out.update(map_dense(state, relation.hidden[i], [f"cls_head.consensus.fc_fusion_scales.{index}.1"]))
+        out.update(map_dense(state, relation.out[i], [f"cls_head.consensus.fc_fusion_scales.{index}.3"]))
     return out
 
 
