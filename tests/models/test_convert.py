@@ -3,6 +3,7 @@ references (tests/models/torch_references.py), the framework's errors, the binar
 fine-tuning init from a converted file."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -183,3 +184,47 @@ def test_convert_binary_writes_a_loadable_keras_file_and_train_inits_from_it(tmp
     assert "re-initialised classifier" in line and "conv1_conv" in line
     np.testing.assert_array_equal(_np(target.backbone.get_layer("conv4_block2_2_conv").kernel),
                                   _np(loaded.backbone.get_layer("conv4_block2_2_conv").kernel))
+
+
+def test_load_imagenet_weights_takes_torchvision_weights(tmp_path):
+    """The ImageNet entry point: a torchvision state_dict into TSM's backbone (torchvision's
+    features on each frame once the shift is taken out: TSN shares the backbone weights) and
+    into I3D-R50 by inflation."""
+    net, path = _save_torchvision(tmp_path, depth=50, num_classes=1000, width=16, seed=5)
+    tsn = models.TSN(4, num_segments=1, backbone="resnet50", width=16)
+    tsn.build((None, 1, 64, 64, 3))
+    assert models.load_imagenet_weights(tsn, path) == 53 * 2
+    frame = _clip(1, 1, 64)
+    with torch.no_grad():
+        want = net.features(refs.to_torch_clip(frame)[:, 0]).numpy()
+    _assert_logits_close(_np(tsn.pool(tsn.backbone(frame[:, 0]))), want)
+    i3d = models.I3D(4, num_frames=8, backbone="resnet50", width=16)
+    i3d.build((None, 8, 64, 64, 3))
+    models.load_imagenet_weights(i3d, path)
+    stem = net.conv1.weight.detach().numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(_np(i3d.backbone.get_layer("conv1_conv").kernel), np.stack([stem / 5] * 5), rtol=1e-6)
+    with pytest.raises(ValueError, match="torchvision ImageNet state_dict"):
+        models.load_imagenet_weights(tsn, "imagenet")
+
+
+@pytest.mark.slow
+def test_train_init_checkpoint_from_a_converted_file(moving_shapes, tmp_path):
+    """tfvideo-train --init_checkpoint=converted.keras: backbone loaded, 1000-class head re-initialised
+    for the 4 classes, and the log says so; a missing file is a flag error."""
+    net, path = _save_torchvision(tmp_path, depth=10, num_classes=1000, width=16, seed=9)
+    model, _ = models.convert_checkpoint("torchvision", path, "tsm_tiny", num_classes=1000, num_segments=4)
+    converted = str(tmp_path / "tiny.keras")
+    models.save_converted(model, converted)
+    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "CUDA_VISIBLE_DEVICES": ""}
+    common = [sys.executable, "-m", "trainers.train", "--model=tsm_tiny", "--num_segments=4", "--crop_size=32",
+              "--resize_short=32", "--batch_size=4", "--train_steps=1", "--verbose=0",
+              f"--train_data={moving_shapes['train']}", f"--label_map={moving_shapes['label_map']}"]
+    run = subprocess.run(common + [f"--model_dir={tmp_path / 'run'}", f"--init_checkpoint={converted}"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert re.search(r"init_checkpoint=.*tiny.keras: loaded \d+ layers \(conv1_conv .*re-initialised classifier",
+                     run.stderr), run.stderr[-2000:]
+    bad = subprocess.run(common + [f"--model_dir={tmp_path / 'bad'}", f"--init_checkpoint={tmp_path / 'absent.keras'}"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and "--init_checkpoint=" in bad.stderr and "no such file" in bad.stderr
