@@ -26,6 +26,7 @@ def _np(x):
 def _assert_logits_close(got, want, rel=1e-4):
     scale = float(np.abs(want).max())
     err = float(np.abs(got - want).max())
+    print(f"parity: max |diff| {err:.3g}, scale {scale:.3g}, relative {err / scale:.2g}")
     assert err <= rel * scale, f"max |diff| {err:.3g} > {rel} x logit scale {scale:.3g}"
     return err / scale
 
