@@ -116,8 +116,10 @@ def list_checkpoint_formats():
 def read_torch_checkpoint(path):
     """A PyTorch `.pth` file -> `{key: np.ndarray}` (tensors only; `state_dict` unwrapped).
 
-    Reads with `torch.load(weights_only=True)`: no code in the file runs. Needs the
-    `torch` extra (`pip install "tfvideo[torch]"`).
+    Reads with `torch.load(weights_only=True)`: no code in the file runs. Checkpoints whose
+    training metadata holds other objects (mmengine's message hub, NumPy arrays) load with
+    those objects replaced by inert placeholders. Needs the `torch` extra
+    (`pip install "tfvideo[torch]"`).
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file.")
@@ -128,8 +130,7 @@ def read_torch_checkpoint(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file; all mean "not readable".
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {reason[:200]}).") from None
+        obj = _load_with_inert_objects(torch, path, e)
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model", "model_state"):
             if isinstance(obj.get(wrapper), dict):
@@ -141,6 +142,49 @@ def read_torch_checkpoint(path):
     if not state:
         raise CheckpointError(f"{path}: holds no tensors.")
     return state
+
+
+class _Inert:
+    """Stands for an object of a class torch's weights-only loader does not allow (training
+    metadata such as mmengine's message hub): built from nothing, runs no code of the file."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+
+def _load_with_inert_objects(torch, path, first_error):
+    """Reloads a checkpoint whose metadata holds objects outside torch's weights-only allow-list:
+    the allow-listed globals (tensors, storages, containers) are the real ones, every other
+    global is `_Inert`, so tensors load and nothing in the file runs. Raises CheckpointError
+    (naming the file) when that fails too."""
+    import pickle
+    import types
+
+    message = str(first_error)
+    if not isinstance(first_error, pickle.UnpicklingError) or "Weights only load failed" not in message:
+        reason = message.strip().splitlines()[0] if message.strip() else type(first_error).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(first_error).__name__}: "
+                              f"{reason[:200]}).") from None
+    from torch import _weights_only_unpickler
+
+    allowed = _weights_only_unpickler._get_allowed_globals()
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            return allowed.get(f"{module}.{name}", _Inert)
+
+    module = types.ModuleType("tfvideo_inert_pickle")
+    module.Unpickler, module.Pickler, module.load = Unpickler, pickle.Pickler, pickle.load
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}).") from None
 
 
 def _head_variables(model):
