@@ -54,7 +54,7 @@ RNG = np.random.default_rng(7)
 def _config(relative, **changes):
     cfg = Config.fromfile(os.path.join(_CONFIGS, relative)).model
     cfg.backbone.pretrained = None
-    if "pretrained2d" in cfg.backbone or cfg.backbone.type in ("ResNetTSM", "ResNet3d"):
+    if "pretrained2d" in cfg.backbone or cfg.backbone.type in ("ResNetTSM", "ResNet3d", "MobileNetV2TSM"):
         cfg.backbone.pretrained2d = False
     for path, value in changes.items():
         node = cfg
@@ -142,6 +142,14 @@ def test_tanet_r50(tmp_path):
     cfg = _config("_base_/models/tanet_r50.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
                                                   "cls_head.num_segments": 4})
     _parity(tmp_path, "tanet_r50", _build(cfg, 5), _clip(2, 4), "tam_r50", 5, 4, _reference_2d)
+
+
+def test_tsm_mobilenet_v2(tmp_path):
+    cfg = _config("_base_/models/tsm_mobilenet_v2.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
+                                                         "cls_head.num_segments": 4})
+    model = _parity(tmp_path, "tsm_mobilenetv2", _build(cfg, 8), _clip(2, 4), "tsm_mobilenetv2", 5, 4,
+                    _reference_2d)
+    assert model.backbone_style == "torch"
 
 
 def test_trn_r50_multiscale_head(tmp_path):

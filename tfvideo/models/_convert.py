@@ -89,7 +89,7 @@ class _TrackedState(collections.abc.Mapping):
 
 
 @tf_export("tfvideo.models.register_checkpoint_format")
-def register_checkpoint_format(name, reader, mapper, description=""):
+def register_checkpoint_format(name, reader, mapper, description="", model_overrides=None):
     """Registers a checkpoint format for `convert_checkpoint` and `tfvideo-convert --source`.
 
     Args:
@@ -99,12 +99,14 @@ def register_checkpoint_format(name, reader, mapper, description=""):
       mapper: `mapper(state, model) -> dict[str, np.ndarray]` keyed by the Keras
         `variable.path` of `model`'s variables, values transposed/reshaped to the
         variable's shape. Keys of `state` it does not read are reported as unused.
+      model_overrides: optional `f(preset_defaults) -> dict` of constructor arguments a
+        preset needs to take this format (e.g. MMAction2's MobileNetV2 padding style).
     """
     if name in _FORMATS:
         raise ValueError(f"Checkpoint format {name!r} is already registered.")
     if not callable(reader) or not callable(mapper):
         raise TypeError(f"register_checkpoint_format({name!r}): reader and mapper must be callables.")
-    _FORMATS[name] = (reader, mapper, description)
+    _FORMATS[name] = (reader, mapper, description, model_overrides)
 
 
 @tf_export("tfvideo.models.list_checkpoint_formats")
@@ -255,11 +257,14 @@ def convert_checkpoint(source, checkpoint, model, num_classes=None, num_segments
     bad = [a for a in allow if a not in _ALLOW_MISSING]
     if bad:
         raise ValueError(f"allow_missing={list(allow)}: {bad[0]!r} is not one of {_ALLOW_MISSING}.")
-    reader, mapper, _ = _FORMATS[source]
+    reader, mapper, _, model_overrides = _FORMATS[source]
     if isinstance(model, str):
         if num_classes is None:
             raise ValueError("convert_checkpoint: num_classes is required with a preset name.")
-        model = build_for_conversion(model, num_classes, num_segments, **overrides)
+        from tfvideo.models import _presets
+
+        needed = model_overrides(_presets.preset_config(model)) if model_overrides else {}
+        model = build_for_conversion(model, num_classes, num_segments, **{**needed, **overrides})
     try:
         state = reader(checkpoint)
     except CheckpointError:

@@ -94,10 +94,16 @@ def map_dense(state, layer, prefixes):
     return {}
 
 
-def _check_backbone(model, fmt):
-    name = getattr(model, "backbone_name", "")
-    if not str(name).startswith("resnet"):
-        raise CheckpointError(f"the {fmt!r} format converts ResNet models; {model.name!r} has backbone {name!r}.")
+def _check_backbone(model, fmt, mobilenet=False):
+    name = str(getattr(model, "backbone_name", ""))
+    if mobilenet and name == "mobilenetv2":
+        if getattr(model, "backbone_style", "keras") != "torch":
+            raise CheckpointError(f"the {fmt!r} format's MobileNetV2 needs backbone_style='torch' (PyTorch's BN "
+                                  f"epsilon and padding); {model.name!r} has {model.backbone_style!r}.")
+        return
+    if not name.startswith("resnet"):
+        raise CheckpointError(f"the {fmt!r} format converts ResNet{' and MobileNetV2' if mobilenet else ''} models; "
+                              f"{model.name!r} has backbone {name!r}.")
 
 
 # ---------------------------------------------------------------- torchvision
@@ -171,7 +177,11 @@ def map_mmaction2(state, model):
     (I3D, with NonLocal3d blocks) backbones, the TSN/TSM/I3D heads (`cls_head.fc_cls`)
     and TRNHead (`fc_cls` to the relation features, multi-scale `consensus`).
     """
-    _check_backbone(model, "mmaction2")
+    _check_backbone(model, "mmaction2", mobilenet=True)
+    if model.backbone_name == "mobilenetv2":
+        out = _map_mm_mobilenet_v2(state, model.backbone)
+        out.update(map_dense(state, model.classifier, ["cls_head.fc_cls"]))
+        return out
     out = map_resnet_backbone(state, model.backbone, _mm_conv, _mm_bn)
     out.update(_map_mm_non_local(state, model.backbone))
     out.update(_map_mm_tam(state, model.backbone))
@@ -179,6 +189,46 @@ def map_mmaction2(state, model):
     if getattr(model, "head", None) == "relation":
         out.update(_map_mm_relation(state, model.consensus))
     return out
+
+
+_MOBILENET_REPEATS = (1, 2, 3, 4, 3, 3, 1)  # Blocks per stage (MobileNetV2's n).
+
+
+def _map_mm_mobilenet_v2(state, backbone):
+    """MMAction2's MobileNetV2 (and MobileNetV2TSM, whose shifted ConvModules are `conv.0.net`):
+    conv1, layer{stage}.{i}.conv.{k} (expand, depthwise, project; no expand in the first block),
+    conv2 -> keras.applications-named layers."""
+    torch_names = {"Conv1": "backbone.conv1", "Conv_1": "backbone.conv2"}
+    block = 0
+    for stage, repeats in enumerate(_MOBILENET_REPEATS):
+        for i in range(repeats):
+            prefix = "expanded_conv_" if block == 0 else f"block_{block}_"
+            parts = ("depthwise", "project") if block == 0 else ("expand", "depthwise", "project")
+            for k, part in enumerate(parts):
+                torch_names[f"{prefix}{part}"] = f"backbone.layer{stage + 1}.{i}.conv.{k}"
+            block += 1
+    bn_names = {"bn_Conv1": "Conv1", "Conv_1_bn": "Conv_1"}
+    out = {}
+    for layer in backbone.layers:
+        conv = bn_names.get(layer.name, layer.name[: -len("_BN")] if layer.name.endswith("_BN") else None)
+        if conv in torch_names and conv != layer.name:
+            module = torch_names[conv]
+            out.update(_bn_values(state, [f"{module}.bn", f"{module}.net.bn"], layer))
+        elif layer.name in torch_names:
+            module = torch_names[layer.name]
+            weight = _first(state, [f"{module}.conv.weight", f"{module}.net.conv.weight"])
+            if weight is None:
+                continue
+            if layer.name.endswith("depthwise"):  # [C, 1, 3, 3] -> [3, 3, C, 1]
+                out[layer.kernel.path] = weight.transpose(2, 3, 0, 1)
+            else:
+                out[layer.kernel.path] = conv_kernel(weight)
+    return out
+
+
+def _mm_overrides(defaults):
+    """MMAction2's MobileNetV2 is PyTorch's (BN epsilon 1e-5, symmetric padding)."""
+    return {"backbone_style": "torch"} if defaults.get("backbone") == "mobilenetv2" else {}
 
 
 _TAM = re.compile(r"conv(\d)_block(\d+)_tam$")
@@ -266,6 +316,7 @@ def map_tsm(state, model):
 register_checkpoint_format("torchvision", read_torch_checkpoint, map_torchvision,
                            "torchvision ImageNet ResNet state_dict (resnet50-*.pth, resnet101-*.pth)")
 register_checkpoint_format("mmaction2", read_torch_checkpoint, map_mmaction2,
-                           "MMAction2 1.x checkpoint {meta, state_dict}: TSN/TSM/I3D(-NL) ResNet")
+                           "MMAction2 1.x checkpoint {meta, state_dict}: TSN/TSM/TANet/TRN/I3D(-NL) ResNet, "
+                           "TSM MobileNetV2", model_overrides=_mm_overrides)
 register_checkpoint_format("tsm", read_torch_checkpoint, map_tsm,
                            "TSM authors' checkpoint (module.base_model.*, module.new_fc.*)")

@@ -78,6 +78,8 @@ class Recognizer2D(keras.Model):
       head: "consensus" (per-segment scores, then `consensus`) or "relation" (TRN:
         per-segment features of `relation_dim` into a multi-scale `TemporalRelation`).
       input_channels: channels per frame (3 for RGB, 2L for stacked optical flow).
+      backbone_style: "keras" or "torch" (MobileNetV2: torchvision's/MMAction2's BN epsilon and
+        padding, which their checkpoints need; see `tfvideo.models.backbone`).
       shift_every: TSM shifts in blocks 0, n, 2n, ... of each ResNet stage. None: the
         TSM authors' rule (and MMAction2's): every other block for ResNet-101 (layer3
         of >= 23 blocks), every block otherwise.
@@ -85,7 +87,7 @@ class Recognizer2D(keras.Model):
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=None, temporal_module=None,
                  consensus="avg", dropout=0.5, input_channels=3, head="consensus", relation_dim=256,
-                 frames_per_segment=1, shift_every=None, **kwargs):
+                 frames_per_segment=1, shift_every=None, backbone_style="keras", **kwargs):
         super().__init__(**kwargs)
         if temporal_module not in _TEMPORAL_MODULES:
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
@@ -111,9 +113,17 @@ class Recognizer2D(keras.Model):
         if int(shift_every) < 1:
             raise ValueError(f"shift_every={shift_every} must be >= 1.")
         self.shift_every = int(shift_every)
+        self.backbone_style = backbone_style
+        if backbone_style != "keras":
+            hooks_style = {"style": backbone_style}
+            if backbone != "mobilenetv2":
+                raise ValueError(f"backbone_style={backbone_style!r} applies to mobilenetv2 only, got {backbone!r}.")
+        else:
+            hooks_style = {}
         hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels,
                                 self.shift_every)
-        self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment, **hooks)
+        self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment, **hooks,
+                                            **hooks_style)
         self.pool = layers.GlobalAveragePooling2D(name="pool")
         self.dropout = layers.Dropout(dropout, name="dropout")
         if head == "consensus":
@@ -172,6 +182,7 @@ class Recognizer2D(keras.Model):
             "relation_dim": self.relation_dim,
             "frames_per_segment": self.frames_per_segment,
             "shift_every": self.shift_every,
+            "backbone_style": self.backbone_style,
         }
 
 
