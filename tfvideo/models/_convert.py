@@ -170,7 +170,7 @@ def _load_with_inert_objects(torch, path, first_error):
 
     message = str(first_error)
     if not isinstance(first_error, pickle.UnpicklingError) or "Weights only load failed" not in message:
-        reason = message.strip().splitlines()[0] if message.strip() else type(first_error).__name__
+        reason = message.strip().splitlines()[0].split(". ")[0] if message.strip() else type(first_error).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(first_error).__name__}: "
                               f"{reason[:200]}).") from None
     from torch import _weights_only_unpickler
@@ -319,8 +319,13 @@ def _check_mapping(model, mapping, tracked, source, checkpoint, allow):
             parts.append(f"{len(bad_missing)} model variables not in the checkpoint (first: {bad_missing[0]})")
         if bad_unused:
             parts.append(f"{len(bad_unused)} checkpoint keys unused (first: {bad_unused[0]!r})")
-        hint = "" if "head" in allow else "; pass allow_missing=head (--allow_missing=head) for a head-only difference"
-        raise CheckpointError(f"{checkpoint}: does not match {model.name!r} ({source}): {'; '.join(parts)}{hint}.")
+        head_only = all(p in head for p in bad_missing) and all(_looks_like_head(k) for k in bad_unused)
+        if head_only and "head" not in allow:
+            hint = "; pass allow_missing=head (--allow_missing=head) for a head-only difference"
+        else:
+            hint = f"; another architecture, or not a {source!r} checkpoint?" if not head_only else ""
+        end = "" if hint.endswith("?") else "."
+        raise CheckpointError(f"{checkpoint}: does not match {model.name!r} ({source}): {'; '.join(parts)}{hint}{end}")
     return values, ConversionReport(source, str(checkpoint), sorted(values), missing, unused)
 
 
