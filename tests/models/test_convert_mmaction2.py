@@ -13,15 +13,17 @@ import sys
 import types
 import warnings
 
-import keras
 import numpy as np
 import pytest
 
-from tfvideo import models
-
+# Skip before TensorFlow loads where the references are not installed.
 torch = pytest.importorskip("torch")
 pytest.importorskip("mmengine")
 pytest.importorskip("mmcv")
+
+import keras  # noqa: E402
+
+from tfvideo import models  # noqa: E402
 
 
 def _import_mmaction():
@@ -122,41 +124,28 @@ def _clip(b, t, size=64):
     return RNG.normal(0, 1, (b, t, size, size, 3)).astype("float32")
 
 
-def test_tsn_r50(tmp_path):
-    cfg = _config("_base_/models/tsn_r50.py", **{"cls_head.num_classes": 6})
-    _parity(tmp_path, "tsn_r50", _build(cfg, 1), _clip(2, 3), "tsn_r50", 6, 3, _reference_2d)
+_SEGMENTS_4 = {"backbone.num_segments": 4, "cls_head.num_segments": 4}
+# name: (MMAction2 config, config changes, seed, clip [B, T], tfvideo preset, reference forward).
+# TRN: TRNHead draws relation subsets at random when a scale has more than 3; with 3 segments
+# every scale has at most 3, so MMAction2's output is deterministic.
+_CASES = {
+    "tsn_r50": ("_base_/models/tsn_r50.py", {}, 1, (2, 3), "tsn_r50", _reference_2d),
+    "tsm_r50": ("_base_/models/tsm_r50.py", _SEGMENTS_4, 2, (2, 4), "tsm_r50", _reference_2d),
+    "i3d_r50": ("_base_/models/i3d_r50.py", {}, 3, (1, 8), "i3d_r50", _reference_3d),
+    "tanet_r50": ("_base_/models/tanet_r50.py", _SEGMENTS_4, 5, (2, 4), "tam_r50", _reference_2d),
+    "trn_r50": ("_base_/models/trn_r50.py", {"cls_head.num_segments": 3}, 6, (2, 3), "trn_r50", _reference_2d),
+    "tsm_mobilenetv2": ("_base_/models/tsm_mobilenet_v2.py", _SEGMENTS_4, 8, (2, 4), "tsm_mobilenetv2",
+                        _reference_2d),
+}
 
 
-def test_tsm_r50(tmp_path):
-    cfg = _config("_base_/models/tsm_r50.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
-                                                "cls_head.num_segments": 4})
-    _parity(tmp_path, "tsm_r50", _build(cfg, 2), _clip(2, 4), "tsm_r50", 5, 4, _reference_2d)
-
-
-def test_i3d_r50(tmp_path):
-    cfg = _config("_base_/models/i3d_r50.py", **{"cls_head.num_classes": 5})
-    _parity(tmp_path, "i3d_r50", _build(cfg, 3), _clip(1, 8), "i3d_r50", 5, 8, _reference_3d)
-
-
-def test_tanet_r50(tmp_path):
-    cfg = _config("_base_/models/tanet_r50.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
-                                                  "cls_head.num_segments": 4})
-    _parity(tmp_path, "tanet_r50", _build(cfg, 5), _clip(2, 4), "tam_r50", 5, 4, _reference_2d)
-
-
-def test_tsm_mobilenet_v2(tmp_path):
-    cfg = _config("_base_/models/tsm_mobilenet_v2.py", **{"cls_head.num_classes": 5, "backbone.num_segments": 4,
-                                                         "cls_head.num_segments": 4})
-    model = _parity(tmp_path, "tsm_mobilenetv2", _build(cfg, 8), _clip(2, 4), "tsm_mobilenetv2", 5, 4,
-                    _reference_2d)
-    assert model.backbone_style == "torch"
-
-
-def test_trn_r50_multiscale_head(tmp_path):
-    """TRNHead draws relation subsets at random when a scale has more than 3; with 3
-    segments every scale has at most 3, so MMAction2's output is deterministic."""
-    cfg = _config("_base_/models/trn_r50.py", **{"cls_head.num_classes": 5, "cls_head.num_segments": 3})
-    _parity(tmp_path, "trn_r50", _build(cfg, 6), _clip(2, 3), "trn_r50", 5, 3, _reference_2d)
+@pytest.mark.parametrize("name", list(_CASES))
+def test_parity(tmp_path, name):
+    relative, changes, seed, (b, t), preset, run = _CASES[name]
+    cfg = _config(relative, **{"cls_head.num_classes": 5, **changes})
+    model = _parity(tmp_path, name, _build(cfg, seed), _clip(b, t), preset, 5, t, run)
+    if preset == "tsm_mobilenetv2":  # The format builds PyTorch's MobileNetV2 itself.
+        assert model.backbone_style == "torch"
 
 
 @pytest.mark.parametrize("mode", ["embedded-gaussian", "dot-product"])
