@@ -32,6 +32,7 @@ BINARIES = {
     "trainers.evaluate": "tfvideo-evaluate",
     "trainers.extract_features": "tfvideo-extract-features",
     "trainers.stream": "tfvideo-stream",
+    "trainers.convert": "tfvideo-convert",
     "export.export_saved_model": "tfvideo-export",
     "export.serve": "tfvideo-serve",
     "export.predict": "tfvideo-predict",

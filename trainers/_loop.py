@@ -124,6 +124,7 @@ class Trainer:
         self.num_epochs = -(-self.total_steps // self.steps_per_epoch)
         with strategy.scope():
             self.model = _task.build_model(config)
+            _task.init_from_checkpoint(self.model, t)  # A resumed run's checkpoint overrides it in fit().
             self.optimizer = _task.build_optimizer(t, self.total_steps, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
         self.checkpoints = Checkpoints(self.model, self.optimizer, model_dir, t.get("keep_checkpoints", 3))

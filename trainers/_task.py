@@ -251,6 +251,15 @@ def build_model(config, views=1):
     return model
 
 
+def init_from_checkpoint(model, train):
+    """`--init_checkpoint`: starts `model` from a converted .keras file (tfvideo-convert); logs what loaded."""
+    path = train.get("init_checkpoint")
+    if path:
+        from absl import logging
+
+        logging.info("%s", tfv_models.init_from_converted(model, path))
+
+
 def lr_schedule(train, total_steps, steps_per_epoch):
     warmup = round(train.get("warmup_epochs", 0) * steps_per_epoch)
     boundaries = [round(f * total_steps) for f in train.get("lr_decay_at", [])]

@@ -43,6 +43,8 @@ flags.DEFINE_boolean("remat", False, "Gradient checkpointing: keep only the resi
 flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the forward/backward pass.")
 flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer JSON spec applied to the inputs.")
+flags.DEFINE_string("init_checkpoint", None, "Start from a converted .keras model (tfvideo-convert); the "
+                    "classifier is re-initialised when its class count differs.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights, sampling, augmentation, shuffling).")
 flags.DEFINE_enum("recipe", "none", sorted(_recipes.RECIPES), "Per-model training recipe; explicit flags win.")
 flags.DEFINE_boolean("partial_bn", False, "Freeze every BatchNorm layer but the first (TSN's partial BN).")
@@ -67,7 +69,7 @@ _RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_s
 _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
-    "log_every_steps", "on_error", "shuffle_buffer")
+    "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint")
 
 _online.define_flags()
 
@@ -95,7 +97,7 @@ def _validate():
             raise FlagError(f"--{name} is required.")
     if FLAGS.model not in models.list_presets():
         raise FlagError(f"--model={FLAGS.model!r} is not a model preset; available: {', '.join(models.list_presets())}.")
-    for name in ("train_data", "eval_data", "label_map", "feature_spec"):
+    for name in ("train_data", "eval_data", "label_map", "feature_spec", "init_checkpoint"):
         value = getattr(FLAGS, name)
         if value and not _task.data_exists(value):
             raise FlagError(f"--{name}={value}: no such file (or no file matches the pattern).")

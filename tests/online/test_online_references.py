@@ -88,3 +88,31 @@ def test_online_mappers_name_foreign_keys():
         _convert.map_trn_pytorch({"module.enc_cell.weight_ih": np.zeros((128, 10), "float32")}, model)
     with pytest.raises(ValueError, match="'rpn.conv.weight'"):
         _convert.map_oadtr({"rpn.conv.weight": np.zeros(3)}, online.get_detector("oadtr_tiny", D, K))
+
+
+def test_registered_formats_convert_through_convert_checkpoint(tmp_path):
+    """`trn_pytorch` goes through tfvideo.models.convert_checkpoint's registry: loaded keys
+    reported, the saved .keras file reloads with the reference's scores."""
+    torch = pytest.importorskip("torch")
+    import keras
+    import reference_online
+
+    from tfvideo import models
+
+    assert {"tdn", "kinetics_i3d", "trn_pytorch", "oadtr"} <= set(models.list_checkpoint_formats())
+    torch.manual_seed(1)
+    ref = reference_online.TRN(D, K, fusion_size=5, hidden_size=7, dec_steps=3).eval()
+    path = str(tmp_path / "trn.pth")
+    torch.save({"epoch": 3, "model_state_dict": ref.state_dict()}, path)
+    model = online.get_detector("trn", D, K, embed_dim=5, hidden_dim=7, decoder_steps=3, dropout=0.0)
+    model, report = models.convert_checkpoint("trn_pytorch", path, model)
+    assert not report.missing and not report.unused and len(report.loaded) == len(model.weights)
+    out_path = str(tmp_path / "trn.keras")
+    models.save_converted(model, out_path)
+    x = np.random.default_rng(1).normal(size=(2, 5, D)).astype("float32")
+    with torch.no_grad():
+        scores = ref(torch.from_numpy(x))[0].numpy()
+    reloaded = keras.saving.load_model(out_path)
+    np.testing.assert_allclose(np.asarray(reloaded(x)["scores"]), scores, atol=1e-4 * np.abs(scores).max())
+    with pytest.raises(ValueError, match="feature_dim"):
+        models.convert_checkpoint("trn_pytorch", path, "trn", num_classes=K)

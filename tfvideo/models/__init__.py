@@ -3,6 +3,10 @@
 from tfvideo.api import _export
 from tfvideo.models import (  # noqa: F401 -- importing registers the public symbols.
     _backbones,
+    _convert,
+    _convert_i3d_inception,
+    _convert_resnet,
+    _convert_tdn,
     _i3d,
     _imagenet,
     _inflate,

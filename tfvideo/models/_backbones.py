@@ -15,7 +15,7 @@ def supports_hooks(name):
 
 @tf_export("tfvideo.models.backbone")
 def backbone(name, width=None, input_channels=3, residual_hook=None, hook_position="block_input", stem_input=None,
-             stem_fusion=None, stride_in_1x1=False):
+             stem_fusion=None, stride_in_1x1=False, style="keras"):
     """A 2D feature extractor `[N, H, W, C] -> [N, h, w, F]` (a functional keras.Model).
 
     Args:
@@ -24,6 +24,8 @@ def backbone(name, width=None, input_channels=3, residual_hook=None, hook_positi
         networks); other layers scale with it. None: standard.
       residual_hook, hook_position, stem_input, stem_fusion, stride_in_1x1: see
         `resnet` (MobileNetV2 takes only `residual_hook`).
+      style: MobileNetV2 only: "keras" (keras.applications' BN epsilon and padding) or
+        "torch" (torchvision's and MMAction2's, for their checkpoints).
     """
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; expected one of {BACKBONES}.")
@@ -33,6 +35,6 @@ def backbone(name, width=None, input_channels=3, residual_hook=None, hook_positi
     if stem_input or stem_fusion or (residual_hook and name != "mobilenetv2"):
         raise ValueError(f"backbone {name!r} has no residual blocks for temporal modules; use a ResNet or MobileNetV2.")
     if name == "mobilenetv2":
-        return _mobilenet_v2.mobilenet_v2((width or 32) / 32, input_channels, residual_hook)
+        return _mobilenet_v2.mobilenet_v2((width or 32) / 32, input_channels, residual_hook, style=style)
     build = _inception.bn_inception if name == "bninception" else _inception.inception_v1
     return build(width or _STANDARD_WIDTH[name], input_channels)

@@ -78,3 +78,15 @@ def map_kinetics_i3d(state, model):
         used.add(name)
     check_unused(inner, used, "kinetics_i3d", re.compile(r"^global_step$"), original)
     return out
+
+
+def _register():
+    from tfvideo.models._convert import register_checkpoint_format
+
+    register_checkpoint_format(
+        "kinetics_i3d", read_kinetics_i3d, map_kinetics_i3d,
+        "DeepMind kinetics-i3d TF1 checkpoint prefix (RGB/inception_i3d/...); its inputs are RGB in [-1, 1] "
+        "(PreprocessConfig(mean=(0.5,) * 3, std=(0.5,) * 3))")
+
+
+_register()

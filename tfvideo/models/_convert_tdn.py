@@ -146,3 +146,12 @@ def map_tdn(state, model):
         used.add(key)
     check_unused(state, used, "tdn", _TDN_UNUSED, original)
     return out
+
+
+def _register():
+    from tfvideo.models._convert import register_checkpoint_format
+
+    register_checkpoint_format("tdn", read_tdn, map_tdn, "TDN authors' checkpoint (MCG-NJU/TDN, module.base_model.*)")
+
+
+_register()

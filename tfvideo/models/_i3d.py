@@ -8,8 +8,9 @@ from tfvideo.layers._non_local import NonLocalBlock
 from tfvideo.models import _backbones, _inflate, _views
 
 _I3D_BACKBONES = ("inception_v1", "resnet50", "resnet18", "resnet10", "resnet101")
-# Non-local paper (Wang et al. 2018): 5 blocks, every other residual block of res3 and res4.
-_NON_LOCAL_R50 = ("conv3_block1_out", "conv3_block3_out", "conv4_block1_out", "conv4_block3_out", "conv4_block5_out")
+# Non-local paper (Wang et al. 2018) and MMAction2's I3D-NL: 5 blocks, after blocks 2, 4 of res3 and
+# 2, 4, 6 of res4 (non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))).
+_NON_LOCAL_R50 = ("conv3_block2_out", "conv3_block4_out", "conv4_block2_out", "conv4_block4_out", "conv4_block6_out")
 _NON_LOCAL_INCEPTION = ("Mixed_3c_concat", "Mixed_4c_concat", "Mixed_4e_concat")
 
 
@@ -89,7 +90,7 @@ class I3D(keras.Model):
     """
 
     def __init__(self, num_classes, num_frames=32, backbone="inception_v1", width=None, dropout=0.5, input_channels=3,
-                 time_padding="zeros", non_local=False, non_local_mode="embedded_gaussian", **kwargs):
+                 time_padding=None, non_local=False, non_local_mode="embedded_gaussian", **kwargs):
         super().__init__(**kwargs)
         if backbone not in _I3D_BACKBONES:
             raise ValueError(f"I3D: backbone={backbone!r} must be one of {_I3D_BACKBONES}.")
@@ -99,6 +100,8 @@ class I3D(keras.Model):
         self.width = None if width is None else int(width)
         self.dropout_rate = float(dropout)
         self.input_channels = int(input_channels)
+        if time_padding is None:  # The references: TF "same" (DeepMind's I3D), PyTorch's (MMAction2's ResNets).
+            time_padding = "zeros" if backbone == "inception_v1" else "symmetric"
         self.time_padding = time_padding
         self.non_local = bool(non_local)
         self.non_local_mode = non_local_mode

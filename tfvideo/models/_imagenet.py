@@ -1,4 +1,4 @@
-"""ImageNet weights for the 2D backbones through `keras.applications`."""
+"""ImageNet weights for the 2D backbones: torchvision's for ResNets, keras.applications' for MobileNetV2."""
 
 import keras
 import numpy as np
@@ -67,29 +67,67 @@ def transfer_weights(source, target, strict=True):
 
 
 @tf_export("tfvideo.models.load_imagenet_weights")
-def load_imagenet_weights(model, weights="imagenet"):
+def load_imagenet_weights(model, weights):
     """Loads ImageNet weights into a recognizer's 2D backbone (or into an I3D by inflation).
 
     Args:
-      model: a `Recognizer2D` (TSN, TSM, ...) or `I3D` with a ResNet-50/101 or
-        MobileNetV2 backbone.
-      weights: "imagenet" (keras.applications downloads and caches them) or the path
-        of a weights file of the keras.applications model (no download).
+      model: a built `Recognizer2D` (TSN, TSM, TANet, TRN, ...) or `I3D` with a ResNet-50/101
+        backbone, or one with a MobileNetV2 backbone.
+      weights: for ResNets, the path of a torchvision ImageNet state_dict (`resnet50-*.pth`,
+        what TSN, TSM, TANet, TDN and MMAction2 start from: ResNet v1.5, RGB, ImageNet
+        mean/std; needs the `torch` extra to read). For MobileNetV2, "imagenet" (downloads)
+        or the path of a keras.applications weights file.
 
-    Our ResNets stride in the 3x3 conv (v1.5, as TSM/TSN in PyTorch) while the
-    keras.applications weights come from ResNet v1 (stride in the 1x1): the weights
-    fit exactly; features differ slightly until fine-tuned.
+    The ResNet route is exact: the backbone then computes torchvision's features on a clip
+    normalised as tfvideo's pipelines do (tests/models/test_convert.py). The keras.applications
+    ResNet weights are refused: they are ResNet v1 (stride in the 1x1) trained on BGR
+    caffe-normalised input, and folding that preprocessing into the first conv is inexact at
+    the zero-padded border, so they would not give the reference's features.
     Returns the number of layers loaded.
     """
     name = getattr(model, "backbone_name", None)
     if name is None:
         raise ValueError(f"load_imagenet_weights: {model.name!r} has no backbone_name; pass a tfvideo recognizer.")
-    app = _applications_model(name, getattr(model, "width", None), weights)
-    if hasattr(model, "load_2d_weights"):
-        template = model.backbone_2d()
-        transfer_weights(app, template)
-        count = model.load_2d_weights(template)
+    if name.startswith("resnet"):
+        count = _load_torchvision(model, weights)
     else:
-        count = len(transfer_weights(app, model.backbone))
+        app = _applications_model(name, getattr(model, "width", None), weights)
+        if hasattr(model, "load_2d_weights"):
+            template = model.backbone_2d()
+            transfer_weights(app, template)
+            count = model.load_2d_weights(template)
+        else:
+            count = len(transfer_weights(app, model.backbone))
     logging.info("Loaded %d layers of %s ImageNet weights (%s) into %s.", count, name, weights, model.name)
     return count
+
+
+def _load_torchvision(model, weights):
+    from tfvideo.models import _convert, _convert_resnet
+
+    if not isinstance(weights, str) or not weights.endswith((".pth", ".pt")):
+        raise ValueError(f"load_imagenet_weights: {model.name!r} has a ResNet backbone; pass the path of a torchvision "
+                         f"ImageNet state_dict (.pth), got {weights!r}. keras.applications' ResNet weights are v1/BGR "
+                         "caffe weights and do not give the reference features.")
+    if not model.built:
+        raise ValueError(f"load_imagenet_weights: build {model.name!r} first (model.build(input_shape)).")
+    state = _convert._TrackedState(_convert.read_torch_checkpoint(weights))
+    mapping = _convert_resnet.map_torchvision(state, model)
+    head = _convert._head_variables(model)
+    variables = _convert._model_variables(model)
+    layers = set()
+    for path, value in mapping.items():
+        if path in head:
+            continue
+        want = tuple(variables[path].shape)
+        if tuple(value.shape) != want:
+            raise _convert.CheckpointError(f"{weights}: {_convert._where(value)} does not fit {path} {list(want)} of "
+                                           f"{model.name!r}: another depth or width?")
+        variables[path].assign(np.asarray(value, "float32"))
+        layers.add(path.rsplit("/", 1)[0])
+    backbone_convs = [layer for layer in model.backbone.layers if layer.name.endswith("_conv")]
+    missing = [layer.name for layer in backbone_convs if layer.kernel.path.rsplit("/", 1)[0] not in layers]
+    if missing:
+        raise _convert.CheckpointError(f"{weights}: has no weights for {missing[0]} of {model.name!r} "
+                                       f"({len(missing)} layers): another depth?")
+    return len(layers)

@@ -11,7 +11,7 @@ from keras import layers, ops
 
 from tfvideo.api._export import tf_export
 
-_TIME_PADDING = ("zeros", "replicate")
+_TIME_PADDING = ("zeros", "replicate", "symmetric")
 
 
 def _same_padding(size, kernel, stride):
@@ -28,9 +28,12 @@ class InflatedConv3D(keras.layers.Conv3D):
 
     Time is padded "same" with zeros (as I3D) or by repeating the end frames
     (`time_padding="replicate"`, which keeps a boring video boring at the clip ends
-    too). Space follows `spatial_padding`: "same" is TensorFlow's SAME (with stride 2 a
-    7x7 kernel pads (2, 3) on even sizes, as DeepMind's I3D), "valid" none. Needs a
-    static number of frames when the time stride is > 1.
+    too); `time_padding="symmetric"` pads `(kt - 1) // 2` zeros at both ends also for time
+    strides > 1 (PyTorch's Conv3d padding, as MMAction2's I3D ResNet). Space follows
+    `spatial_padding`: "same" is TensorFlow's SAME (with stride 2 a 7x7 kernel pads (2, 3)
+    on even sizes, as DeepMind's I3D), "valid" none (the I3D ResNets pad their strided
+    layers explicitly before them, as PyTorch). Needs a static number of frames when the
+    time stride is > 1.
     """
 
     def __init__(self, filters, kernel_size, spatial_padding="valid", time_padding="zeros", **kwargs):
@@ -48,6 +51,8 @@ class InflatedConv3D(keras.layers.Conv3D):
         st = self.strides[0]
         if st == 1:
             t_pad = ((kt - 1) // 2, kt - 1 - (kt - 1) // 2)
+        elif self.time_padding == "symmetric":  # PyTorch's padding=(kt - 1) // 2 on both ends (MMAction2's I3D).
+            t_pad = ((kt - 1) // 2, (kt - 1) // 2)
         elif input_shape[1] is None:
             raise ValueError(f"InflatedConv3D {self.name}: time stride {st} needs a static number of frames, "
                              f"got input shape {input_shape}.")
@@ -156,7 +161,7 @@ def inflate(model, num_frames=None, time_kernels=None, time_strides=None, time_p
       time_kernels: layer name -> temporal extent t. Default: a conv's spatial kernel
         size (k x k -> k x k x k), 1 for pools.
       time_strides: layer name -> temporal stride (default 1).
-      time_padding: "zeros" (I3D) or "replicate" (see `InflatedConv3D`).
+      time_padding: "zeros" (I3D), "replicate" or "symmetric" (see `InflatedConv3D`).
       after_layer: optional `f(layer_name, tensor) -> tensor` applied to every inflated
         layer's output (to insert non-local blocks, for example).
       copy_weights: inflate the 2D weights (False keeps the 3D layers' own random

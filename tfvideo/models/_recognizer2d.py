@@ -15,12 +15,23 @@ _TEMPORAL_MODULES = (None, "shift", "tam", "tdn")
 _HEADS = ("consensus", "relation")
 
 
-def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels):
+def _block_index(block):
+    """`conv3_block4` -> 3 (0-based index of the block in its stage; 0 where not a ResNet block)."""
+    _, _, index = block.rpartition("_block")
+    return int(index) - 1 if index.isdigit() else 0
+
+
+def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels, shift_every=1):
     """Backbone keyword arguments placing the temporal module."""
     if temporal_module is None:
         return {}
     if temporal_module == "shift":
-        return {"residual_hook": lambda x, block: TemporalShift(num_segments, name=f"{block}_shift")(x)}
+        def shift(x, block):
+            if _block_index(block) % shift_every:
+                return x
+            return TemporalShift(num_segments, name=f"{block}_shift")(x)
+
+        return {"residual_hook": shift}
     if temporal_module == "tam":
         return {"residual_hook": lambda x, block: TemporalAdaptive(num_segments, name=f"{block}_tam")(x),
                 "hook_position": "after_first_conv"}
@@ -43,11 +54,16 @@ class Recognizer2D(keras.Model):
       head: "consensus" (per-segment scores, then `consensus`) or "relation" (TRN:
         per-segment features of `relation_dim` into a multi-scale `TemporalRelation`).
       input_channels: channels per frame (3 for RGB, 2L for stacked optical flow).
+      backbone_style: "keras" or "torch" (MobileNetV2: torchvision's/MMAction2's BN epsilon and
+        padding, which their checkpoints need; see `tfvideo.models.backbone`).
+      shift_every: TSM shifts in blocks 0, n, 2n, ... of each ResNet stage. None: the
+        TSM authors' rule (and MMAction2's): every other block for ResNet-101 (layer3
+        of >= 23 blocks), every block otherwise.
     """
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=None, temporal_module=None,
                  consensus="avg", dropout=0.5, input_channels=3, head="consensus", relation_dim=256,
-                 frames_per_segment=1, **kwargs):
+                 frames_per_segment=1, shift_every=None, backbone_style="keras", **kwargs):
         super().__init__(**kwargs)
         if temporal_module not in _TEMPORAL_MODULES:
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
@@ -70,13 +86,26 @@ class Recognizer2D(keras.Model):
         self.head = head
         self.relation_dim = int(relation_dim)
         self.frames_per_segment = int(frames_per_segment)
+        if shift_every is None:
+            shift_every = 2 if backbone == "resnet101" else 1
+        if int(shift_every) < 1:
+            raise ValueError(f"shift_every={shift_every} must be >= 1.")
+        self.shift_every = int(shift_every)
+        self.backbone_style = backbone_style
+        if backbone_style != "keras":
+            hooks_style = {"style": backbone_style}
+            if backbone != "mobilenetv2":
+                raise ValueError(f"backbone_style={backbone_style!r} applies to mobilenetv2 only, got {backbone!r}.")
+        else:
+            hooks_style = {}
         if temporal_module == "tdn":
             self.backbone = _tdn.tdn_resnet(int(backbone[len("resnet"):]), self.width or 64, self.num_segments,
                                             self.frames_per_segment, self.input_channels)
         else:
-            hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels)
+            hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels,
+                                    self.shift_every)
             self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment,
-                                                **hooks)
+                                                **hooks, **hooks_style)
         self.pool = layers.GlobalAveragePooling2D(name="pool")
         self.dropout = layers.Dropout(dropout, name="dropout")
         if head == "consensus":
@@ -134,6 +163,8 @@ class Recognizer2D(keras.Model):
             "head": self.head,
             "relation_dim": self.relation_dim,
             "frames_per_segment": self.frames_per_segment,
+            "shift_every": self.shift_every,
+            "backbone_style": self.backbone_style,
         }
 
 

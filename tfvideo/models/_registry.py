@@ -14,7 +14,8 @@ _TINY = {"backbone": "resnet10", "width": 16, "dropout": 0.2}
 for _depth in (18, 50, 101):
     register_preset(f"tsn_r{_depth}", TSN, f"TSN, ResNet-{_depth}, 8 segments, 224x224", num_segments=8,
                     backbone=f"resnet{_depth}")
-    register_preset(f"tsm_r{_depth}", TSM, f"TSM, ResNet-{_depth}, 8 segments, 224x224", num_segments=8,
+    _every_other = " (shift in every other block, as the authors)" if _depth == 101 else ""
+    register_preset(f"tsm_r{_depth}", TSM, f"TSM, ResNet-{_depth}, 8 segments, 224x224{_every_other}", num_segments=8,
                     backbone=f"resnet{_depth}")
 register_preset("tsn_bninception", TSN, "TSN, BN-Inception, 3 segments (the TSN paper)", num_segments=3,
                 backbone="bninception", dropout=0.8)

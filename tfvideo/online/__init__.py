@@ -4,6 +4,7 @@ from tfvideo.api import _export
 from tfvideo.online import (  # noqa: F401 -- importing registers the public symbols.
     _base,
     _baselines,
+    _convert,
     _idn,
     _inference,
     _losses,

@@ -154,3 +154,15 @@ def map_oadtr(state, model):
     """{OadTR key: array} -> {keras variable path of an `OadTR`: array}."""
     heads = (model.decoder_heads, model.decoder_heads)
     return _mapper("oadtr", state, model, _oadtr_rules(heads), _OADTR_UNUSED)
+
+
+def _register():
+    from tfvideo.models._convert import register_checkpoint_format
+
+    register_checkpoint_format("trn_pytorch", read_trn_pytorch, map_trn_pytorch,
+                               "TRN.pytorch checkpoint (xumingze0308/TRN.pytorch); an online detector, --feature_dim")
+    register_checkpoint_format("oadtr", read_oadtr, map_oadtr,
+                               "OadTR authors' checkpoint (wangxiang1230/OadTR); an online detector, --feature_dim")
+
+
+_register()

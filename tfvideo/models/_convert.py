@@ -1,0 +1,418 @@
+"""Published checkpoints into tfvideo models: a format registry and the conversion.
+
+A checkpoint format is a `reader` (path -> `{key: np.ndarray}`) and a `mapper`
+(`mapper(state, model) -> {variable.path: np.ndarray}`, values already in the Keras
+variable's layout and shape). The conversion reads, maps, checks every shape, assigns,
+and reports which model variables were loaded or left missing and which checkpoint
+keys went unused. It is strict: any missing variable or unused key is an error unless
+it belongs to a part listed in `allow_missing` (only "head" today: the classifier,
+when the class count differs or the checkpoint has none).
+
+The mapper reads the state through a tracking mapping whose arrays remember their
+checkpoint key, so a shape error names the checkpoint key as well as the variable.
+"""
+
+import collections.abc
+import dataclasses
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfvideo.api._export import tf_export
+
+# name -> (reader, mapper, description). A registry: the only global state.
+_FORMATS = {}
+_ALLOW_MISSING = ("head",)
+# Checkpoint entries that are bookkeeping, not weights.
+_IGNORED_SUFFIXES = ("num_batches_tracked",)
+
+
+@tf_export("tfvideo.models.CheckpointError")
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be converted; the message is one line naming the input."""
+
+
+@tf_export("tfvideo.models.ConversionReport")
+@dataclasses.dataclass
+class ConversionReport:
+    """What a conversion did: Keras variable paths loaded / left missing, checkpoint keys unused."""
+
+    source: str
+    checkpoint: str
+    loaded: list
+    missing: list
+    unused: list
+
+    def summary(self):
+        """One line for logs and the binary's output."""
+        parts = [f"{self.checkpoint} ({self.source}): loaded {len(self.loaded)} variables"]
+        if self.missing:
+            parts.append(f"missing {len(self.missing)} (re-initialised): {', '.join(self.missing)}")
+        if self.unused:
+            parts.append(f"unused {len(self.unused)} checkpoint keys: {', '.join(self.unused[:8])}"
+                         + (" ..." if len(self.unused) > 8 else ""))
+        return "; ".join(parts)
+
+
+class _Keyed(np.ndarray):
+    """An array that remembers the checkpoint key and shape it came from (kept through views)."""
+
+    def __array_finalize__(self, obj):
+        self.source_key = getattr(obj, "source_key", None)
+        self.source_shape = getattr(obj, "source_shape", None)
+
+
+class _TrackedState(collections.abc.Mapping):
+    """A read-only view of a checkpoint recording which keys the mapper read."""
+
+    def __init__(self, state):
+        self._state = state
+        self.used = set()
+
+    def __getitem__(self, key):
+        value = np.asarray(self._state[key])
+        self.used.add(key)
+        keyed = value.view(_Keyed)
+        keyed.source_key, keyed.source_shape = key, tuple(value.shape)
+        return keyed
+
+    def __contains__(self, key):
+        return key in self._state
+
+    def __iter__(self):
+        return iter(self._state)
+
+    def __len__(self):
+        return len(self._state)
+
+
+@tf_export("tfvideo.models.register_checkpoint_format")
+def register_checkpoint_format(name, reader, mapper, description="", model_overrides=None):
+    """Registers a checkpoint format for `convert_checkpoint` and `tfvideo-convert --source`.
+
+    Args:
+      name: the `--source` value.
+      reader: `reader(path) -> dict[str, np.ndarray]`; raise `ValueError` with a one-line
+        message naming the file for unreadable input.
+      mapper: `mapper(state, model) -> dict[str, np.ndarray]` keyed by the Keras
+        `variable.path` of `model`'s variables, values transposed/reshaped to the
+        variable's shape. Keys of `state` it does not read are reported as unused.
+      model_overrides: optional `f(preset_defaults) -> dict` of constructor arguments a
+        preset needs to take this format (e.g. MMAction2's MobileNetV2 padding style).
+    """
+    if name in _FORMATS:
+        raise ValueError(f"Checkpoint format {name!r} is already registered.")
+    if not callable(reader) or not callable(mapper):
+        raise TypeError(f"register_checkpoint_format({name!r}): reader and mapper must be callables.")
+    _FORMATS[name] = (reader, mapper, description, model_overrides)
+
+
+@tf_export("tfvideo.models.list_checkpoint_formats")
+def list_checkpoint_formats():
+    """Sorted names of the registered checkpoint formats."""
+    return sorted(_FORMATS)
+
+
+def read_torch_checkpoint(path):
+    """A PyTorch `.pth` file -> `{key: np.ndarray}` (tensors only; `state_dict` unwrapped).
+
+    Reads with `torch.load(weights_only=True)`: no code in the file runs. Checkpoints whose
+    training metadata holds other objects (mmengine's message hub, NumPy arrays) load with
+    those objects replaced by inert placeholders. Needs the `torch` extra
+    (`pip install "tfvideo[torch]"`).
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file.")
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(f"{path}: reading PyTorch checkpoints needs torch: pip install \"tfvideo[torch]\".") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file; all mean "not readable".
+        obj = _load_with_inert_objects(torch, path, e)
+    if isinstance(obj, dict):
+        for wrapper in ("state_dict", "model", "model_state"):
+            if isinstance(obj.get(wrapper), dict):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict of tensors.")
+    state = {str(k): v.detach().cpu().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(f"{path}: holds no tensors.")
+    return state
+
+
+class _Inert:
+    """Stands for an object of a class torch's weights-only loader does not allow (training
+    metadata such as mmengine's message hub): built from nothing, runs no code of the file."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+
+def _load_with_inert_objects(torch, path, first_error):
+    """Reloads a checkpoint whose metadata holds objects outside torch's weights-only allow-list:
+    the allow-listed globals (tensors, storages, containers) are the real ones, every other
+    global is `_Inert`, so tensors load and nothing in the file runs. Raises CheckpointError
+    (naming the file) when that fails too."""
+    import pickle
+    import types
+
+    message = str(first_error)
+    if not isinstance(first_error, pickle.UnpicklingError) or "Weights only load failed" not in message:
+        reason = message.strip().splitlines()[0].split(". ")[0] if message.strip() else type(first_error).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(first_error).__name__}: "
+                              f"{reason[:200]}).") from None
+    from torch import _weights_only_unpickler
+
+    allowed = _weights_only_unpickler._get_allowed_globals()
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            return allowed.get(f"{module}.{name}", _Inert)
+
+    module = types.ModuleType("tfvideo_inert_pickle")
+    module.Unpickler, module.Pickler, module.load = Unpickler, pickle.Pickler, pickle.load
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}).") from None
+
+
+def _head_variables(model):
+    """Paths of the classifier's variables (what `allow_missing=("head",)` may leave out)."""
+    head = []
+    for attr in ("classifier", "consensus"):
+        layer = getattr(model, attr, None)
+        if layer is not None:
+            head += [v.path for v in layer.weights]
+    return set(head)
+
+
+def _model_variables(model):
+    return {v.path: v for v in model.weights if "seed_generator" not in v.path}
+
+
+def _preset_kwargs(preset, num_segments):
+    from tfvideo.models import _presets
+
+    kwargs = {}
+    if num_segments is not None:
+        if int(num_segments) < 1:
+            raise ValueError(f"num_segments={num_segments} must be >= 1.")
+        defaults = _presets.preset_config(preset)
+        kwargs["num_frames" if "num_frames" in defaults else "num_segments"] = int(num_segments)
+    return kwargs
+
+
+def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
+    """The preset's model, built (variables created) for a conversion."""
+    from tfvideo.models import _presets
+
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes={num_classes} must be >= 1.")
+    if preset not in _presets.list_presets():
+        from tfvideo.online import _registry as detectors
+
+        if preset in detectors.list_detectors():  # Online detectors read per-chunk features, not clips.
+            feature_dim = overrides.pop("feature_dim", None)
+            if not feature_dim or int(feature_dim) < 1:
+                raise ValueError(f"model {preset!r} is an online detector: give its feature_dim (--feature_dim).")
+            return detectors.get_detector(preset, int(feature_dim), int(num_classes), **overrides)
+    model = _presets.get(preset, int(num_classes), **{**_preset_kwargs(preset, num_segments), **overrides})
+    frames = getattr(model, "clip_length", None) or getattr(model, "num_frames", 8)
+    channels = getattr(model, "input_channels", 3)
+    model.build((None, frames, 224, 224, channels))
+    return model
+
+
+@tf_export("tfvideo.models.convert_checkpoint")
+def convert_checkpoint(source, checkpoint, model, num_classes=None, num_segments=None, allow_missing=(), **overrides):
+    """Loads a published checkpoint into a tfvideo model.
+
+    Args:
+      source: a registered format (`list_checkpoint_formats()`): "torchvision",
+        "mmaction2", "tsm", ...
+      checkpoint: the checkpoint path.
+      model: a preset name (built with `num_classes`, `num_segments` and `overrides`)
+        or an already built tfvideo model.
+      num_segments: segments (2D recognizers) or frames (I3D) of the clip; None: the
+        preset's default.
+      allow_missing: parts that may be absent or of another shape: ("head",) leaves the
+        classifier freshly initialised when the checkpoint's class count differs.
+
+    Returns:
+      `(model, ConversionReport)`. Called on a clip normalised as tfvideo's pipelines do
+      (RGB in [0, 1], ImageNet mean/std), the model returns the reference's logits.
+
+    Raises:
+      CheckpointError (a ValueError) with a one-line message naming the file, the first
+      mismatched checkpoint key and both shapes, or the missing/unused entries.
+    """
+    if source not in _FORMATS:
+        raise CheckpointError(f"Unknown checkpoint format {source!r}; available: {', '.join(list_checkpoint_formats())}.")
+    allow = tuple(allow_missing or ())
+    bad = [a for a in allow if a not in _ALLOW_MISSING]
+    if bad:
+        raise ValueError(f"allow_missing={list(allow)}: {bad[0]!r} is not one of {_ALLOW_MISSING}.")
+    reader, mapper, _, model_overrides = _FORMATS[source]
+    if isinstance(model, str):
+        if num_classes is None:
+            raise ValueError("convert_checkpoint: num_classes is required with a preset name.")
+        from tfvideo.models import _presets
+
+        known = model in _presets.list_presets()
+        needed = model_overrides(_presets.preset_config(model)) if model_overrides and known else {}
+        model = build_for_conversion(model, num_classes, num_segments, **{**needed, **overrides})
+    try:
+        state = reader(checkpoint)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{checkpoint}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    tracked = _TrackedState(state)
+    mapping = mapper(tracked, model)
+    values, report = _check_mapping(model, mapping, tracked, source, checkpoint, allow)
+    for path, value in values.items():
+        variable = _model_variables(model)[path]
+        variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
+    return model, report
+
+
+def _where(value):
+    key = getattr(value, "source_key", None)
+    return f"key {key!r} {list(value.source_shape)}" if key else "a converted value"
+
+
+def _check_mapping(model, mapping, tracked, source, checkpoint, allow):
+    variables = _model_variables(model)
+    head = _head_variables(model)
+    unknown = [p for p in mapping if p not in variables]
+    if unknown:
+        raise CheckpointError(f"{checkpoint}: the {source!r} mapper produced {unknown[0]!r}, which is no variable of "
+                              f"{model.name!r}.")
+    values, dropped = {}, []
+    for path, value in mapping.items():
+        want = tuple(variables[path].shape)
+        if tuple(np.shape(value)) != want:
+            if path in head and "head" in allow:
+                dropped.append(getattr(value, "source_key", None))
+                continue
+            why = ("another class count: pass allow_missing=head (--allow_missing=head) to re-initialise the "
+                   "classifier" if path in head else "another architecture, depth or width?")
+            raise CheckpointError(f"{checkpoint}: {_where(value)} does not fit {_short(path, model)} {list(want)} of "
+                                  f"{model.name!r} (converted shape {list(np.shape(value))}): {why}")
+        values[path] = value
+    missing = [p for p in variables if p not in values]
+    unused = sorted(k for k in tracked if k not in tracked.used and not k.endswith(_IGNORED_SUFFIXES))
+    unused = sorted(set(unused) | {k for k in dropped if k})
+    head_keys = {k for k in dropped if k}
+    if "head" in allow:
+        bad_missing = [p for p in missing if p not in head]
+        bad_unused = [k for k in unused if k not in head_keys and not _looks_like_head(k)]
+    else:
+        bad_missing, bad_unused = missing, unused
+    if bad_missing or bad_unused:
+        parts = []
+        if bad_missing:
+            parts.append(f"{len(bad_missing)} model variables not in the checkpoint (first: {bad_missing[0]})")
+        if bad_unused:
+            parts.append(f"{len(bad_unused)} checkpoint keys unused (first: {bad_unused[0]!r})")
+        head_only = all(p in head for p in bad_missing) and all(_looks_like_head(k) for k in bad_unused)
+        if head_only and "head" not in allow:
+            hint = "; pass allow_missing=head (--allow_missing=head) for a head-only difference"
+        else:
+            hint = f"; another architecture, or not a {source!r} checkpoint?" if not head_only else ""
+        end = "" if hint.endswith("?") else "."
+        raise CheckpointError(f"{checkpoint}: does not match {model.name!r} ({source}): {'; '.join(parts)}{hint}{end}")
+    return values, ConversionReport(source, str(checkpoint), sorted(values), missing, unused)
+
+
+def _looks_like_head(key):
+    """Checkpoint keys of classifiers (left unread when the model's head differs)."""
+    return any(part in key.split(".") for part in ("fc", "fc_cls", "new_fc", "cls_head", "classifier"))
+
+
+@tf_export("tfvideo.models.save_converted")
+def save_converted(model, path):
+    """Saves a converted model as a `.keras` file, atomically (no partial file at `path`)."""
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"{path}: the output must be a .keras file.")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@tf_export("tfvideo.models.init_from_converted")
+def init_from_converted(model, path):
+    """Initialises a built `model` from a `.keras` file (e.g. written by `tfvideo-convert`).
+
+    Variables are matched by path (the model's own name prefix aside) and shape. The
+    classifier is left as initialised when its shape differs (another class count);
+    any other difference is an error naming the variable. Returns a one-line summary of
+    what was loaded, for the training log.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"--init_checkpoint={path}: no such file.")
+    try:
+        source = keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        raise ValueError(f"--init_checkpoint={path}: not a readable .keras model ({type(e).__name__}).") from None
+    src = {_short(v.path, source): v for v in _model_variables(source).values()}
+    head = _head_variables(model)
+    loaded_layers, skipped = [], []
+    for path_, variable in _model_variables(model).items():
+        short = _short(path_, model)
+        if short not in src:
+            raise ValueError(f"--init_checkpoint={path}: has no variable {short} {list(variable.shape)} of "
+                             f"{model.name!r}: another architecture?")
+        value = ops.convert_to_numpy(src[short])
+        if tuple(value.shape) != tuple(variable.shape):
+            if path_ in head:
+                skipped.append(short)
+                continue
+            raise ValueError(f"--init_checkpoint={path}: variable {short} is {list(value.shape)} there and "
+                             f"{list(variable.shape)} in {model.name!r}: another architecture, depth or width?")
+        variable.assign(value)
+        layer = short.rsplit("/", 1)[0]
+        if not loaded_layers or loaded_layers[-1] != layer:
+            loaded_layers.append(layer)
+    text = f"--init_checkpoint={path}: loaded {len(loaded_layers)} layers ({loaded_layers[0]} ... {loaded_layers[-1]})"
+    if skipped:
+        text += f"; re-initialised {', '.join(sorted({s.rsplit('/', 1)[0] for s in skipped}))} (other class count)"
+    return text
+
+
+def _short(path, model):
+    prefix = f"{model.name}/"
+    return path[len(prefix):] if path.startswith(prefix) else path
+
+
+def conv_kernel(weight):
+    """PyTorch conv weight `[out, in, (t,) h, w]` -> Keras kernel `[(t,) h, w, in, out]`."""
+    if weight.ndim == 4:
+        return weight.transpose(2, 3, 1, 0)
+    if weight.ndim == 5:
+        return weight.transpose(2, 3, 4, 1, 0)
+    raise CheckpointError(f"{_where(weight)} is not a 2D or 3D convolution weight.")
+
+
+def dense_kernel(weight):
+    """PyTorch linear weight `[out, in]` (or a 1x1(x1) conv weight) -> Keras Dense kernel `[in, out]`."""
+    return weight.reshape(weight.shape[0], -1).T
