@@ -32,8 +32,12 @@ def _pyplot():
 
 
 def _short(name, width=32):
+    """`name` cut in the middle to `width` characters: long sentence labels (SSv2) keep both ends."""
     name = str(name)
-    return name if len(name) <= width else name[: width - 1] + "\u2026"
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "\u2026" + name[len(name) - (width - 1 - head):]
 
 
 def _png(fig, path=None, dpi=100):
@@ -116,13 +120,14 @@ def confusion_figure(matrix, names, top1=None, title=None):
     k = matrix.shape[0]
     names = _names(names, k)
     shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    side = float(np.clip(2.5 + 0.42 * k, 5.0, 28.0))
+    # Inches: cells big enough for their numbers up to 30 classes, then just for a label line each.
+    side = float(np.clip(2.5 + 0.42 * k, 5.0, 15.0) if k <= CELL_NUMBERS_MAX else min(12.0 + 0.08 * (k - 30), 22.0))
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.set_label("share of the true class's videos")
     if k <= TICK_LABELS_MAX:
-        font = 10 if k <= 12 else 8 if k <= 30 else 6
+        font = 10 if k <= 12 else 8 if k <= 60 else 6
         ticks = np.arange(k)
         ax.set_xticks(ticks, [_short(n) for n in names], rotation=60, ha="right", rotation_mode="anchor",
                       fontsize=font)
@@ -144,7 +149,7 @@ def confusion_figure(matrix, names, top1=None, title=None):
     heading = title or "Confusion matrix"
     if top1 is not None:
         heading += f": top-1 {top1:.1%} ({int(matrix.sum())} videos)"
-    ax.set_title(heading + ("" if k <= CELL_NUMBERS_MAX else "\n(colour: row share)"))
+    ax.set_title(heading + ("" if k <= CELL_NUMBERS_MAX else "\n(colour: row share)"), fontsize=12 if k <= 30 else 15)
     return fig
 
 
