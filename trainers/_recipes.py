@@ -105,7 +105,9 @@ def auto_recipe(facts, batch_size):
       cosine decay, one epoch of linear warm-up (a tenth of the run when shorter than 10
       epochs), no weight decay, the preset's dropout. Measured on small sets (the demo's
       and benchmarks/default_recipe.py): SGD 0.01 without schedule barely moves a network
-      trained from scratch in 15 epochs, Adam with cosine converges.
+      trained from scratch in 15 epochs, Adam with cosine converges. TRN presets start at
+      1e-3: their head sums the outputs of 19 relation MLPs, and at 2e-3 the loss spiked
+      to ~8 during warm-up (87.5% top-1 after 15 epochs on the benchmark, 90.6% at 1e-3).
     * From pretrained weights: the TSM fine-tuning recipe (SGD momentum 0.9, 0.01 per 64
       clips, weight decay 1e-4, gradient clip 20) with cosine decay and the same warm-up;
       TSN presets also freeze all BatchNorm layers but the first (partial BN), as the
@@ -119,7 +121,8 @@ def auto_recipe(facts, batch_size):
                "clip_norm": 20.0, "lr_schedule": "cosine", "warmup_epochs": warmup,
                "partial_bn": facts.model.startswith("tsn")}
     else:
-        out = {"optimizer": "adam", "learning_rate": round(2e-3 * (batch_size / 8) ** 0.5, 6), "weight_decay": 0.0,
+        base = 1e-3 if facts.model.startswith("trn") else 2e-3
+        out = {"optimizer": "adam", "learning_rate": round(base * (batch_size / 8) ** 0.5, 6), "weight_decay": 0.0,
                "clip_norm": 0.0, "lr_schedule": "cosine", "warmup_epochs": warmup, "partial_bn": False}
     out["lr_decay_at"] = []
     out["crop_size"], out["resize_short"] = input_size(facts.model, facts.short_side)

@@ -36,6 +36,7 @@ def test_auto_from_scratch_on_small_videos():
     out = _auto("tsm_r50", sizes=[(96, 128)], epochs=5, batch_size=32)
     assert out["learning_rate"] == pytest.approx(0.004)
     assert out["warmup_epochs"] == 0.5 and (out["crop_size"], out["resize_short"]) == (80, 96)
+    assert _auto("trn_tiny")["learning_rate"] == 0.001  # The relation head's 19 summed MLPs: half the rate.
 
 
 def test_auto_from_pretrained_weights_fine_tunes_with_sgd():
