@@ -18,6 +18,7 @@ recipe it resolved. The baseline row of the same run trains tsm_tiny with `--rec
 
     PYTHONPATH=$PWD python benchmarks/default_recipe.py                # full: 32/12 videos per class, 15 epochs
     PYTHONPATH=$PWD python benchmarks/default_recipe.py --quick        # 8/4 videos per class, 3 epochs, two presets
+    ... --workdir=W --reuse_data --runs=runs2 --models=trn_tiny --nobaseline    # rerun some on the same videos
 """
 
 import json
@@ -43,6 +44,8 @@ flags.DEFINE_boolean("baseline", True, "Also train tsm_tiny with --recipe=none (
 flags.DEFINE_boolean("quick", False, "Iterate: 8/4 videos per class, 3 epochs, tsm_tiny and tsn_tiny.")
 flags.DEFINE_integer("seed", 0, "Seed of the generated data.")
 flags.DEFINE_string("workdir", None, "Where videos and runs go (default: a temporary directory).")
+flags.DEFINE_boolean("reuse_data", False, "Train on the videos already in --workdir (from an earlier run).")
+flags.DEFINE_string("runs", "runs", "Subdirectory of --workdir for the model_dirs (a new one per rerun).")
 
 SIZES = ((48, 64), (64, 80), (72, 96), (96, 128), (120, 160))
 PAIRS = (("left_to_right", "right_to_left"), ("moving_up", "moving_down"),
@@ -76,7 +79,9 @@ def pair_accuracy(matrix, labels):
 
 def train_one(workdir, model, epochs, extra=()):
     name = model + ("_" + "_".join(a.strip("-").replace("=", "-") for a in extra) if extra else "")
-    run_dir = os.path.join(workdir, "runs", name)
+    run_dir = os.path.join(workdir, FLAGS.runs, name)
+    if os.path.exists(run_dir):
+        raise FileExistsError(f"{run_dir} exists (a run there would resume); pass another --runs")
     args = [f"--model={model}", "--train_data=train.txt", "--eval_data=val.txt", "--label_map=label_map.txt",
             f"--model_dir={run_dir}", f"--epochs={epochs}", *extra]
     start = time.perf_counter()
@@ -100,8 +105,12 @@ def main(argv):
         models, epochs, per_class = ["tsm_tiny", "tsn_tiny"], 3, (8, 4)
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="default_recipe_")
     tic = time.perf_counter()
-    lists = data.make_motion_dataset(workdir, videos_per_class=per_class, sizes=SIZES, num_frames=(20, 24, 32, 40),
-                                     fps=(12, 15, 24, 30), codecs=("libx264", "mpeg4"), seed=FLAGS.seed)
+    if FLAGS.reuse_data:
+        lists = {split: os.path.join(workdir, f"{split}.txt") for split in ("train", "val", "label_map")}
+    else:
+        lists = data.make_motion_dataset(workdir, videos_per_class=per_class, sizes=SIZES,
+                                         num_frames=(20, 24, 32, 40), fps=(12, 15, 24, 30),
+                                         codecs=("libx264", "mpeg4"), seed=FLAGS.seed)
     labels = data.read_label_map(lists["label_map"])
     print(f"data: {workdir}: {per_class[0]} train / {per_class[1]} val videos per class, {len(labels)} classes "
           f"(chance {100 / len(labels):.1f}%), sizes {', '.join(f'{h}x{w}' for h, w in SIZES)}, H.264 + MPEG-4, "
