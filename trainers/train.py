@@ -202,7 +202,7 @@ def train_recognition():
     if _strategy.is_chief():
         from trainers import _reports
 
-        logs = {**logs, "report": _reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}
+        print(f"report: {_reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}", flush=True)
     return logs
 
 

@@ -32,7 +32,7 @@ def test_short_command_resolves_auto_recipe_flip_map_and_writes_reports(moving_s
     assert pre["flip_label_map"] == [1, 0, 2, 3] and rows["flip_label_map"] == "1,0,2,3"
     assert train["flip_label_map_source"] == "derived from the label names"
     # The training report links pictures that exist; metrics.json holds the epoch's figures.
-    assert f"report={model_dir}/report.md" in proc.stdout
+    assert f"report: {model_dir}/report.md" in proc.stdout.splitlines()
     text = open(os.path.join(model_dir, "report.md")).read()
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
     assert links == ["report/loss.png", "report/accuracy.png", "report/learning_rate.png"]
