@@ -204,13 +204,14 @@ def _format(value):
 
 
 def basis_text(facts):
-    """'from scratch, frames 64x80 (median of 8 probed)'-style summary of `facts`."""
+    """'tsm_tiny, from scratch, frames' shorter side 64 px (median of 8 probed videos, 48-120 px)'."""
     start = "pretrained weights" if facts.pretrained else "from scratch"
     if not facts.frame_sizes:
         return f"{facts.model}, {start}, frame size unknown"
-    h, w = sorted(facts.frame_sizes, key=lambda s: min(s))[len(facts.frame_sizes) // 2]
+    shorts = [min(s) for s in facts.frame_sizes]
+    spread = f"{min(shorts)}-{max(shorts)} px" if min(shorts) != max(shorts) else "all alike"
     return (f"{facts.model}, {start}, frames' shorter side {facts.short_side} px "
-            f"(median of {len(facts.frame_sizes)} probed, e.g. {h}x{w})")
+            f"(median of {len(shorts)} probed videos, {spread})")
 
 
 class FlipMapError(ValueError):
