@@ -1,4 +1,4 @@
-"""Recognition evaluation: multi-view predictions, metrics, confusion-matrix image, CSV."""
+"""Recognition evaluation: multi-view predictions, metrics, confusion-matrix figure, CSV."""
 
 import csv
 import json
@@ -59,27 +59,6 @@ def classification_metrics(labels, scores, num_classes):
     }
 
 
-def confusion_image(matrix, cell=None):
-    """uint8 [H, W, 3] heat map of the row-normalized confusion matrix (white 0 -> dark blue 1).
-
-    Rows are true classes, columns predictions; a 1-pixel grey grid separates cells.
-    """
-    matrix = np.asarray(matrix, np.float64)
-    k = matrix.shape[0]
-    cell = cell or max(4, min(32, 512 // max(k, 1)))
-    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
-    white, blue = np.array([255.0, 255.0, 255.0]), np.array([8.0, 48.0, 107.0])
-    colors = white + rows[..., None] * (blue - white)  # [K, K, 3]
-    image = np.repeat(np.repeat(colors, cell, 0), cell, 1)
-    image[::cell, :] = 160
-    image[:, ::cell] = 160
-    return np.round(image).astype(np.uint8)
-
-
-def write_png(path, image):
-    tf.io.write_file(path, tf.io.encode_png(image))
-
-
 def write_predictions_csv(path, media_ids, labels, scores, class_names):
     """One row per video: media_id, label, prediction, their names, score and the top-5."""
     names = list(class_names) or [str(i) for i in range(scores.shape[-1])]
@@ -93,15 +72,22 @@ def write_predictions_csv(path, media_ids, labels, scores, class_names):
 
 
 def write_report(output_dir, metrics, media_ids, labels, scores, class_names, log_dir=None):
-    """metrics.json, predictions.csv, confusion_matrix.png (+ TensorBoard image/scalars in log_dir)."""
+    """metrics.json, predictions.csv, confusion_matrix.png (+ TensorBoard image/scalars in log_dir).
+
+    The confusion matrix is a labelled figure (`_reports.confusion_figure`): class names on
+    both axes, counts in the cells, top-1 in the title. Returns the PNG's path.
+    """
+    from trainers import _reports
+
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     write_predictions_csv(os.path.join(output_dir, "predictions.csv"), media_ids, labels, scores, class_names)
-    image = confusion_image(metrics["confusion_matrix"])
-    write_png(os.path.join(output_dir, "confusion_matrix.png"), image)
+    path = os.path.join(output_dir, "confusion_matrix.png")
+    png = _reports.confusion_png(metrics["confusion_matrix"], class_names, metrics["top1"], path)
     if log_dir:
         with tf.summary.create_file_writer(log_dir).as_default():
-            tf.summary.image("confusion_matrix", image[None], step=0)
+            tf.summary.image("confusion_matrix", tf.io.decode_png(png, channels=3)[None], step=0)
             for key in ("top1", "top5", "mean_class_accuracy"):
                 tf.summary.scalar(key, metrics[key], step=0)
+    return path

@@ -3,8 +3,10 @@
   tfvideo-evaluate --model_dir=/tmp/run --eval_data=val.txt --num_clips=3 --num_crops=3
 
 Multi-view testing: --num_clips clips x --num_crops crops per video, averaged by the model.
-Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.png under
---output_dir (default model_dir/eval) and a TensorBoard image under model_dir/logs/eval.
+Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.png (a labelled
+figure) under --output_dir (default model_dir/eval), a TensorBoard image under
+model_dir/logs/eval, and adds the evaluation to model_dir/report.md. Prints top-1, per-class
+accuracy (worst first) and the top confusions ("right_to_left -> left_to_right: 31").
 """
 
 import os
@@ -47,7 +49,11 @@ def evaluate_recognition():
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "eval")
     _evaluation.write_report(output_dir, metrics, ids, labels, scores, config.labels,
                              log_dir=os.path.join(FLAGS.model_dir, "logs", "eval"))
-    return metrics, output_dir
+    if not FLAGS.output_dir:  # The training report then shows this evaluation.
+        from trainers import _reports
+
+        _reports.write_training_report(FLAGS.model_dir)
+    return metrics, output_dir, config
 
 
 def main(argv):
@@ -56,7 +62,7 @@ def main(argv):
     if FLAGS.task == "online_detection":
         return _online.evaluate_main(FLAGS)
     try:
-        metrics, output_dir = evaluate_recognition()
+        metrics, output_dir, config = evaluate_recognition()
     except (ValueError, FileNotFoundError) as e:
         _cli.report("tfvideo-evaluate", e)
         return 2
@@ -64,6 +70,9 @@ def main(argv):
     print(f"top-5: {metrics['top5']:.4f}")
     print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")
     print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in {output_dir}")
+    from trainers import _reports
+
+    print("\n".join(_reports.evaluation_text(metrics, config.labels)))
     return 0
 
 

@@ -10,6 +10,8 @@ latest checkpoint when restarted with the same command, and saves model_dir/mode
 Flags can also come from a file: --flagfile=run.flags.
 """
 
+import json
+
 from absl import app, flags, logging
 
 from trainers import _cli, _flags, _online, _recipes
@@ -46,16 +48,20 @@ flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer 
 flags.DEFINE_string("init_checkpoint", None, "Start from a converted .keras model (tfvideo-convert); the "
                     "classifier is re-initialised when its class count differs.")
 flags.DEFINE_integer("seed", 0, "Random seed (weights, sampling, augmentation, shuffling).")
-flags.DEFINE_enum("recipe", "none", sorted(_recipes.RECIPES), "Per-model training recipe; explicit flags win.")
+flags.DEFINE_enum("recipe", "auto", sorted(_recipes.RECIPES),
+                  "Training recipe: auto (from the preset, pretrained or not, and the frame size), a paper's "
+                  "(tsm, tsn), or none (the flags' defaults). Explicit flags win.")
 flags.DEFINE_boolean("partial_bn", False, "Freeze every BatchNorm layer but the first (TSN's partial BN).")
 flags.DEFINE_boolean("sync_batchnorm", False, "BatchNorm statistics over the global batch across replicas.")
 flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")
 flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
-flags.DEFINE_integer("crop_size", None, "Network input side (default 224).")
-flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default 256; 0 keeps the decoded size).")
+flags.DEFINE_integer("crop_size", None, "Network input side (default: the recipe's; 224 without one).")
+flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default: the recipe's; 256 without one; "
+                     "0 keeps the decoded size).")
 flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
 flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
-                  "0 and 1 when a clip is flipped): for direction classes such as left/right.")
+                  "0 and 1 when a clip is flipped): for direction classes such as left/right. Default: derived "
+                  "from the --label_map names (left/right, clockwise/anticlockwise pairs).")
 flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end; 0: at epoch ends only).")
 flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
 _cli.define_verbosity("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
@@ -70,6 +76,7 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
     "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint")
+_INPUT_FLAGS = ("crop_size", "resize_short")  # The recipe may set them; they go to config.preprocess.
 
 _online.define_flags()
 
@@ -118,32 +125,33 @@ def build_config():
         raise FlagError(f"--num_classes={FLAGS.num_classes} does not match --label_map={FLAGS.label_map} "
                         f"({len(labels)} classes).")
     num_classes = len(labels) or FLAGS.num_classes
-    values = {name: FLAGS[name].value for name in _TRAIN_FLAGS}
-    explicit = {name for name in _TRAIN_FLAGS if FLAGS[name].present}
-    values = _recipes.apply_recipe(FLAGS.recipe, values, explicit)
+    values = {name: FLAGS[name].value for name in _TRAIN_FLAGS + _INPUT_FLAGS}
+    explicit = {name for name in _TRAIN_FLAGS + _INPUT_FLAGS if FLAGS[name].present}
+    facts = None
+    if FLAGS.recipe == "auto":
+        facts = _recipes.RunFacts(model=FLAGS.model, pretrained=_recipes.pretrained_init(FLAGS), epochs=FLAGS.epochs,
+                                  frame_sizes=data.probe_frame_sizes(FLAGS.train_data, label_map=labels or None))
+    values = _recipes.apply_recipe(FLAGS.recipe, values, explicit, facts)
     values["lr_decay_at"] = [float(v) for v in values["lr_decay_at"]]
-    preset = models.preset_config(FLAGS.model)
-    num_segments = FLAGS.num_segments if FLAGS.num_segments is not None else preset.get("num_segments", 8)
-    model_kwargs = {}
-    if FLAGS.num_segments is not None or "num_segments" in preset:
-        model_kwargs["num_segments"] = num_segments
+    sampler, model_kwargs = _recipes.clip_sampling(models.preset_config(FLAGS.model), FLAGS.num_segments)
     dropout = values.pop("dropout")
     if dropout is not None:
         model_kwargs["dropout"] = float(dropout)
-    preprocess = {}
-    if FLAGS.crop_size is not None:
-        preprocess["crop_size"] = FLAGS.crop_size
-    if FLAGS.resize_short is not None:
-        preprocess["resize_short"] = FLAGS.resize_short
+    preprocess = {key: values.pop(key) for key in _INPUT_FLAGS if values.get(key) is not None}
     preprocess["flip"] = FLAGS.flip
-    if FLAGS.flip_label_map:
-        mirror = [int(v) for v in FLAGS.flip_label_map]
-        if len(mirror) != int(num_classes) or sorted(mirror) != list(range(int(num_classes))):
-            raise app.UsageError(f"--flip_label_map={FLAGS.flip_label_map}: must be a permutation of 0..{int(num_classes) - 1}")
+    try:
+        mirror, mirror_source = _recipes.flip_label_map(FLAGS.flip, FLAGS.flip_label_map, labels, FLAGS.label_map)
+    except _recipes.FlipMapError as e:
+        raise FlagError(str(e)) from None
+    if mirror is not None:
         preprocess["flip_label_map"] = mirror
+    if facts is not None:
+        values["recipe_basis"] = _recipes.basis_text(facts)
+    values["flip_label_map_source"] = mirror_source
+    _recipes.announce({**values, **preprocess, "dropout": dropout}, explicit, labels, mirror_source)
     config = _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
-        task=FLAGS.task, sampler={"type": "segment", "num_segments": int(num_segments)}, preprocess=preprocess,
+        task=FLAGS.task, sampler=sampler, preprocess=preprocess,
         train=values)
     if FLAGS.feature_spec:  # The spec's video column defines the clip; the spec is recorded in config.json.
         from trainers import _task
@@ -211,7 +219,12 @@ def train_recognition():
     strategy = _strategy.make_strategy(FLAGS.strategy, devices)
     logging.info("Strategy %s with %d replicas", FLAGS.strategy, strategy.num_replicas_in_sync)
     trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
-    return trainer.fit(verbose=FLAGS.verbose)
+    logs = trainer.fit(verbose=FLAGS.verbose)
+    if _strategy.is_chief():
+        from trainers import _reports
+
+        print(f"report: {_reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}", flush=True)
+    return logs
 
 
 def main(argv):

@@ -1,5 +1,5 @@
 """Library pieces of the trainers: recipes, lr schedule, remat gradients, partial BN,
-metrics against hand computations, confusion image, chunk indices."""
+metrics against hand computations, chunk indices."""
 
 import csv
 import json
@@ -152,15 +152,6 @@ def test_classification_metrics_against_hand_computation():
     assert m["mean_class_accuracy"] == pytest.approx(0.75)
 
 
-def test_confusion_image_colors_cells_by_row_share():
-    image = _evaluation.confusion_image([[2, 0], [1, 1]], cell=8)
-    assert image.shape == (16, 16, 3) and image.dtype == np.uint8
-    np.testing.assert_array_equal(image[4, 4], [8, 48, 107])  # 100 % of row 0.
-    np.testing.assert_array_equal(image[4, 12], [255, 255, 255])  # 0 %.
-    np.testing.assert_array_equal(image[12, 4], [132, 152, 181])  # 50 %.
-    np.testing.assert_array_equal(image[0, 5], [160, 160, 160])  # Grid line.
-
-
 class _ChannelMeanModel(keras.Model):
     """Deterministic 'recognizer': logits = 5 * one_hot(round(mean of channel 0)) over the views."""
 
@@ -187,7 +178,7 @@ def test_predict_writes_consistent_csv(tmp_path):
     assert [(r["media_id"], r["label_name"], r["prediction_name"]) for r in rows] == [
         ("v0", "a", "a"), ("v1", "c", "c"), ("v2", "b", "b"), ("v3", "b", "c"), ("v4", "a", "c")]
     png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "confusion_matrix.png")))
-    assert png.shape[0] == png.shape[1] and png.shape[0] % 3 == 0
+    assert 400 <= png.shape[0] <= 900 and 400 <= png.shape[1] <= 1000  # The labelled figure (test_reports.py).
 
 
 def test_chunk_frame_indices():

@@ -9,8 +9,10 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # A 4-segment 32x32 TSM-tiny without dropout: a step takes tens of milliseconds on a CPU.
+# --recipe=none: these tests check mechanisms (resume, parity, reports) on plain SGD at a constant
+# rate; tests/trainers/test_default_recipe.py covers the default recipe.
 TINY = ["--model=tsm_tiny", "--num_segments=4", "--crop_size=32", "--resize_short=32", "--batch_size=4",
-        "--dropout=0", "--verbose=0", "--learning_rate=0.01"]
+        "--dropout=0", "--verbose=0", "--learning_rate=0.01", "--recipe=none"]
 
 
 def env(**extra):
@@ -57,3 +59,9 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def subprocess_python(script, args, timeout=240):
+    """Runs `python -c script *args` in the repository with the test environment."""
+    return subprocess.run([sys.executable, "-c", script, *args], check=False, cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=timeout)
