@@ -134,7 +134,7 @@ def read_torch_checkpoint(path):
     except Exception as e:  # torch raises many types for a bad file; all mean "not readable".
         obj = _load_with_inert_objects(torch, path, e)
     if isinstance(obj, dict):
-        for wrapper in ("state_dict", "model", "model_state"):
+        for wrapper in ("state_dict", "model_state_dict", "model", "model_state"):
             if isinstance(obj.get(wrapper), dict):
                 obj = obj[wrapper]
                 break

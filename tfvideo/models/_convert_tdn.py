@@ -17,23 +17,10 @@ _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "runnin
 
 
 def read_torch_state(path):
-    """A PyTorch checkpoint -> {key: np.ndarray} (`weights_only=True`; torch imported here only)."""
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(f"reading {path} needs PyTorch: pip install 'tfvideo[torch]'") from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj:
-        raise ValueError(f"{path}: holds no state_dict of tensors.")
-    return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
+    """A PyTorch checkpoint -> {key: np.ndarray}: the registry's one reader (`weights_only`)."""
+    from tfvideo.models._convert import read_torch_checkpoint
+
+    return read_torch_checkpoint(path)
 
 
 def strip_prefixes(state, prefixes=("module.",)):
