@@ -9,7 +9,7 @@ import os
 import pytest
 import tensorflow as tf
 from absl import flags
-from conftest import read_frame_code
+from framecode import read_frame_code
 from videofiles import write_bad_files, write_code_video
 
 from tfvideo import data

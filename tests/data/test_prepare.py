@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 from absl import flags
-from conftest import read_frame_code
+from framecode import read_frame_code
 from videofiles import write_bad_files, write_code_video
 
 from tfvideo import data

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import frame_code_frames, read_frame_code
+from framecode import frame_code_frames, read_frame_code
 
 from tfvideo import data
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import frame_code_frames, read_frame_code
+from framecode import frame_code_frames, read_frame_code
 from videofiles import write_bad_files, write_code_video, write_vfr_video
 
 from tfvideo import data

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from av.video.frame import PictureType
-from conftest import read_frame_code
+from framecode import read_frame_code
 from videofiles import FORMATS, write_bad_files, write_code_video, write_vfr_video
 
 from tfvideo import data

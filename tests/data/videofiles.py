@@ -5,7 +5,7 @@ import os
 
 import av
 import numpy as np
-from conftest import frame_code_frames
+from framecode import frame_code_frames
 
 from tfvideo import data
 

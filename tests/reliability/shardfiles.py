@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import tensorflow as tf
-from conftest import frame_code_frames
+from framecode import frame_code_frames
 
 from tfvideo import data
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 from absl import flags
-from conftest import frame_code_frames
+from framecode import frame_code_frames
 from shardfiles import run_binary
 
 from tfvideo import data

@@ -8,7 +8,7 @@ checked in tests/data/test_tfds_source.py.
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import frame_code_frames
+from framecode import frame_code_frames
 from shardfiles import clip_record
 
 from tfvideo import data

@@ -10,7 +10,7 @@ import os
 import pytest
 import tensorflow as tf
 from absl import flags
-from conftest import frame_code_frames
+from framecode import frame_code_frames
 
 from tfvideo import data
 from trainers import prepare_data

@@ -58,7 +58,7 @@ def test_direction_word_without_partner_is_refused_before_any_work(moving_shapes
     proc = lib.run("train", args)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == (f"tfvideo-train: --label_map={labels}: class 0 'move_left' has the horizontal direction word "
+    assert last == (f"tfvideo-train: error: --label_map={labels}: class 0 'move_left' has the horizontal direction word "
                     "'left' but no class reads 'move right' (its mirror image); horizontal flips would mislabel it: "
                     "give --flip_label_map (class id of each class's mirror image) or --noflip")
     assert not model_dir.exists()

@@ -57,8 +57,8 @@ class PreprocessConfig:
         _check_number("color_jitter", self.color_jitter, 0.0)
         for field in ("mean", "std"):
             values = tuple(getattr(self, field))
-            if len(values) != 3:
-                raise ValueError(f"PreprocessConfig.{field}={values} must have 3 values (R, G, B).")
+            if len(values) not in (2, 3):  # One value a channel: R, G, B, or optical flow's x, y.
+                raise ValueError(f"PreprocessConfig.{field}={values} must have 3 values (R, G, B) or 2 (flow x, y).")
         if any(not v > 0 for v in self.std):
             raise ValueError(f"PreprocessConfig.std={tuple(self.std)} must be > 0.")
         if self.train_crop not in ("multi_scale", "random_resized", "center"):

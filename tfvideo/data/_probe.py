@@ -44,7 +44,14 @@ def probe_frame_sizes(source, max_videos=8, label_map=None, video_root=None):
             sizes.append((int(info.height), int(info.width)))
         return sizes
     files = _tfrecord.match_shards(source)
-    for serialized in tf.data.TFRecordDataset(files[:max_videos]).take(max_videos):
+    records = iter(tf.data.TFRecordDataset(files[:max_videos]).take(max_videos))
+    while True:
+        try:
+            serialized = next(records)
+        except StopIteration:
+            break
+        except tf.errors.OpError:  # A damaged shard: the counting and the input pipeline name it.
+            break
         try:
             frames = _tfrecord.parse_sequence_example(serialized)["frames"]
             if int(tf.size(frames)) == 0:
