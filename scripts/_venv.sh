@@ -30,5 +30,4 @@ ensure_venv() {
     touch "$stamp"
   fi
   export PATH="$PWD/$venv/bin:$PATH"
-  export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 }

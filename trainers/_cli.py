@@ -13,7 +13,8 @@ drivers", "failed call to cuInit", the oneDNN and cpu_feature_guard banners) bef
 log level applies. `quiet_tensorflow_startup()` runs when the `trainers` or `export` package is
 imported by a binary, before TensorFlow loads: it sets `TF_CPP_MIN_LOG_LEVEL` and holds back
 those known lines, passing any other output through. It does nothing when the user set
-`TF_CPP_MIN_LOG_LEVEL`, under `--verbose`, or when the packages are imported as a library.
+`TF_CPP_MIN_LOG_LEVEL` to 0 or 1 (asking for TensorFlow's info lines), under `--verbose`, or
+when the packages are imported as a library.
 
 This module imports neither TensorFlow nor the package's heavy modules.
 """
@@ -106,10 +107,11 @@ def quiet_tensorflow_startup():
     if getattr(quiet_tensorflow_startup, "done", False):
         return
     quiet_tensorflow_startup.done = True
-    if (binary_name() is None or "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip()
+    if (binary_name() is None or "tensorflow" in sys.modules or level in ("0", "1")
             or _argv_verbose(sys.argv)):
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = _DEFAULT_TF_LOG_LEVEL
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level or _DEFAULT_TF_LOG_LEVEL
     with _filtered_stderr(_STARTUP_NOISE):
         import tensorflow as tf
 

@@ -14,9 +14,9 @@ from trainers import _cli
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(module, args, timeout=240):
+def _run(module, args, timeout=240, **extra_env):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_CONFIG")}
-    env.update({"PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", ""), "CUDA_VISIBLE_DEVICES": ""})
+    env.update({"PYTHONPATH": REPO + os.pathsep + env.get("PYTHONPATH", ""), "CUDA_VISIBLE_DEVICES": "", **extra_env})
     return subprocess.run([sys.executable, "-m", module, *args], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -54,6 +54,19 @@ def test_train_usage_error_is_one_line_and_verbose_adds_the_traceback(tmp_path):
     unknown = _run("trainers.train", ["--nosuch_flag"])
     assert _assert_one_error_line(unknown, "tfvideo-train", 2) == (
         "tfvideo-train: error: Unknown command line flag 'nosuch_flag'")
+
+
+@pytest.mark.slow
+def test_start_up_lines_follow_a_user_set_log_level(tmp_path):
+    """TF_CPP_MIN_LOG_LEVEL=2 (as scripts/_venv.sh once exported) still hides the start-up lines;
+    0 asks for TensorFlow's info lines, and they pass through."""
+    args = ["--model=tsm_tiny", "--num_classes=2", f"--train_data={tmp_path}", f"--model_dir={tmp_path / 'run'}",
+            "--epochs=-1"]
+    quiet = _run("trainers.train", args, TF_CPP_MIN_LOG_LEVEL="2")
+    _assert_one_error_line(quiet, "tfvideo-train", 2)
+    _assert_no_startup_noise(quiet.stderr)
+    chatty = _run("trainers.train", args, TF_CPP_MIN_LOG_LEVEL="0")
+    assert chatty.returncode == 2 and "absl::initializelog" in chatty.stderr.lower(), chatty.stderr
 
 
 @pytest.mark.slow
