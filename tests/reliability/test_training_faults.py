@@ -5,10 +5,8 @@ The binary runs in subprocesses (real flag parsing, real SIGKILL); tiny models a
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -196,17 +194,7 @@ def test_online_detection_resumes_after_sigkill(tmp_path):
             f"--targets_dir={tmp_path / 'targets'}", f"--train_data={sessions}", f"--model_dir={model_dir}",
             f"--epochs={epochs}", "--batch_size=8", "--history=16", "--verbose=0", "--seed=1"]
     proc = lib.start("train", args, str(tmp_path / "first.log"))
-    deadline = time.time() + 240
-    try:
-        while _checkpoint_step(model_dir) < 4 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, "first run ended before it could be killed:\n" + (tmp_path / "first.log").read_text()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    lib.kill_when(proc, lambda: _checkpoint_step(model_dir) >= 4, tmp_path / "first.log", timeout=240)
     saved = _checkpoint_step(model_dir)
     assert 4 <= saved < 4 * epochs and saved % 4 == 0
     assert not os.path.exists(os.path.join(model_dir, "model.keras"))

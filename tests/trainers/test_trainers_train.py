@@ -4,10 +4,8 @@ multi-worker training. The binaries run in subprocesses (real flag parsing, real
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -95,17 +93,7 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(moving_shapes, tmp_
         f"--model_dir={model_dir}", "--train_steps=40", "--checkpoint_every_steps=3", "--seed=3"]) + "\n")
     args = [f"--flagfile={flagfile}"]
     proc = lib.start("train", args, str(tmp_path / "first.log"))
-    deadline = time.time() + 180
-    try:
-        while _latest_checkpoint_step(model_dir) < 3 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, "first run ended before it could be killed:\n" + (tmp_path / "first.log").read_text()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    lib.kill_when(proc, lambda: _latest_checkpoint_step(model_dir) >= 3, tmp_path / "first.log", timeout=180)
     saved = _latest_checkpoint_step(model_dir)
     assert 3 <= saved < 40
     assert not os.path.exists(os.path.join(model_dir, "model.keras"))

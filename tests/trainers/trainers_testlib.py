@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,6 +41,22 @@ def start(module, args, log_path, **extra_env):
     with open(log_path, "w") as log:  # The child keeps its own copy of the descriptor.
         return subprocess.Popen(command(module, args), cwd=REPO, env=env(**extra_env), stdout=log,
                                 stderr=subprocess.STDOUT)
+
+
+def kill_when(proc, ready, log_path, timeout):
+    """SIGKILLs the running `proc` once `ready()` holds (within `timeout` s); asserts it was still
+    running then, and that it died of the signal."""
+    deadline = time.time() + timeout
+    try:
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "first run ended before it could be killed:\n" + open(log_path).read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def history(model_dir, sub="logs"):

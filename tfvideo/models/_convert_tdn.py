@@ -37,8 +37,10 @@ def strip_prefixes(state, prefixes=("module.",)):
 
 
 def conv2d_kernel(w):
-    """PyTorch [O, I, kh, kw] -> Keras [kh, kw, I, O]."""
-    return np.transpose(w, (2, 3, 1, 0))
+    """PyTorch [O, I, kh, kw] -> Keras [kh, kw, I, O] (the registry's `conv_kernel`)."""
+    from tfvideo.models._convert import conv_kernel
+
+    return conv_kernel(w)
 
 
 def check_unused(state, used, fmt, ignore=None, original=None):
