@@ -99,10 +99,9 @@ def main(argv):
     import keras
     import tensorflow as tf
 
+    from tfvideo import _experiment, models, serving
     from tfvideo import export as tfv_export
-    from tfvideo import models, serving
     from tfvideo.serving._client import encode_jpeg_frames
-    from trainers import _experiment
 
     keras.utils.set_random_seed(0)
     config = _experiment.ExperimentConfig(

@@ -6,7 +6,8 @@
 
 from absl import flags, logging
 
-from export import _cli, _saved_model
+from export import _cli
+from tfvideo.export import _saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model_dir (config.json, labels.txt, model.keras).")

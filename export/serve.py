@@ -75,7 +75,7 @@ def _version_policy():
 def _models():
     from tensorflow_serving.config import model_server_config_pb2
 
-    from export import _versions
+    from tfvideo.export import _versions
 
     if bool(FLAGS.model_base_path) == bool(FLAGS.model_config_file):
         _cli.usage_error("serve", "exactly one of --model_base_path and --model_config_file is required")

@@ -11,5 +11,4 @@ from feature_columns import (  # noqa: F401 -- importing registers the public sy
     _dense,
     _feature_layer,
     _numeric,
-    _video,
 )

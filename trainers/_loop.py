@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from trainers import _experiment, _strategy, _task
+from tfvideo import _experiment
+from trainers import _strategy, _task
 
 HISTORY_FILE = "train_history.jsonl"
 

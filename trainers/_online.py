@@ -21,8 +21,9 @@ import os
 from absl import flags as absl_flags
 from absl import logging
 
+from tfvideo import _experiment
 from tfvideo import data as tfv_data
-from trainers import _cli, _experiment, _flags
+from trainers import _cli, _flags
 
 TASK = "online_detection"
 

@@ -104,7 +104,7 @@ def spec_video_column(layer, spec):
     `video_column` (rgb) and nothing else: tabular columns would need a model that takes
     them (build one on `FeatureLayer.keras_inputs()` in Python).
     """
-    from feature_columns import _video
+    from tfvideo.feature_columns import _video
 
     where = _spec_name(spec)
     videos = []

@@ -29,7 +29,8 @@ _online.define_flags()
 
 def evaluate_recognition():
     """model_dir + flags -> metrics dict (reports written)."""
-    from trainers import _evaluation, _experiment, _task
+    from tfvideo import _experiment
+    from trainers import _evaluation, _task
 
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required.")

@@ -28,8 +28,8 @@ _flags.define(flags.DEFINE_integer, "chunks_per_batch", 16, "Chunks per forward 
 
 def extract_all():
     """Returns the manifest rows written."""
-    from tfvideo import data
-    from trainers import _experiment, _features
+    from tfvideo import _experiment, data
+    from trainers import _features
 
     for name in ("model_dir", "data", "output_dir"):
         if not getattr(FLAGS, name):

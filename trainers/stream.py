@@ -48,8 +48,8 @@ def video_chunk_features(path, feature_model_dir, chunk_frames=6, frames_per_chu
     frames of it (default: the recognizer's clip length) through the recognizer's feature
     path, averaged.
     """
-    from tfvideo import data
-    from trainers import _experiment, _features
+    from tfvideo import _experiment, data
+    from trainers import _features
 
     recognizer, config = _experiment.load_trained_model(feature_model_dir)
     try:
@@ -105,7 +105,7 @@ def stream_detections(model, chunks, chunk_seconds, ambiguous_index=None, realti
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     try:
         if not FLAGS.model_dir:

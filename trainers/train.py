@@ -117,8 +117,7 @@ def _validate():
 
 def build_config():
     """The resolved `ExperimentConfig` of the command line (flags + recipe + preset defaults)."""
-    from tfvideo import data, models
-    from trainers import _experiment
+    from tfvideo import _experiment, data, models
 
     labels = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else []
     if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
@@ -166,7 +165,7 @@ def build_config():
 
 def _check_model_dir(config):
     """A model_dir holding another model's checkpoints is rejected; the same one is resumed."""
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     try:
         _experiment.check_model_dir(FLAGS.model_dir, config)

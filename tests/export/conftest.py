@@ -23,8 +23,7 @@ def make_tiny_model_dir(model_dir, seed=0):
     """Trains tsm_tiny for a few steps on random clips and writes a model_dir."""
     import keras
 
-    from tfvideo import models
-    from trainers import _experiment
+    from tfvideo import _experiment, models
 
     keras.utils.set_random_seed(seed)
     model = models.get("tsm_tiny", num_classes=len(LABELS))
@@ -65,7 +64,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def loaded(tiny_model_dir):
     """(keras model, ExperimentConfig) of the tiny model_dir, as export loads them."""
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     return _experiment.load_trained_model(tiny_model_dir)
 
@@ -121,7 +120,7 @@ def feature_spec_run(moving_shapes, tmp_path_factory):
 @pytest.fixture(scope="session")
 def feature_spec_loaded(feature_spec_run):
     """(keras model, ExperimentConfig) of the feature-spec run."""
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     return _experiment.load_trained_model(feature_spec_run["model_dir"])
 
@@ -149,8 +148,7 @@ def make_context_model(seed=0):
     """
     import keras
 
-    from tfvideo import feature_columns
-    from trainers import _experiment
+    from tfvideo import _experiment, feature_columns
 
     keras.utils.set_random_seed(seed)
     layer = video_feature_layer(extra=[feature_columns.numeric_column("gain", shape=2)])

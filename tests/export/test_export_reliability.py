@@ -30,7 +30,7 @@ def _error_lines(stderr):
 
 @pytest.mark.parametrize("case", ["unfinished", "missing"])
 def test_export_without_a_trained_model_is_one_line_and_writes_nothing(case, tmp_path):
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     model_dir = str(tmp_path / "run")
     if case == "unfinished":  # What a killed tfvideo-train leaves: config and checkpoints, no model.keras.
@@ -123,8 +123,7 @@ def online_model_dir(tmp_path_factory):
     """A model_dir holding a trained-shaped online detector (chunk_mlp_tiny, D=5, K=3)."""
     import keras
 
-    from tfvideo import online
-    from trainers import _experiment
+    from tfvideo import _experiment, online
 
     keras.utils.set_random_seed(0)
     model = online.get_detector("chunk_mlp_tiny", 5, 3)
@@ -137,7 +136,7 @@ def online_model_dir(tmp_path_factory):
 
 
 def test_streaming_export_is_staged_numbered_and_readable(online_model_dir, tmp_path, monkeypatch):
-    from export import _streaming, _versions
+    from tfvideo.export import _streaming, _versions
 
     model_dir, model = online_model_dir
     root = str(tmp_path / "exports")

@@ -107,7 +107,7 @@ def test_sequence_example_signature_matches_evaluation_pipeline(multiview_export
 
 
 def test_warmup_requests_run_on_every_signature(multiview_export):
-    from export import _warmup
+    from tfvideo.export import _warmup
 
     result, saved = multiview_export
     requests = _warmup.read_warmup_requests(result.path)
@@ -139,9 +139,8 @@ def test_features_needs_a_feature_spec(loaded, tmp_path):
 def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
     import types
 
-    import export
-    from export import _versions
-    from trainers import _experiment
+    from tfvideo import _experiment
+    from tfvideo.export import _versions
 
     calls = []
 
@@ -152,10 +151,10 @@ def test_online_detection_dispatches_to_streaming_export(tmp_path, monkeypatch):
             open(os.path.join(tmp, "saved_model.pb"), "wb").close()
             return publish()
 
-    fake = types.ModuleType("export._streaming")
+    fake = types.ModuleType("tfvideo.export._streaming")
     fake.export_from_model_dir = export_from_model_dir
-    monkeypatch.setitem(sys.modules, "export._streaming", fake)
-    monkeypatch.setattr(export, "_streaming", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tfvideo.export._streaming", fake)
+    monkeypatch.setattr(tfv_export, "_streaming", fake, raising=False)
     model_dir = str(tmp_path / "online")
     config = _experiment.ExperimentConfig(task="online_detection", num_classes=3)
     config.write(model_dir)
@@ -290,7 +289,7 @@ def test_feature_spec_run_exports_a_features_signature(feature_spec_run, feature
         np.testing.assert_allclose(frames["probabilities"].numpy()[0], reference, atol=1e-5)
     assert not np.allclose(got[0], got[1], atol=1e-4)  # The two videos differ.
     # Warm-up requests cover the features signature too (JPEG frames under 'video').
-    from export import _warmup
+    from tfvideo.export import _warmup
 
     requests = {r.model_spec.signature_name: r for r in _warmup.read_warmup_requests(result.path)}
     assert sorted(requests) == ["features", "frames", "serving_default"]
@@ -321,7 +320,7 @@ def test_features_signature_uses_the_export_views(feature_spec_run, feature_spec
 
 def test_features_signature_with_a_side_feature(tmp_path):
     """A model on {"dense", "video"}: both raw inputs in the signature, the layer's dict to the model."""
-    from export import _warmup
+    from tfvideo.export import _warmup
 
     model, layer, config = make_context_model()
     result = tfv_export.export_saved_model(str(tmp_path), model=model, config=config, model_name="context",
@@ -347,8 +346,8 @@ def test_features_signature_with_tabular_columns_only(loaded, tmp_path):
     """A FeatureLayer returning the dense concat [B, D] (no video column) feeds the model that tensor."""
     import keras
 
-    from export import _warmup
     from tfvideo import feature_columns as fc
+    from tfvideo.export import _warmup
 
     _, config = loaded
     layer = fc.FeatureLayer([

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import _streaming
 from tfvideo import online
+from tfvideo.export import _streaming
 
 D, K = 5, 3
 

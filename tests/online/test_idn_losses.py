@@ -213,7 +213,7 @@ def test_online_trainer_trains_idn_with_its_losses(tmp_path, capsys):
     kwargs = json.loads((tmp_path / "run" / "config.json").read_text())["model_kwargs"]
     assert (kwargs["ambiguous_index"], kwargs["contrastive_loss_weight"], kwargs["history"]) == (2, 0.5, 6)
     assert "embedding_loss_weight" not in kwargs  # the model default (1.0) applies
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     model, _ = _experiment.load_trained_model(str(tmp_path / "run"))
     assert (model.embedding_loss_weight, model.contrastive_loss_weight, model.ambiguous_index) == (1.0, 0.5, 2)
@@ -221,7 +221,7 @@ def test_online_trainer_trains_idn_with_its_losses(tmp_path, capsys):
     # The exported streaming model (step signature) gives the scores of the batch pass.
     import tensorflow as tf
 
-    from export import _streaming
+    from tfvideo.export import _streaming
 
     loaded = tf.saved_model.load(_streaming.export_from_model_dir(str(tmp_path / "run"), str(tmp_path / "exp"), "idn"))
     state, stepped = loaded.init_state(tf.constant(1)), []

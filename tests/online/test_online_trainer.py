@@ -55,7 +55,7 @@ def test_train_evaluate_export(tmp_path, capsys):
     assert mean_ap >= 0.8, printed
     assert re.search(r"mcAP: [0-9.]+", printed)
 
-    from export import _streaming
+    from tfvideo.export import _streaming
 
     path = _streaming.export_from_model_dir(model_dir, str(tmp_path / "exports"), model_name="onset")
     assert path.endswith(os.path.join("onset", "1"))
@@ -67,7 +67,7 @@ def test_train_evaluate_export(tmp_path, capsys):
     for chunk in chunks:
         scores, state = loaded.step(tf.constant(chunk[None]), state)
         exported.append(scores.numpy()[0])
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     detector, _ = _experiment.load_trained_model(model_dir)
     np.testing.assert_allclose(np.stack(exported), online.score_sequence(detector, chunks), atol=1e-5)

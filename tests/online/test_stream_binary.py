@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 
-from tfvideo import data, models, online
-from trainers import _experiment, stream
+from tfvideo import _experiment, data, models, online
+from trainers import stream
 
 
 def _detector_dir(root, feature_dim, chunk_seconds):

@@ -124,7 +124,7 @@ def test_labels_outside_the_label_map_stop_before_training_and_a_rerun_is_not_bl
 
     # A model_dir left with a config but no checkpoint (as a run that failed on its data left it)
     # takes the corrected run's settings instead of refusing it.
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     _experiment.ExperimentConfig(model="tsm_tiny", num_classes=2, labels=["move_left", "move_right"]).write(
         str(model_dir))

@@ -13,7 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainers import _experiment, _task  # noqa: E402
+from tfvideo import _experiment  # noqa: E402
+from trainers import _task  # noqa: E402
 
 
 def _config(remat):

@@ -18,9 +18,10 @@ from test_trainers_train import _BAD_FLAGS_SCRIPT
 
 from tests.export import conftest as export_fixtures
 from tests.export.conftest import SPEC_CLIP_LENGTH, SPEC_CROP, SPEC_RESIZE, video_feature_layer
+from tfvideo import _experiment
 from tfvideo import data as tfv_data
 from tfvideo import feature_columns as fc
-from trainers import _experiment, _task
+from trainers import _task
 
 pytestmark = pytest.mark.slow
 # The trained run is shared with tests/export and tests/serving (session fixtures).

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 import trainers_testlib as lib
 
-from trainers import _experiment
+from tfvideo import _experiment
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import _evaluation, _experiment, _features, _recipes, _remat, _task
+from tfvideo import _experiment
+from trainers import _evaluation, _features, _recipes, _remat, _task
 
 
 def test_tsm_recipe_scales_lr_with_batch_and_explicit_flags_win():

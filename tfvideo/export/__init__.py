@@ -1,7 +1,15 @@
-"""tfvideo.export: SavedModel export for TF Serving, implemented in the top-level
-`export` package."""
+"""tfvideo.export: SavedModel export for TF Serving (signatures, versions, warm-up, streaming).
 
-import export as _implementation  # noqa: F401 -- importing registers the public symbols.
+The programs over it (tfvideo-export/serve/predict) live in the top-level `export` package.
+"""
+
 from tfvideo.api import _export
+from tfvideo.export import (  # noqa: F401 -- importing registers the public symbols.
+    _saved_model,
+    _signatures,
+    _streaming,
+    _versions,
+    _warmup,
+)
 
 _export.publish(__name__, globals())

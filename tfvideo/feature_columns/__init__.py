@@ -1,5 +1,5 @@
 """tfvideo.feature_columns: the feature-column API, implemented in the top-level
-`feature_columns` package."""
+`feature_columns` package, and the video columns (`_video`, built on tfvideo.data)."""
 
 from feature_columns import (  # noqa: F401 -- importing registers the public symbols.
     _base,
@@ -8,8 +8,8 @@ from feature_columns import (  # noqa: F401 -- importing registers the public sy
     _dense,
     _feature_layer,
     _numeric,
-    _video,
 )
 from tfvideo.api import _export
+from tfvideo.feature_columns import _video  # noqa: F401 -- registers the video columns.
 
 _export.publish(__name__, globals())

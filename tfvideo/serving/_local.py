@@ -29,7 +29,7 @@ SIGNATURES = ("jpeg_frames", "frames")
 
 def resolve_saved_model(path):
     """A SavedModel version directory, or the highest version under a model base path."""
-    from export import _versions
+    from tfvideo.export import _versions
 
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--saved_model={path}: no such directory")
@@ -117,8 +117,8 @@ class LocalPredictor:
         sampler and `preprocess_eval`, views averaged by the model (equal to the `frames`
         signature of its export)."""
         _check_num_clips(num_clips)
+        from tfvideo import _experiment
         from tfvideo.data import _pipeline
-        from trainers import _experiment
 
         model, config = _experiment.load_trained_model(model_dir)
         if config.task != "recognition":

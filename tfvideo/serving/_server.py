@@ -69,7 +69,7 @@ class RequestError(Exception):
 
 
 def _list_versions(base_path):
-    from export import _versions
+    from tfvideo.export import _versions
 
     return _versions.list_versions(base_path)
 
@@ -672,7 +672,7 @@ class ModelServer:
 
     def replay_warmup(self, servable):
         """Runs a version's warm-up requests through Predict; failures are logged, not fatal."""
-        from export import _warmup
+        from tfvideo.export import _warmup
 
         for request in _warmup.read_warmup_requests(servable.path):
             try:

@@ -47,7 +47,8 @@ def feature_warmup_inputs(feature_layer):
     (zeros): a made-up categorical value could fail a graph check (e.g. an identity id
     out of range), and TF Serving refuses to load a version whose warm-up request fails.
     """
-    from feature_columns import _numeric, _video
+    from feature_columns import _numeric
+    from tfvideo.feature_columns import _video
 
     columns = getattr(feature_layer, "columns", None)
     if not columns:

@@ -94,13 +94,13 @@ def export_streaming_model(model, export_dir, labels=None):
 def export_from_model_dir(model_dir, export_base, model_name=None, version=None):
     """Exports the trained online detector of a model_dir to `<export_base>[/<model_name>]/<version>`.
 
-    Written like the recognition export (`export._versions.staged_version_dir`): into a hidden
+    Written like the recognition export (`tfvideo.export._versions.staged_version_dir`): into a hidden
     temporary directory, made readable by other users, then renamed into place, so a polling
     server never sees half a version and a failed export leaves nothing. `version` defaults
-    to `export._versions.next_version`. Returns the export path.
+    to `tfvideo.export._versions.next_version`. Returns the export path.
     """
-    from export import _versions
-    from trainers import _experiment
+    from tfvideo import _experiment
+    from tfvideo.export import _versions
 
     model, config = _experiment.load_trained_model(model_dir)
     if config.task != "online_detection":

@@ -8,8 +8,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from export import _signatures, _versions, _warmup
 from tfvideo.api._export import export_constant, tf_export
+from tfvideo.export import _signatures, _versions, _warmup
 
 INPUT_TYPES = export_constant("tfvideo.export.INPUT_TYPES", _signatures.INPUT_TYPES)
 LABELS_ASSET = "labels.txt"
@@ -29,7 +29,7 @@ class ExportResult:
 
 def _find_model_dir(checkpoint):
     """The model_dir holding config.json above a checkpoint file."""
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     directory = os.path.dirname(os.path.abspath(checkpoint))
     for _ in range(3):
@@ -60,7 +60,7 @@ def _resolve_checkpoint(checkpoint):
 
 def _check_model_dir(model_dir):
     """Raises FileNotFoundError naming model_dir and what it lacks for an export."""
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     if not os.path.isdir(model_dir):
         what = "is not a directory" if os.path.exists(model_dir) else "does not exist"
@@ -86,7 +86,7 @@ def load_for_export(model_dir=None, checkpoint=None):
     config.json describes; a directory means its newest such file.
     """
 
-    from trainers import _experiment
+    from tfvideo import _experiment
 
     if model_dir is None and checkpoint is None:
         raise ValueError("export needs --model_dir or --checkpoint")
@@ -215,7 +215,7 @@ def export_saved_model(
     if model is None:
         model, config = load_for_export(model_dir, checkpoint)
     elif config is None:
-        from trainers import _experiment
+        from tfvideo import _experiment
 
         if model_dir is None:
             raise ValueError("export_saved_model(model=...) needs config= or model_dir=")
@@ -279,11 +279,11 @@ def export_saved_model(
 
 
 def _export_streaming(model_dir, export_dir, base_path, model_name, version, serving_base_path):
-    """Online detectors: the streaming signature, written by `export._streaming`.
+    """Online detectors: the streaming signature, written by `tfvideo.export._streaming`.
 
-    `export._streaming` belongs to the online-detection work and is imported on demand.
+    `tfvideo.export._streaming` belongs to the online-detection work and is imported on demand.
     """
-    from export import _streaming
+    from tfvideo.export import _streaming
 
     if model_dir is None:
         raise ValueError("exporting an online detector needs --model_dir")
