@@ -19,7 +19,7 @@ function evaluation uses, so training and serving see identical pixels.
 
 import tensorflow as tf
 
-from tfvideo.data import _pipeline, _tfrecord
+from tfvideo.data import _preprocess, _tfrecord
 
 INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
 NEEDS_FEATURE_LAYER = (
@@ -72,7 +72,7 @@ class ServingModule(tf.Module):
         """uint8 [V*T, H, W, 3] of one video -> float32 [V*crops, T, S, S, 3]."""
         shape = tf.shape(frames)
         clips = tf.reshape(frames, tf.concat([[self._views, self._clip_length], shape[1:]], 0))
-        return _pipeline.preprocess_eval(clips, self._preprocess)
+        return _preprocess.preprocess_eval(clips, self._preprocess)
 
     def _per_video(self, fn, elements):
         """Maps `fn` over the batch so videos in one request may differ in size."""

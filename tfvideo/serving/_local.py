@@ -118,7 +118,7 @@ class LocalPredictor:
         signature of its export)."""
         _check_num_clips(num_clips)
         from tfvideo import _experiment
-        from tfvideo.data import _pipeline
+        from tfvideo.data import _preprocess
 
         model, config = _experiment.load_trained_model(model_dir)
         if config.task != "recognition":
@@ -131,7 +131,7 @@ class LocalPredictor:
 
         def run(frames):
             clips = np.asarray(frames).reshape((sampler.num_views, sampler.clip_length) + frames.shape[1:])
-            video = _pipeline.preprocess_eval(tf.constant(clips), preprocess)
+            video = _preprocess.preprocess_eval(tf.constant(clips), preprocess)
             logits = tf.cast(model(video[None], training=False), tf.float32)
             return tf.nn.softmax(logits, axis=-1).numpy()[0]
 

@@ -1,0 +1,191 @@
+"""Phase "preprocess": decoded uint8 clips -> normalized float32 network inputs.
+
+Spatial transforms shared by training, evaluation and the exported model
+(`PreprocessConfig`, `preprocess_train`, `preprocess_eval`), and the shared-state
+preprocessing of every modality of one element (RGB, RGB difference, optical flow), so
+that all streams of a clip get the same crop and flip.
+"""
+
+import dataclasses
+import numbers
+
+import tensorflow as tf
+
+from tfvideo.api._export import tf_export
+from tfvideo.data import _transforms
+
+_CROPS = {1: None, 3: _transforms.three_crop, 10: _transforms.ten_crop}
+MODALITIES = ("rgb", "rgb_diff", "flow", "rgb+flow")
+
+
+@tf_export("tfvideo.data.PreprocessConfig")
+@dataclasses.dataclass
+class PreprocessConfig:
+    """Spatial preprocessing shared by training, evaluation and the exported model.
+
+    Attributes:
+      crop_size: side of the square network input.
+      resize_short: shorter side before cropping (None keeps the decoded size).
+      train_crop: "multi_scale" (TSN), "random_resized" or "center".
+      flip: random horizontal flip in training.
+      flip_label_map: class id -> mirrored class id, applied when a clip is flipped.
+      color_jitter: brightness/contrast jitter strength (0 disables).
+      num_crops: test-time crops per clip: 1 (centre), 3 or 10.
+      mean, std: per-channel normalization of [0, 1] values.
+    """
+
+    crop_size: int = 224
+    resize_short: int = 256
+    train_crop: str = "multi_scale"
+    flip: bool = True
+    flip_label_map: tuple = None
+    color_jitter: float = 0.0
+    num_crops: int = 1
+    mean: tuple = _transforms.IMAGENET_MEAN
+    std: tuple = _transforms.IMAGENET_STD
+
+    def __post_init__(self):
+        _check_number("crop_size", self.crop_size, 1, integer=True)
+        if self.resize_short is not None:
+            _check_number("resize_short", self.resize_short, 0, integer=True)  # 0 (or None): no resizing.
+        _check_number("color_jitter", self.color_jitter, 0.0)
+        for field in ("mean", "std"):
+            values = tuple(getattr(self, field))
+            if len(values) not in (2, 3):  # One value a channel: R, G, B, or optical flow's x, y.
+                raise ValueError(f"PreprocessConfig.{field}={values} must have 3 values (R, G, B) or 2 (flow x, y).")
+        if any(not v > 0 for v in self.std):
+            raise ValueError(f"PreprocessConfig.std={tuple(self.std)} must be > 0.")
+        if self.train_crop not in ("multi_scale", "random_resized", "center"):
+            raise ValueError(f"PreprocessConfig.train_crop={self.train_crop!r} is not one of multi_scale, random_resized, center.")
+        if self.num_crops not in _CROPS:
+            raise ValueError(f"PreprocessConfig.num_crops={self.num_crops} must be 1, 3 or 10.")
+        if self.flip_label_map is not None:
+            self.flip_label_map = tuple(int(v) for v in self.flip_label_map)
+
+
+def _train_spatial(video, seeds, config):
+    """Resize + random crop + flip, clip-consistently: float32 [V, T, S, S, C] and the flip flag.
+
+    The same `seeds` give the same box and flip for any input of the same frame size,
+    so RGB and flow of one clip stay aligned.
+    """
+    if config.resize_short:
+        video = _transforms.resize_short_side(video, config.resize_short)
+    if config.train_crop == "multi_scale":
+        video = _transforms.multi_scale_crop(video, config.crop_size, seeds[0])
+    elif config.train_crop == "random_resized":
+        video = _transforms.random_resized_crop(video, config.crop_size, seeds[0])
+    else:
+        video = tf.cast(_transforms.center_crop(video, config.crop_size), tf.float32)
+    flipped = tf.constant(False)
+    if config.flip:
+        flipped = _transforms.flip_decision(seeds[1])
+        video = tf.cond(flipped, lambda: tf.reverse(video, axis=[-2]), lambda: video)
+    return video, flipped
+
+
+def _check_number(field, value, minimum, integer=False):
+    """ValueError naming the PreprocessConfig field when `value` is not a number >= `minimum`."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not value >= minimum:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"PreprocessConfig.{field}={value!r} must be {what} >= {minimum}.")
+
+
+@tf_export("tfvideo.data.preprocess_train")
+def preprocess_train(video, label, seed, config):
+    """uint8 [V, T, H, W, C] -> normalized float32 [V, T, S, S, C] with random crop/flip."""
+    seeds = tf.random.split(seed, 3)
+    video, flipped = _train_spatial(video, seeds, config)
+    if config.flip and config.flip_label_map is not None:
+        label = tf.where(flipped, tf.gather(tf.constant(config.flip_label_map, tf.int32), label), label)
+    if config.color_jitter:
+        video = _transforms.color_jitter(video, seeds[2], config.color_jitter, config.color_jitter)
+    video = _transforms.normalize(video, config.mean, config.std)
+    return tf.ensure_shape(video, [None, None, config.crop_size, config.crop_size, None]), label
+
+
+def _eval_spatial(video, config):
+    """Resize + test views: float [V * num_crops, T, S, S, C] (views clip-major)."""
+    if config.resize_short:
+        video = _transforms.resize_short_side(video, config.resize_short)
+    size = config.crop_size
+    crop = _CROPS[config.num_crops]
+    if crop is None:
+        return tf.cast(_transforms.center_crop(video, size), tf.float32)
+    crops = crop(video, size)  # [crops, V, T, S, S, C]
+    return tf.reshape(tf.transpose(crops, [1, 0, 2, 3, 4, 5]), tf.concat([[-1], tf.shape(crops)[2:]], 0))
+
+
+@tf_export("tfvideo.data.preprocess_eval")
+def preprocess_eval(video, config):
+    """uint8 [V, T, H, W, C] -> float32 [V * num_crops, T, S, S, C]: resize, crops, normalize."""
+    video = _transforms.normalize(_eval_spatial(video, config), config.mean, config.std)
+    size = config.crop_size
+    return tf.ensure_shape(video, [None, None, size, size, None])
+
+
+def _normalize_flow(flow, flipped):
+    """Quantized flow 0..255 -> float32 flow / bound in [-1, 1]; a mirrored clip negates x."""
+    flow = tf.cast(flow, tf.float32) / 127.5 - 1.0
+    sign = tf.where(flipped, tf.constant([-1.0, 1.0]), tf.constant([1.0, 1.0]))
+    return flow * sign
+
+
+def _preprocess_modalities(element, seed, *, training, config, modality, snippet_length):
+    """Shared-state preprocessing of every stream of one element (DMVR style)."""
+    label = element["label"]
+    size = config.crop_size
+    out = {}
+    if training:
+        seeds = tf.random.split(seed, 3)
+        flipped = tf.constant(False)
+        if "frames" in element:
+            rgb, flipped = _train_spatial(element["frames"], seeds, config)
+            if config.color_jitter:
+                rgb = _transforms.color_jitter(rgb, seeds[2], config.color_jitter, config.color_jitter)
+        if "flow" in element:
+            flow, flipped = _train_spatial(element["flow"], seeds, config)
+        if config.flip and config.flip_label_map is not None:
+            label = tf.where(flipped, tf.gather(tf.constant(config.flip_label_map, tf.int32), label), label)
+    else:
+        flipped = tf.constant(False)
+        if "frames" in element:
+            rgb = _eval_spatial(element["frames"], config)
+        if "flow" in element:
+            flow = _eval_spatial(element["flow"], config)
+    if modality in ("rgb", "rgb+flow"):
+        out["video"] = _transforms.normalize(rgb, config.mean, config.std)
+    elif modality == "rgb_diff":
+        out["video"] = _transforms.rgb_difference(rgb, snippet_length) / 255.0
+    if modality in ("flow", "rgb+flow"):
+        out["flow" if modality == "rgb+flow" else "video"] = _normalize_flow(flow, flipped)
+    out = {key: tf.ensure_shape(value, [None, None, size, size, None]) for key, value in out.items()}
+    out["label"] = label
+    out["media_id"] = element["media_id"]
+    return out
+
+
+def check_modality(modality, preprocess):
+    if modality not in MODALITIES:
+        raise ValueError(f"modality={modality!r} must be one of {MODALITIES}.")
+    if preprocess is False and modality == "rgb_diff":
+        raise ValueError("modality='rgb_diff' needs preprocessing (preprocess=False returns raw frames).")
+
+
+def element_preprocessor(preprocess, *, training, modality, snippet_length):
+    """preprocess(element, seed) -> {video[, flow], label, media_id} for decoded elements.
+
+    `preprocess=False` passes the decoded uint8 frames through untouched.
+    """
+
+    def preprocess_element(element, seed):
+        if preprocess is False:
+            out = {"video": element["frames"] if "frames" in element else element["flow"]}
+            if modality == "rgb+flow":
+                out["flow"] = element["flow"]
+            return {**out, "label": element["label"], "media_id": element["media_id"]}
+        return _preprocess_modalities(element, seed, training=training, config=preprocess, modality=modality,
+                                      snippet_length=snippet_length)
+
+    return preprocess_element

@@ -1,0 +1,72 @@
+"""Phase "source": where the examples come from, before anything is decoded.
+
+Three sources, each a dataset of undecoded examples: a list of video files (paths,
+labels, media ids), TFRecord shards of SequenceExamples (`_tfrecord.read_shard` records,
+still serialized), and a locally prepared `tensorflow_datasets` dataset (frames still
+encoded). Parsing, sampling and decoding come after (`_decode`).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfvideo.data import _tfrecord
+
+
+def is_tfrecord_source(source):
+    return isinstance(source, str) and not source.endswith((".txt", ".csv", ".list")) and (
+        "tfrecord" in source or any(c in source for c in "*?[")
+    )
+
+
+def file_source(records):
+    """Dataset of (path, label int32, media_id) of `VideoRecord`s, in list order."""
+    paths = [r.path for r in records]
+    labels = np.array([r.label for r in records], np.int32)
+    ids = [r.media_id for r in records]
+    return tf.data.Dataset.from_tensor_slices((paths, labels, ids))
+
+
+def tfrecord_source(pattern, *, training, seed, deterministic):
+    """Records (`read_shard` dicts: shard, record index, serialized bytes, fault) of the shards matching `pattern`.
+
+    In training the shard order is shuffled; up to 8 shards are read interleaved.
+    """
+    files = _tfrecord.match_shards(pattern)
+    if not files:
+        raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
+    sizes = np.array([tf.io.gfile.stat(f).length for f in files], np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((files, sizes))
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ds.interleave(
+        _tfrecord.read_shard, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+
+
+def tfds_source(name_or_builder, split, *, training, seed, data_dir, video_key, label_key):
+    """TFDS examples, `parse(example)` and a description naming the dataset and split for errors.
+
+    `parse` makes {frames string [N] (still encoded: TFDS `SkipDecoding`), label int32 (-1
+    if the example has none), media_id (TFDS id)}. Nothing is downloaded: the dataset must
+    already be prepared in `data_dir`.
+    """
+    import tensorflow_datasets as tfds  # Optional import: only this source needs it.
+
+    builder = tfds.builder(name_or_builder, data_dir=data_dir) if isinstance(name_or_builder, str) else name_or_builder
+    if video_key not in builder.info.features:
+        raise KeyError(f"tfds_dataset: {builder.info.full_name} has no feature {video_key!r}; features: {list(builder.info.features)}")
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=training,
+        decoders={video_key: tfds.decode.SkipDecoding()},
+        read_config=tfds.ReadConfig(add_tfds_id=True, shuffle_seed=seed),
+    )
+
+    def parse(example):
+        return {
+            "frames": example[video_key],
+            "label": tf.cast(example[label_key], tf.int32) if label_key in example else tf.constant(-1, tf.int32),
+            "media_id": example["tfds_id"],
+        }
+
+    return ds, parse, f"tfds {builder.info.full_name} split {split!r}"
