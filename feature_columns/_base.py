@@ -14,15 +14,26 @@ import importlib
 
 import tensorflow as tf
 
-_COLUMN_CLASSES = {}  # class name -> column class (a registry, for deserialization).
+from tfvideo.api._registry import Registry
 
 
 class FeatureColumnError(ValueError):
     """A feature column got bad input or a bad definition; the message names the column and key."""
 
 
+# class name -> column class (a registry, for deserialization).
+_COLUMN_CLASSES = Registry("feature column class", error=FeatureColumnError)
+
+
 def register_column(cls):
-    _COLUMN_CLASSES[cls.__name__] = cls
+    """Class decorator: `deserialize_column` rebuilds `cls` from its class name.
+
+    Registering the same class again (a reloaded module) replaces it; another class of a
+    taken name is refused, as deserialization could not tell them apart.
+    """
+    previous = _COLUMN_CLASSES.get(cls.__name__) if cls.__name__ in _COLUMN_CLASSES else None
+    same = previous is not None and (previous.__module__, previous.__qualname__) == (cls.__module__, cls.__qualname__)
+    _COLUMN_CLASSES.register(cls.__name__, cls, overwrite=same)
     return cls
 
 
@@ -35,10 +46,7 @@ def deserialize_column(config):
         return config
     if not isinstance(config, dict) or "class_name" not in config:
         raise FeatureColumnError(f"Not a serialized feature column: {config!r}")
-    name = config["class_name"]
-    if name not in _COLUMN_CLASSES:
-        raise FeatureColumnError(f"Unknown feature column class {name!r}; known: {sorted(_COLUMN_CLASSES)}")
-    return _COLUMN_CLASSES[name].from_config(config.get("config", {}))
+    return _COLUMN_CLASSES.get(config["class_name"]).from_config(config.get("config", {}))
 
 
 def function_to_config(fn, what):

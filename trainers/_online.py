@@ -352,10 +352,9 @@ def _epoch_checkpoints(model, model_dir, sample):
 
 
 def _constructor_args(name):
-    from tfvideo.online import _registry
+    from tfvideo import online
 
-    cls, _ = _registry._DETECTORS[name]
-    return set(inspect.signature(cls.__init__).parameters)
+    return set(inspect.signature(online.detector_class(name).__init__).parameters)
 
 
 def _write_results(model_dir, results):

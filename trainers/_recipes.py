@@ -1,17 +1,10 @@
 """Per-model training recipes: optimizer, schedule, regularization and input size (--recipe).
 
 `auto` (the default) picks settings that train on the data at hand, see `auto_recipe`.
-The papers' recipes stay available by name:
-
-Values come from the papers' reference trainings (Kinetics, 8 segments, ResNet-50):
-  * TSN (Wang et al. 2016; tsn-pytorch): SGD momentum 0.9, weight decay 5e-4, lr 0.001 at
-    batch 256, /10 twice (after 3/8 and 3/4 of training), gradient norm clip 20,
-    partial BN (all BatchNorm layers frozen but the first), dropout 0.8.
-  * TSM (Lin et al. 2019; official scripts: lr 0.02 at batch 128, wd 1e-4, steps at epochs
-    20/40 of 50, --npb, dropout 0.5, clip 20): lr scales linearly with the global batch
-    (0.01 per 64 clips).
+The named recipes (the papers' TSN and TSM, `none`, and auto's pieces `scratch` and
+`finetune`) are defined in the library: `tfvideo.models.list_recipes()`, `get_recipe`,
+`register_recipe` (tfvideo/models/_recipes.py, with the papers' values and sources).
 A recipe value applies unless the corresponding flag is given explicitly on the command line.
-`none` keeps the flags' own defaults (SGD 0.01, constant, 224 multi-scale crops of 256 frames).
 """
 
 import dataclasses
@@ -19,36 +12,22 @@ import statistics
 
 from absl import logging
 
-RECIPES = {
-    "auto": None,  # Resolved per run by `auto_recipe`.
-    "none": {},
-    "tsn": {
-        "optimizer": "sgd",
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "learning_rate": 0.001,
-        "lr_reference_batch": 256,
-        "lr_schedule": "step",
-        "lr_decay_at": [0.375, 0.75],
-        "lr_decay_rate": 0.1,
-        "clip_norm": 20.0,
-        "partial_bn": True,
-        "dropout": 0.8,
-    },
-    "tsm": {
-        "optimizer": "sgd",
-        "momentum": 0.9,
-        "weight_decay": 1e-4,
-        "learning_rate": 0.01,
-        "lr_reference_batch": 64,
-        "lr_schedule": "step",
-        "lr_decay_at": [0.4, 0.8],
-        "lr_decay_rate": 0.1,
-        "clip_norm": 20.0,
-        "partial_bn": False,
-        "dropout": 0.5,
-    },
-}
+from tfvideo import models
+
+AUTO = "auto"  # Resolved per run by `auto_recipe`; the named recipes: tfvideo.models.list_recipes().
+
+
+class _RecipeNames:
+    """The --recipe choices: "auto" and the registered recipes, read when asked."""
+
+    def __iter__(self):
+        return iter([AUTO, *models.list_recipes()])
+
+    def __contains__(self, name):
+        return name == AUTO or name in models.list_recipes()
+
+
+RECIPES = _RecipeNames()
 
 
 # Flags that start a run from pretrained weights (defined by trainers/train.py when available).
@@ -116,15 +95,12 @@ def auto_recipe(facts, batch_size):
     """
     epochs = facts.epochs
     warmup = 1.0 if not epochs or epochs >= 10 else round(0.1 * epochs, 3)
+    recipe = models.get_recipe("finetune" if facts.pretrained else "scratch")
+    if not facts.pretrained and facts.model.startswith("trn"):
+        recipe = dataclasses.replace(recipe, learning_rate=1e-3)
+    out = {**recipe.settings(), "learning_rate": recipe.learning_rate_for(batch_size), "warmup_epochs": warmup}
     if facts.pretrained:
-        out = {"optimizer": "sgd", "momentum": 0.9, "learning_rate": 0.01 * batch_size / 64, "weight_decay": 1e-4,
-               "clip_norm": 20.0, "lr_schedule": "cosine", "warmup_epochs": warmup,
-               "partial_bn": facts.model.startswith("tsn")}
-    else:
-        base = 1e-3 if facts.model.startswith("trn") else 2e-3
-        out = {"optimizer": "adam", "learning_rate": round(base * (batch_size / 8) ** 0.5, 6), "weight_decay": 0.0,
-               "clip_norm": 0.0, "lr_schedule": "cosine", "warmup_epochs": warmup, "partial_bn": False}
-    out["lr_decay_at"] = []
+        out["partial_bn"] = facts.model.startswith("tsn")
     out["crop_size"], out["resize_short"] = input_size(facts.model, facts.short_side)
     return out
 
@@ -143,7 +119,7 @@ def apply_recipe(name, values, explicit, facts=None):
     if name not in RECIPES:
         raise ValueError(f"--recipe={name!r} is not one of {sorted(RECIPES)}.")
     out = dict(values)
-    if name == "auto":
+    if name == AUTO:
         if facts is None:
             raise ValueError("--recipe=auto needs the run's facts (model, pretrained weights, frame sizes).")
         for key, value in auto_recipe(facts, out["batch_size"]).items():
@@ -153,13 +129,12 @@ def apply_recipe(name, values, explicit, facts=None):
             out["resize_short"] = max(out["resize_short"], out["crop_size"])  # Room for the asked crop.
         out["recipe"] = name
         return out
-    recipe = dict(RECIPES[name])
-    reference_batch = recipe.pop("lr_reference_batch", None)
-    for key, value in recipe.items():
+    recipe = models.get_recipe(name)
+    for key, value in recipe.settings().items():
         if key not in explicit:
             out[key] = value
-    if reference_batch and "learning_rate" not in explicit:
-        out["learning_rate"] = recipe["learning_rate"] * out["batch_size"] / reference_batch
+    if recipe.lr_reference_batch and "learning_rate" not in explicit:
+        out["learning_rate"] = recipe.learning_rate_for(out["batch_size"])
     out["recipe"] = name
     return out
 

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
+from tfvideo.api._registry import Registry
 
 _SHORT_POLICIES = ("loop", "repeat_last")
 
@@ -202,19 +203,53 @@ class DenseSampler(_Sampler):
         }
 
 
-_SAMPLERS = {"segment": SegmentSampler, "dense": DenseSampler}
+# type name -> sampler class. A registry: the only global state.
+_SAMPLERS = Registry("sampler type")
+_PROTOCOL = ("__call__", "get_config", "tf_indices")
+
+
+@tf_export("tfvideo.data.register_sampler")
+def register_sampler(name, cls, *, overwrite=False):
+    """Registers a sampler class under `name`: `sampler_from_config({"type": name, **kwargs})` builds `cls(**kwargs)`.
+
+    `cls` follows the samplers' protocol: `sampler(num_frames, rng)` -> int64 `[views, T]`
+    frame indices, the `training`, `num_views` and `clip_length` attributes, `get_config()`
+    (the constructor's kwargs, JSON-serialisable) and `tf_indices(num_frames)` (the test-time
+    indices with TensorFlow ops, for exported graphs). A taken name is refused unless
+    `overwrite=True`.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"register_sampler({name!r}): {cls!r} is not a class.")
+    # Looked up in the class's own MRO: `type` would answer `__call__` for any class.
+    missing = [m for m in _PROTOCOL if not any(callable(vars(k).get(m)) for k in cls.__mro__[:-1])]
+    if missing:
+        raise TypeError(f"register_sampler({name!r}): {cls.__name__} lacks {', '.join(missing)} "
+                        f"(a sampler defines {', '.join(_PROTOCOL)}).")
+    _SAMPLERS.register(name, cls, overwrite=overwrite)
+
+
+register_sampler("segment", SegmentSampler)
+register_sampler("dense", DenseSampler)
+
+
+@tf_export("tfvideo.data.list_samplers")
+def list_samplers():
+    """Sorted sampler type names accepted by `sampler_from_config`."""
+    return _SAMPLERS.names()
 
 
 @tf_export("tfvideo.data.sampler_from_config")
 def sampler_from_config(config):
-    """Builds a sampler from `{"type": "segment"|"dense", **kwargs}`."""
+    """Builds a sampler from `{"type": "segment"|"dense"|<registered>, **kwargs}` (type defaults to segment)."""
     config = dict(config)
     kind = config.pop("type", "segment")
-    if kind not in _SAMPLERS:
-        raise ValueError(f"Unknown sampler type {kind!r}; expected one of {sorted(_SAMPLERS)}.")
-    return _SAMPLERS[kind](**config)
+    return _SAMPLERS.get(kind)(**config)
 
 
 def sampler_to_config(sampler):
-    kind = {v: k for k, v in _SAMPLERS.items()}[type(sampler)]
-    return {"type": kind, **sampler.get_config()}
+    """`{"type": name, **sampler.get_config()}`, the inverse of `sampler_from_config`."""
+    for name, cls in _SAMPLERS.items():
+        if type(sampler) is cls:
+            return {"type": name, **sampler.get_config()}
+    raise ValueError(f"{type(sampler).__name__} is not a registered sampler class (tfvideo.data.register_sampler); "
+                     f"registered: {', '.join(list_samplers())}.")

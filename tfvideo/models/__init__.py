@@ -11,6 +11,7 @@ from tfvideo.models import (  # noqa: F401 -- importing registers the public sym
     _imagenet,
     _inflate,
     _presets,
+    _recipes,
     _recognizer2d,
     _registry,
     _two_stream,

@@ -21,9 +21,8 @@ import numpy as np
 from keras import ops
 
 from tfvideo.api._export import tf_export
+from tfvideo.api._registry import Registry
 
-# name -> (reader, mapper, description). A registry: the only global state.
-_FORMATS = {}
 _ALLOW_MISSING = ("head",)
 # Checkpoint entries that are bookkeeping, not weights.
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -32,6 +31,10 @@ _IGNORED_SUFFIXES = ("num_batches_tracked",)
 @tf_export("tfvideo.models.CheckpointError")
 class CheckpointError(ValueError):
     """A checkpoint that cannot be converted; the message is one line naming the input."""
+
+
+# name -> reader, meta: mapper, description, model_overrides. A registry: the only global state.
+_FORMATS = Registry("checkpoint format", error=CheckpointError)
 
 
 @tf_export("tfvideo.models.ConversionReport")
@@ -89,7 +92,7 @@ class _TrackedState(collections.abc.Mapping):
 
 
 @tf_export("tfvideo.models.register_checkpoint_format")
-def register_checkpoint_format(name, reader, mapper, description="", model_overrides=None):
+def register_checkpoint_format(name, reader, mapper, description="", model_overrides=None, *, overwrite=False):
     """Registers a checkpoint format for `convert_checkpoint` and `tfvideo-convert --source`.
 
     Args:
@@ -101,18 +104,18 @@ def register_checkpoint_format(name, reader, mapper, description="", model_overr
         variable's shape. Keys of `state` it does not read are reported as unused.
       model_overrides: optional `f(preset_defaults) -> dict` of constructor arguments a
         preset needs to take this format (e.g. MMAction2's MobileNetV2 padding style).
+      overwrite: replace a format already registered as `name` (refused otherwise).
     """
-    if name in _FORMATS:
-        raise ValueError(f"Checkpoint format {name!r} is already registered.")
     if not callable(reader) or not callable(mapper):
         raise TypeError(f"register_checkpoint_format({name!r}): reader and mapper must be callables.")
-    _FORMATS[name] = (reader, mapper, description, model_overrides)
+    _FORMATS.register(name, reader, overwrite=overwrite, mapper=mapper, description=description,
+                      model_overrides=model_overrides)
 
 
 @tf_export("tfvideo.models.list_checkpoint_formats")
 def list_checkpoint_formats():
     """Sorted names of the registered checkpoint formats."""
-    return sorted(_FORMATS)
+    return _FORMATS.names()
 
 
 def read_torch_checkpoint(path):
@@ -259,13 +262,12 @@ def convert_checkpoint(source, checkpoint, model, num_classes=None, num_segments
       CheckpointError (a ValueError) with a one-line message naming the file, the first
       mismatched checkpoint key and both shapes, or the missing/unused entries.
     """
-    if source not in _FORMATS:
-        raise CheckpointError(f"Unknown checkpoint format {source!r}; available: {', '.join(list_checkpoint_formats())}.")
+    reader = _FORMATS.get(source)
     allow = tuple(allow_missing or ())
     bad = [a for a in allow if a not in _ALLOW_MISSING]
     if bad:
         raise ValueError(f"allow_missing={list(allow)}: {bad[0]!r} is not one of {_ALLOW_MISSING}.")
-    reader, mapper, _, model_overrides = _FORMATS[source]
+    mapper, model_overrides = _FORMATS.meta(source)["mapper"], _FORMATS.meta(source)["model_overrides"]
     if isinstance(model, str):
         if num_classes is None:
             raise ValueError("convert_checkpoint: num_classes is required with a preset name.")

@@ -1,40 +1,38 @@
 """The preset registry: named, ready-to-train model configurations."""
 
 from tfvideo.api._export import tf_export
+from tfvideo.api._registry import Registry
 
-# name -> (builder, default kwargs, description). A registry: the only global state.
-_PRESETS = {}
+# name -> builder, meta: default kwargs, description. A registry: the only global state.
+_PRESETS = Registry("model preset")
 
 
 @tf_export("tfvideo.models.register_preset")
-def register_preset(name, builder, description="", **defaults):
-    """Registers `name` so that `get(name, num_classes=...)` builds `builder(**kwargs)`."""
-    if name in _PRESETS:
-        raise ValueError(f"Model preset {name!r} is already registered.")
-    _PRESETS[name] = (builder, defaults, description)
+def register_preset(name, builder, description="", *, overwrite=False, **defaults):
+    """Registers `name` so that `get(name, num_classes=...)` builds `builder(**kwargs)`.
+
+    `builder(num_classes=..., **defaults, **overrides)` returns a Keras model; a taken
+    name is refused unless `overwrite=True`.
+    """
+    if not callable(builder):
+        raise TypeError(f"register_preset({name!r}): builder {builder!r} is not callable.")
+    _PRESETS.register(name, builder, overwrite=overwrite, defaults=dict(defaults), description=description)
 
 
 @tf_export("tfvideo.models.list_presets")
 def list_presets():
     """Sorted preset names."""
-    return sorted(_PRESETS)
+    return _PRESETS.names()
 
 
 @tf_export("tfvideo.models.preset_config")
 def preset_config(name):
     """The default keyword arguments of a preset."""
-    _check(name)
-    return dict(_PRESETS[name][1])
-
-
-def _check(name):
-    if name not in _PRESETS:
-        raise ValueError(f"Unknown model preset {name!r}; available: {', '.join(list_presets())}.")
+    return dict(_PRESETS.meta(name)["defaults"])
 
 
 @tf_export("tfvideo.models.get")
 def get(name, num_classes, **overrides):
     """Builds the preset model `name` with `num_classes` outputs; kwargs override defaults."""
-    _check(name)
-    builder, defaults, _ = _PRESETS[name]
-    return builder(num_classes=num_classes, **{**defaults, **overrides})
+    builder = _PRESETS.get(name)
+    return builder(num_classes=num_classes, **{**preset_config(name), **overrides})
