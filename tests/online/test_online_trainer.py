@@ -116,6 +116,6 @@ def test_oadtr_trains_with_its_authors_loss_weight_and_real_history(tmp_path, ca
                 verbose=0, detector_kwargs="{}")
     assert _online.train_main(_Flags(model_dir=str(tmp_path / "run"), **base)) == 0
     with open(tmp_path / "run" / "config.json") as f:
-        assert json.load(f)["train"]["anticipation_weight"] == 0.5  # OadTR's classification_pred_loss_coef
+        assert json.load(f)["train"]["online"]["anticipation_weight"] == 0.5  # OadTR's classification_pred_loss_coef
     assert _online.train_main(_Flags(model_dir=str(tmp_path / "bad"), anticipation_weight=-1.0, **base)) == 2
     assert "--anticipation_weight=-1 must be >= 0." in capsys.readouterr().err
