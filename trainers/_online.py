@@ -32,6 +32,13 @@ DEFAULT_EPOCHS = 10
 # The recognition defaults (SGD, lr 0.01) suit ImageNet backbones; detectors train with Adam at 1e-3
 # unless --optimizer / --learning_rate are given.
 DEFAULT_OPTIMIZER = _experiment.OptimizerConfig(name="adam", learning_rate=1e-3)
+# tfvideo-train flags the online task does not use: given with --task=online_detection they are refused
+# rather than silently ignored.
+RECOGNITION_ONLY_FLAGS = (
+    "recipe", "lr_schedule", "warmup_epochs", "lr_decay_at", "lr_decay_rate", "clip_norm", "steps_per_epoch",
+    "eval_batches", "checkpoint_every_steps", "log_every_steps", "partial_bn", "sync_batchnorm", "dropout", "remat",
+    "mixed_precision", "jit_compile", "strategy", "logical_cpus", "init_checkpoint", "feature_spec", "on_error",
+    "shuffle_buffer", "num_segments", "crop_size", "resize_short", "flip", "flip_label_map")
 # Optimizer flags -> OptimizerConfig fields.
 _OPTIMIZER_FLAGS = {"optimizer": "name", "learning_rate": "learning_rate", "momentum": "momentum",
                     "weight_decay": "weight_decay"}
@@ -235,6 +242,9 @@ def train(flags):
     if not model_dir:
         raise OnlineFlagError("--model_dir is required.")
     _flags.check_ranges(flags, _RANGES)
+    for flag in RECOGNITION_ONLY_FLAGS:
+        if _present(flags, flag):
+            raise OnlineFlagError(f"--{flag} applies to recognition training, not --task={TASK}.")
     if name not in online.list_detectors():
         raise OnlineFlagError(f"--model={name!r} is not an online detector; available: "
                               f"{', '.join(online.list_detectors())}.")

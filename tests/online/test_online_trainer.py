@@ -148,8 +148,14 @@ def test_train_steps_stops_at_exactly_that_many_steps_and_resumes_to_more(tmp_pa
     assert steps_done() == [3, 4, 7] and _experiment.ExperimentConfig.read(model_dir).train.train_steps == 7
 
 
-def test_train_steps_and_epochs_are_checked(tmp_path, capsys):
+def test_train_steps_and_recognition_flags_are_checked(tmp_path, capsys):
     flags = _Flags(model="gru_tiny", model_dir=str(tmp_path / "x"), train_data="a.txt", detector_kwargs="{}",
                    train_steps=0)
     assert _online.train_main(flags) == 2
     assert capsys.readouterr().err.strip().endswith("--train_steps=0 must be >= 1.")
+    flags = _Flags(model="gru_tiny", model_dir=str(tmp_path / "x"), train_data="a.txt", detector_kwargs="{}",
+                   lr_schedule="cosine")  # Recorded in config.json by recognition only: refused, not ignored.
+    assert _online.train_main(flags) == 2
+    assert capsys.readouterr().err.strip().endswith("--lr_schedule applies to recognition training, not "
+                                                    "--task=online_detection.")
+    assert not os.path.exists(tmp_path / "x")
