@@ -122,8 +122,9 @@ def main(argv):
     for model, extra in runs:
         name, metrics, config, seconds = train_one(workdir, model, epochs, extra)
         t, p = config["train"], config["preprocess"]
-        recipe = (f"batch {t['batch_size']}, {t['optimizer']} {t['learning_rate']:.3g} {t['lr_schedule']}, "
-                  f"warm-up {t['warmup_epochs']}, "
+        opt, schedule = t["optimizer"], t["schedule"]
+        recipe = (f"batch {t['batch_size']}, {opt['name']} {opt['learning_rate']:.3g} {schedule['name']}, "
+                  f"warm-up {schedule['warmup_epochs']}, "
                   f"crop {p.get('crop_size', 224)} of {p.get('resize_short', 256)}, flip map "
                   f"{'yes' if p.get('flip_label_map') else 'no'}")
         print(f"{name:<24}{100 * metrics['top1']:>7.1f}%{100 * pair_accuracy(metrics['confusion_matrix'], labels):>8.1f}%"

@@ -18,7 +18,6 @@ a second line `tfvideo-serve: REST API on <host>:<port>`; 0 (the default, as in 
 Serving) leaves it off; it drains together with the gRPC server.
 """
 
-import math
 import os
 import signal
 import sys
@@ -92,23 +91,19 @@ def _models():
     return config
 
 
+# Every number a user passes is checked before any work, with the wording of every binary
+# (`trainers._flags.check_ranges`: `--port=70000 must be in [0, 65535].`).
+_RANGES = {"port": "[0,65535]", "rest_api_port": "[0,65535]", "max_request_bytes": ">=1", "max_workers": ">=1",
+           "file_system_poll_wait_seconds": ">0", "drain_grace_period_s": ">=0"}
+
+
 def _check_numbers():
-    checks = [
-        ("port", FLAGS.port, 0 <= FLAGS.port <= 65535, "must be 0..65535"),
-        ("max_request_bytes", FLAGS.max_request_bytes, FLAGS.max_request_bytes > 0, "must be > 0"),
-        ("file_system_poll_wait_seconds", FLAGS.file_system_poll_wait_seconds,
-         math.isfinite(FLAGS.file_system_poll_wait_seconds) and FLAGS.file_system_poll_wait_seconds > 0, "must be > 0"),
-        ("max_workers", FLAGS.max_workers, FLAGS.max_workers > 0, "must be > 0"),
-        ("drain_grace_period_s", FLAGS.drain_grace_period_s,
-         math.isfinite(FLAGS.drain_grace_period_s) and FLAGS.drain_grace_period_s >= 0, "must be a number of seconds >= 0"),
-        ("rest_api_port", FLAGS.rest_api_port, 0 <= FLAGS.rest_api_port <= 65535,
-         "must be a port number in 1..65535 (0: no REST API)"),
-        ("rest_api_port", FLAGS.rest_api_port, not FLAGS.rest_api_port or FLAGS.rest_api_port != FLAGS.port,
-         "must differ from --port"),
-    ]
-    for name, value, ok, rule in checks:
-        if not ok:
-            _cli.usage_error("serve", f"--{name}={value}: {rule}")
+    """The flags' ranges, then --rest_api_port against --port; UsageError naming the flag."""
+    from trainers import _flags
+
+    _flags.check_ranges(FLAGS, _RANGES)
+    if FLAGS.rest_api_port and FLAGS.rest_api_port == FLAGS.port:
+        _cli.usage_error("serve", f"--rest_api_port={FLAGS.rest_api_port} must differ from --port (0: no REST API).")
 
 
 def _stop_on_signals():
@@ -192,7 +187,7 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-serve", ranges={"port": "[0,65535]", "max_request_bytes": ">=1", "max_workers": ">=1"})
+    _cli.run(main, "tfvideo-serve", ranges=_RANGES)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,181 @@ MODEL_FILE = "model.keras"
 CHECKPOINT_DIR = "checkpoints"
 
 
-@dataclasses.dataclass
+class ConfigError(ValueError):
+    """A config.json (or config dict) that does not describe a run; the one-line message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer of a run (flags --optimizer, --learning_rate, --momentum, --weight_decay, --clip_norm).
+
+    `weight_decay` is decoupled (0 disables); `clip_norm` clips gradients to this global norm
+    (0 disables); `momentum` applies to SGD only.
+    """
+
+    name: str = "sgd"
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate schedule (flags --lr_schedule, --warmup_epochs, --lr_decay_at, --lr_decay_rate).
+
+    `name`: constant, step or cosine; `decay_at`: fractions of training where a step schedule
+    multiplies the rate by `decay_rate`; `warmup_epochs`: linear warm-up length.
+    """
+
+    name: str = "constant"
+    warmup_epochs: float = 0.0
+    decay_at: tuple = ()
+    decay_rate: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineConfig:
+    """Online detection settings (`--task=online_detection`; see trainers/_online.py).
+
+    `features_dirs` / `targets_dir`: folders of {session}.npy chunk features [T, D_i] and
+    one-hot targets [T, C+1]; `history`: training window in chunks; `window_stride`: chunks
+    between windows (None: `history`); `ambiguous_index`: target column left out of the loss
+    and metrics; `anticipation_weight`: decoder anticipation loss weight used (None: the
+    model has none); `chunk_seconds`: seconds per chunk.
+    """
+
+    features_dirs: tuple = ()
+    targets_dir: str = None
+    history: int = 64
+    window_stride: int = None
+    ambiguous_index: int = None
+    anticipation_weight: float = None
+    chunk_seconds: float = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How a run trains: data, length, optimizer, schedule, devices, checkpoints.
+
+    The one home of every training default: trainers/train.py takes its flag defaults
+    from here (`TrainConfig.flag_default`) and fills a TrainConfig from the resolved flags
+    (`TrainConfig.from_flags`). `epochs` / `train_steps`: run length (train_steps wins);
+    `steps_per_epoch` None: training videos // batch size; `eval_batches` None: all of
+    --eval_data after each epoch; `checkpoint_every_steps` 0: at epoch ends only;
+    `keep_checkpoints`: how many checkpoints are kept; `recipe`, `recipe_basis` and
+    `flip_label_map_source` record how the settings were chosen. `online` holds the
+    online-detection settings (None for recognition).
+    """
+
+    train_data: str = None
+    eval_data: str = None
+    batch_size: int = 8
+    epochs: int = None
+    train_steps: int = None
+    steps_per_epoch: int = None
+    eval_batches: int = None
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    partial_bn: bool = False
+    sync_batchnorm: bool = False
+    strategy: str = "default"
+    remat: bool = False
+    mixed_precision: str = None
+    jit_compile: bool = False
+    seed: int = 0
+    checkpoint_every_steps: int = 100
+    keep_checkpoints: int = 3
+    log_every_steps: int = 10
+    on_error: str = "raise"
+    shuffle_buffer: int = 512
+    init_checkpoint: str = None
+    recipe: str = None
+    recipe_basis: str = None
+    flip_label_map_source: str = None
+    online: OnlineConfig = None
+
+    @classmethod
+    def from_dict(cls, values, where="train"):
+        """A TrainConfig from its JSON object, or from flat flag values / a previous version's dict.
+
+        Flat keys named like the flags (`learning_rate`, `lr_schedule`, `history`, ...; the
+        layout config.json had before TrainConfig) go to their group. Raises ConfigError
+        naming the first unknown key.
+        """
+        values = {k: v for k, v in values.items() if k not in _DROPPED_KEYS}
+        groups = {}
+        for key, (group, field) in _FLAT_KEYS.items():
+            if key in values and not (key == "optimizer" and isinstance(values[key], dict)):
+                groups.setdefault(group, {})[field] = values.pop(key)
+        for group, fields in groups.items():
+            nested = values.get(group)
+            values[group] = {**(nested if isinstance(nested, dict) else {}), **fields}
+        return _from_dict(cls, values, where)
+
+    @classmethod
+    def from_flags(cls, flag_values):
+        """A TrainConfig from {flag name: value} (flags not in the config are an error; None: the default)."""
+        return cls.from_dict({k: v for k, v in flag_values.items() if v is not None}, where="flags")
+
+    @staticmethod
+    def flag_default(name):
+        """The default of the setting that flag `name` fills (the flag's own default)."""
+        if name in _FLAT_KEYS:
+            group, field = _FLAT_KEYS[name]
+            default = getattr(_DEFAULT_GROUPS[group], field)
+        else:
+            default = getattr(TrainConfig(), name)
+        return list(default) if isinstance(default, tuple) else default
+
+
+# Flag (and pre-TrainConfig config.json key) -> (group, field) of the nested settings.
+_FLAT_KEYS = {
+    "optimizer": ("optimizer", "name"), "learning_rate": ("optimizer", "learning_rate"),
+    "momentum": ("optimizer", "momentum"), "weight_decay": ("optimizer", "weight_decay"),
+    "clip_norm": ("optimizer", "clip_norm"),
+    "lr_schedule": ("schedule", "name"), "warmup_epochs": ("schedule", "warmup_epochs"),
+    "lr_decay_at": ("schedule", "decay_at"), "lr_decay_rate": ("schedule", "decay_rate"),
+    **{name: ("online", name) for name in ("features_dirs", "targets_dir", "history", "window_stride",
+                                           "ambiguous_index", "anticipation_weight", "chunk_seconds")},
+}
+# Keys of the previous layout that are no setting (the label map's names are config.labels / labels.txt).
+_DROPPED_KEYS = ("label_map",)
+_DEFAULT_GROUPS = {"optimizer": OptimizerConfig(), "schedule": ScheduleConfig(), "online": OnlineConfig()}
+
+
+def _from_dict(cls, values, where):
+    """`cls(**values)` with nested dataclasses built from dicts and lists made tuples; ConfigError
+    naming `where.key` for a key `cls` does not have."""
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected an object of {cls.__name__} settings, got {values!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown {cls.__name__} setting (known: {', '.join(fields)}).")
+    kwargs = {}
+    for key, value in values.items():
+        default = fields[key].default
+        group = _DEFAULT_GROUPS.get(key)
+        if group is not None and value is not None:
+            value = _from_dict(type(group), value, f"{where}.{key}")
+        elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything needed to rebuild a run's model and its input pipeline.
 
     `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
     and export use the same sampler with `training=False`. `preprocess` holds
-    `tfvideo.data.PreprocessConfig` fields. `train` holds the resolved training flags
-    (optimizer, schedule, strategy, remat, data paths, ...) as written by trainers/train.py.
+    `tfvideo.data.PreprocessConfig` fields. `train` is the run's `TrainConfig` (a dict
+    given here, e.g. from a config.json of a previous version, is converted). Frozen:
+    derive a changed config with `dataclasses.replace`.
     """
 
     model: str = "tsm_tiny"
@@ -40,8 +207,12 @@ class ExperimentConfig:
     task: str = "recognition"
     sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
     preprocess: dict = dataclasses.field(default_factory=dict)
-    train: dict = dataclasses.field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
     feature_spec: dict = None  # A tfvideo.feature_columns FeatureLayer spec (its JSON object) applied to inputs.
+
+    def __post_init__(self):
+        if not isinstance(self.train, TrainConfig):
+            object.__setattr__(self, "train", TrainConfig.from_dict(self.train or {}))
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
@@ -59,8 +230,15 @@ class ExperimentConfig:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text):
-        return cls(**json.loads(text))
+    def from_json(cls, text, where=CONFIG_FILE):
+        """The config of a config.json text; ConfigError naming `where` and the first unknown key."""
+        values = json.loads(text)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in fields:
+                raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(fields))}).")
+        values["train"] = TrainConfig.from_dict(values.get("train") or {}, where=f"{where}: train")
+        return cls(**values)
 
     def write(self, model_dir):
         """Writes config.json and labels.txt atomically (readers never see a partial file).
@@ -81,7 +259,7 @@ class ExperimentConfig:
         if not os.path.exists(path):
             raise FileNotFoundError(f"--model_dir={model_dir} holds no {CONFIG_FILE}: not a tfvideo model_dir")
         with open(path) as f:
-            return cls.from_json(f.read())
+            return cls.from_json(f.read(), where=path)
 
 
 class ModelDirError(OSError):
@@ -135,7 +313,7 @@ def dtype_policy(config):
     """
     import keras
 
-    policy = config.train.get("mixed_precision") or "float32"
+    policy = config.train.mixed_precision or "float32"
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -201,8 +201,9 @@ def _exit_status(error):
 def _define_verbose():
     from absl import flags
 
-    if "verbose" not in flags.FLAGS:
-        flags.DEFINE_boolean("verbose", False, "Print the traceback of an error (and TensorFlow's start-up log).")
+    from trainers import _flags
+
+    _flags.define(flags.DEFINE_boolean, "verbose", False, "Print the traceback of an error (and TensorFlow's start-up log).")
 
 
 def define_verbosity(name, default, help_text):

@@ -1,10 +1,18 @@
 """Flag definitions shared by several binaries (defined once per process)."""
 
+import math
+
 from absl import flags
 
 
 def define(definer, name, *args, **kwargs):
-    """`definer(name, *args, **kwargs)` unless another binary in this process defined `name`."""
+    """`definer(name, *args, **kwargs)` unless another binary in this process defined `name`.
+
+    The one "define unless already defined" of the binaries: flags shared by several of them
+    (--model_dir, --eval_data, --batch_size, --verbose, the online-detection flags) go
+    through it, so importing two binaries in one process (tests, trainers/evaluate.py and
+    trainers/train.py both calling `_online.define_flags`) does not raise DuplicateFlagError.
+    """
     if name not in flags.FLAGS:
         definer(name, *args, **kwargs)
 
@@ -31,7 +39,8 @@ def check_ranges(values, rules):
     """Raises `_cli.UsageError` naming the first flag whose value is outside its range.
 
     values: absl FLAGS or any object with the flags as attributes (None = not given, skipped).
-    rules: {flag name: ">=1" | ">0" | ">=0" | "[0,1)" | ...}; list flags are checked per item.
+    rules: {flag name: ">=1" | ">0" | ">=0" | "[0,1)" | ...}; list flags are checked per item;
+    NaN and infinity are outside every range.
     """
     from trainers import _cli
 
@@ -45,6 +54,8 @@ def check_ranges(values, rules):
                 number = float(item)
             except (TypeError, ValueError):
                 raise _cli.UsageError(f"--{name}={_show(value)}: {item!r} is not a number.") from None
+            if not math.isfinite(number):
+                raise _cli.UsageError(f"--{name}={_show(value)} must be a finite number {_describe(rule)}.")
             if not _within(number, rule):
                 raise _cli.UsageError(f"--{name}={_show(value)} must be {_describe(rule)}.")
 

@@ -43,11 +43,11 @@ class Checkpoints:
     """A run's resumable state: model + optimizer (its step counter included) + `extra` trackables.
 
     Saved with `tf.train.CheckpointManager` as model_dir/checkpoints/ckpt-<step> (non-chief
-    workers: under backup/). Recognition (`Trainer`) and online detection training
+    workers: under backup/), the newest `max_to_keep` (`TrainConfig.keep_checkpoints`) kept. Recognition (`Trainer`) and online detection training
     (trainers/_online.py) both checkpoint and resume through this class.
     """
 
-    def __init__(self, model, optimizer, model_dir, max_to_keep=3, **extra):
+    def __init__(self, model, optimizer, model_dir, max_to_keep, **extra):
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **extra)
         self.directory = _write_dir(model_dir, _experiment.CHECKPOINT_DIR)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=max_to_keep)
@@ -100,36 +100,36 @@ def save_model(model, model_dir):
 
 
 class Trainer:
-    """Trains `config`'s model on `config.train['train_data']` under `strategy`."""
+    """Trains `config`'s model on `config.train.train_data` under `strategy`."""
 
     def __init__(self, config, model_dir, strategy):
         self.config = config
         self.model_dir = model_dir
         self.strategy = strategy
         t = config.train
-        self.global_batch = int(t["batch_size"])
-        if t.get("jit_compile") and t.get("sync_batchnorm"):
+        self.global_batch = int(t.batch_size)
+        if t.jit_compile and t.sync_batchnorm:
             raise ValueError("--jit_compile cannot be combined with --sync_batchnorm (a cross-replica sum inside XLA).")
         replicas = strategy.num_replicas_in_sync
         if self.global_batch % replicas:
             raise ValueError(f"--batch_size={self.global_batch} is not divisible by the {replicas} replicas.")
-        if t.get("steps_per_epoch"):
-            self.steps_per_epoch = int(t["steps_per_epoch"])
+        if t.steps_per_epoch:
+            self.steps_per_epoch = int(t.steps_per_epoch)
         else:
-            n = _task.count_examples(t["train_data"], config.labels or None, t.get("on_error", "raise"))
+            n = _task.count_examples(t.train_data, config.labels or None, t.on_error)
             self.steps_per_epoch = max(1, n // self.global_batch)
-        if t.get("train_steps"):
-            self.total_steps = int(t["train_steps"])
+        if t.train_steps:
+            self.total_steps = int(t.train_steps)
         else:
-            self.total_steps = int(t.get("epochs") or 1) * self.steps_per_epoch
+            self.total_steps = int(t.epochs or 1) * self.steps_per_epoch
         self.num_epochs = -(-self.total_steps // self.steps_per_epoch)
         with strategy.scope():
             self.model = _task.build_model(config)
             _task.init_from_checkpoint(self.model, t)  # A resumed run's checkpoint overrides it in fit().
             self.optimizer = _task.build_optimizer(t, self.total_steps, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoints = Checkpoints(self.model, self.optimizer, model_dir, t.get("keep_checkpoints", 3))
-        self._train_step = self._make_train_step(bool(t.get("jit_compile")))
+        self.checkpoints = Checkpoints(self.model, self.optimizer, model_dir, t.keep_checkpoints)
+        self._train_step = self._make_train_step(bool(t.jit_compile))
 
     @property
     def step(self):
@@ -179,8 +179,8 @@ class Trainer:
 
     def _train_dataset(self, epoch):
         t = self.config.train
-        seed = int(t.get("seed", 0)) * 1000 + epoch
-        ds = _task.dataset(self.config, t["train_data"], True, self.global_batch, seed=seed, repeat=True,
+        seed = int(t.seed) * 1000 + epoch
+        ds = _task.dataset(self.config, t.train_data, True, self.global_batch, seed=seed, repeat=True,
                            drop_remainder=True)
         return self.strategy.experimental_distribute_dataset(ds)
 
@@ -205,8 +205,8 @@ class Trainer:
         os.makedirs(log_dir, exist_ok=True)
         writer = tf.summary.create_file_writer(os.path.join(log_dir, "train")) if chief else tf.summary.create_noop_writer()
         history_path = os.path.join(log_dir, HISTORY_FILE)
-        every = int(t.get("checkpoint_every_steps") or 0)
-        log_every = max(1, int(t.get("log_every_steps", 10)))
+        every = int(t.checkpoint_every_steps or 0)
+        log_every = max(1, int(t.log_every_steps))
         logs = {}
         step = start
         with writer.as_default(), open(history_path, "a") as history:
@@ -247,8 +247,8 @@ class Trainer:
                     if every and step % every == 0 and i != epoch_steps - 1:
                         self.checkpoints.save(step)
                 self.checkpoints.save(step)
-                if t.get("eval_data"):
-                    logs["val_accuracy"] = self.evaluate(t["eval_data"], t.get("eval_batches"))
+                if t.eval_data:
+                    logs["val_accuracy"] = self.evaluate(t.eval_data, t.eval_batches)
                     tf.summary.scalar("val_accuracy", logs["val_accuracy"], step=step)
                     history.write(json.dumps({"step": step, "val_accuracy": logs["val_accuracy"]}) + "\n")
                     if verbose and chief:

@@ -14,8 +14,10 @@ and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_di
 --batch_size, --epochs, --learning_rate, --optimizer, --seed, --label_map, ...).
 """
 
+import dataclasses
 import inspect
 import json
+import math
 import os
 
 from absl import flags as absl_flags
@@ -26,21 +28,33 @@ from tfvideo import data as tfv_data
 from trainers import _cli, _flags
 
 TASK = "online_detection"
-
-
-def _define(definer, name, *args, **kwargs):
-    if name not in absl_flags.FLAGS:
-        definer(name, *args, **kwargs)
+# A detector's run length when neither --epochs nor --train_steps is given.
+DEFAULT_EPOCHS = 10
+# The recognition defaults (SGD, lr 0.01) suit ImageNet backbones; detectors train with Adam at 1e-3
+# unless --optimizer / --learning_rate are given.
+DEFAULT_OPTIMIZER = _experiment.OptimizerConfig(name="adam", learning_rate=1e-3)
+# tfvideo-train flags the online task does not use: given with --task=online_detection they are refused
+# rather than silently ignored.
+RECOGNITION_ONLY_FLAGS = (
+    "recipe", "lr_schedule", "warmup_epochs", "lr_decay_at", "lr_decay_rate", "clip_norm", "steps_per_epoch",
+    "eval_batches", "checkpoint_every_steps", "log_every_steps", "partial_bn", "sync_batchnorm", "dropout", "remat",
+    "mixed_precision", "jit_compile", "strategy", "logical_cpus", "init_checkpoint", "feature_spec", "on_error",
+    "shuffle_buffer", "num_segments", "crop_size", "resize_short", "flip", "flip_label_map")
+# Optimizer flags -> OptimizerConfig fields.
+_OPTIMIZER_FLAGS = {"optimizer": "name", "learning_rate": "learning_rate", "momentum": "momentum",
+                    "weight_decay": "weight_decay"}
 
 
 def define_flags():
     """Defines the online-detection flags (features/targets directories, history, ...)."""
     f = absl_flags
+    _define = _flags.define
+    defaults = _experiment.OnlineConfig()
     _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i], "
             "concatenated along D in this order (e.g. RGB,flow).")
     _define(f.DEFINE_string, "targets_dir", None, "Online detection: folder of {session}.npy one-hot targets [T, C+1] "
             "(column 0 background).")
-    _define(f.DEFINE_integer, "history", 64, "Online detection: training window length in chunks; also the window of "
+    _define(f.DEFINE_integer, "history", defaults.history, "Online detection: training window length in chunks; also the window of "
             "windowed detectors (IDN, OadTR).")
     _define(f.DEFINE_integer, "window_stride", None, "Online detection: chunks between training windows "
             "(default: --history).")
@@ -52,7 +66,7 @@ def define_flags():
             "classification loss (default: the model's, 1.0; 0 turns it off).")
     _define(f.DEFINE_float, "contrastive_loss_weight", None, "Online detection (IDN): weight of the contrastive loss "
             "between the current and past early embeddings (default: the model's, 1.0; 0 turns it off).")
-    _define(f.DEFINE_float, "chunk_seconds", 0.25, "Online detection: seconds per chunk (point-level AP offsets, "
+    _define(f.DEFINE_float, "chunk_seconds", defaults.chunk_seconds, "Online detection: seconds per chunk (point-level AP offsets, "
             "tfvideo-stream's per-second output).")
     _define(f.DEFINE_string, "detector_kwargs", "{}", "Online detection: JSON of detector constructor overrides, "
             "e.g. '{\"embed_dim\": 512}'.")
@@ -62,7 +76,7 @@ class OnlineFlagError(_cli.UsageError):
     """A flag combination the online task cannot run with."""
 
 
-_RANGES = {"history": ">=1", "window_stride": ">=1", "ambiguous_index": ">=0", "anticipation_weight": ">=0",
+_RANGES = {"epochs": ">=1", "train_steps": ">=1", "batch_size": ">=1", "keep_checkpoints": ">=1", "history": ">=1", "window_stride": ">=1", "ambiguous_index": ">=0", "anticipation_weight": ">=0",
            "embedding_loss_weight": ">=0", "contrastive_loss_weight": ">=0", "chunk_seconds": ">0"}
 
 
@@ -155,23 +169,31 @@ def _build_detector(config):
     return online.get_detector(config.model, feature_dim, config.num_classes, **kwargs)
 
 
-def _compile(model, flags, ambiguous_index, anticipation_weight):
+def _optimizer_settings(flags):
+    """`DEFAULT_OPTIMIZER` with the optimizer flags given on the command line."""
+    given = {field: _get(flags, name) for name, field in _OPTIMIZER_FLAGS.items()
+             if _present(flags, name) and _get(flags, name) is not None}
+    return dataclasses.replace(DEFAULT_OPTIMIZER, **given)
+
+
+def _compile(model, settings, ambiguous_index, anticipation_weight):
+    """Compiles `model` with the `OptimizerConfig` `settings` (constant rate) and the soft-target losses."""
     import keras
 
     from tfvideo import online
 
-    # The recognition defaults (SGD, lr 0.01) suit ImageNet backbones; detectors train with Adam.
-    optimizer = _get(flags, "optimizer", "adam") if _present(flags, "optimizer") else "adam"
-    lr = float(_get(flags, "learning_rate", 1e-3)) if _present(flags, "learning_rate") else 1e-3
-    optimizers = {"sgd": lambda: keras.optimizers.SGD(lr, momentum=float(_get(flags, "momentum", 0.9))),
+    lr = float(settings.learning_rate)
+    optimizers = {"sgd": lambda: keras.optimizers.SGD(lr, momentum=float(settings.momentum)),
                   "adam": lambda: keras.optimizers.Adam(lr),
-                  "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=float(_get(flags, "weight_decay", 0.0)))}
+                  "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=float(settings.weight_decay))}
+    if settings.name not in optimizers:
+        raise OnlineFlagError(f"--optimizer={settings.name!r} is not one of {sorted(optimizers)}.")
     losses = {"scores": online.SoftTargetCrossEntropy(ignore_index=ambiguous_index)}
     weights = {"scores": 1.0}
     if model.anticipates:
         losses["anticipation"] = online.SoftTargetCrossEntropy(ignore_index=ambiguous_index)
         weights["anticipation"] = anticipation_weight
-    model.compile(optimizer=optimizers[optimizer](), loss=losses, loss_weights=weights)
+    model.compile(optimizer=optimizers[settings.name](), loss=losses, loss_weights=weights)
 
 
 def evaluate_videos(model, videos, ambiguous_index=None, chunk_seconds=0.25):
@@ -221,6 +243,9 @@ def train(flags):
     if not model_dir:
         raise OnlineFlagError("--model_dir is required.")
     _flags.check_ranges(flags, _RANGES)
+    for flag in RECOGNITION_ONLY_FLAGS:
+        if _present(flags, flag):
+            raise OnlineFlagError(f"--{flag} applies to recognition training, not --task={TASK}.")
     if name not in online.list_detectors():
         raise OnlineFlagError(f"--model={name!r} is not an online detector; available: "
                               f"{', '.join(online.list_detectors())}.")
@@ -232,7 +257,7 @@ def train(flags):
     num_columns = _num_columns_from_flags(flags)
     train_videos = load_videos(_get(flags, "train_data"), features_dirs, targets_dir, num_columns=num_columns)
     feature_dim, num_columns = train_videos[0][1].shape[1], train_videos[0][2].shape[1]
-    history = int(_get(flags, "history", 64))
+    history = int(_get(flags, "history", _experiment.OnlineConfig.history))
     args = _constructor_args(name)
     if _present(flags, "history") and "history" in args:
         overrides.setdefault("history", history)
@@ -248,16 +273,24 @@ def train(flags):
             overrides.setdefault(flag, float(_get(flags, flag)))
     if _get(flags, "anticipation_weight") is not None and not float(_get(flags, "anticipation_weight")) >= 0:
         raise OnlineFlagError(f"--anticipation_weight={_get(flags, 'anticipation_weight')} must be >= 0.")
-    seed = int(_get(flags, "seed", 0))
-    train_settings = {
-        "features_dirs": features_dirs, "targets_dir": targets_dir, "train_data": _get(flags, "train_data"),
-        "eval_data": _get(flags, "eval_data"), "history": history, "window_stride": _get(flags, "window_stride"),
-        "ambiguous_index": ambiguous_index, "anticipation_weight": _get(flags, "anticipation_weight"),
-        "chunk_seconds": float(_get(flags, "chunk_seconds", 0.25)), "seed": seed,
-    }
+    defaults = _experiment.TrainConfig()
+    seed = int(_get(flags, "seed", defaults.seed))
+    epochs, train_steps = _get(flags, "epochs"), _get(flags, "train_steps")
+    if epochs is None and train_steps is None:
+        epochs = DEFAULT_EPOCHS
+    settings = _experiment.OnlineConfig(
+        features_dirs=tuple(features_dirs), targets_dir=targets_dir, history=history,
+        window_stride=_get(flags, "window_stride"), ambiguous_index=ambiguous_index,
+        anticipation_weight=_get(flags, "anticipation_weight"),
+        chunk_seconds=float(_get(flags, "chunk_seconds", _experiment.OnlineConfig.chunk_seconds)))
+    train_config = _experiment.TrainConfig(
+        train_data=_get(flags, "train_data"), eval_data=_get(flags, "eval_data"),
+        batch_size=int(_get(flags, "batch_size", defaults.batch_size)), epochs=epochs, train_steps=train_steps,
+        optimizer=_optimizer_settings(flags), seed=seed,
+        keep_checkpoints=int(_get(flags, "keep_checkpoints", defaults.keep_checkpoints)), online=settings)
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
-        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_settings)
+        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_config)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:
@@ -266,26 +299,31 @@ def train(flags):
 
     keras.utils.set_random_seed(seed)
     model = _build_detector(config)
-    weight = train_settings["anticipation_weight"]
+    weight = settings.anticipation_weight
     if weight is None:
         weight = float(getattr(model, "anticipation_weight", 1.0))
-    if model.anticipates:
-        config.train["anticipation_weight"] = float(weight)  # Record the weight used.
+    if model.anticipates:  # Record the weight used.
+        settings = dataclasses.replace(settings, anticipation_weight=float(weight))
+        config = dataclasses.replace(config, train=dataclasses.replace(train_config, online=settings))
         config.write(model_dir)
-    _compile(model, flags, ambiguous_index, float(weight))
+    _compile(model, config.train.optimizer, ambiguous_index, float(weight))
     steps = getattr(model, "decoder_steps", 0) if model.anticipates else 0
     # Windowed detectors trained as their authors (OadTR) score only chunks with a full real history.
-    windows = data.feature_window_dataset([(f, y) for _, f, y in train_videos], history=history,
-                                          stride=train_settings["window_stride"] or history,
-                                          batch_size=int(_get(flags, "batch_size", 32)),
+    windows = data.feature_window_dataset([(f, y) for _, f, y in train_videos], history=settings.history,
+                                          stride=settings.window_stride or settings.history,
+                                          batch_size=config.train.batch_size,
                                           anticipation_steps=steps, seed=seed,
                                           context=int(getattr(model, "training_context", 0)))
-    checkpoints = _epoch_checkpoints(model, model_dir, next(iter(windows))[0])
+    checkpoints = _epoch_checkpoints(model, model_dir, next(iter(windows))[0], config.train.keep_checkpoints)
     initial_epoch = checkpoints.restore()
     callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False), checkpoints]
-    epochs = int(_get(flags, "epochs", 10))
-    logging.info("Training %s on %d videos for %d epochs (from epoch %d)", name, len(train_videos), epochs,
-                 initial_epoch + 1)
+    if train_steps is not None:
+        # Whole passes over the windows, the last one cut at exactly `train_steps` optimizer steps.
+        epochs = math.ceil(int(train_steps) / _batches_per_pass(windows))
+        callbacks.append(_stop_at_step(int(train_steps)))
+    epochs = int(epochs)
+    logging.info("Training %s on %d videos for %d epochs%s (from epoch %d)", name, len(train_videos), epochs,
+                 f" ({train_steps} steps)" if train_steps is not None else "", initial_epoch + 1)
     model.fit(windows, epochs=epochs, initial_epoch=initial_epoch, verbose=int(_get(flags, "verbose", 2)),
               callbacks=callbacks, shuffle=False)  # The windows are shuffled by the dataset.
     from trainers import _loop
@@ -293,21 +331,42 @@ def train(flags):
     _loop.save_model(model, model_dir)
 
     results = None
-    if train_settings["eval_data"]:
-        eval_videos = load_videos(train_settings["eval_data"], features_dirs, targets_dir, feature_dim, num_columns,
+    if config.train.eval_data:
+        eval_videos = load_videos(config.train.eval_data, features_dirs, targets_dir, feature_dim, num_columns,
                                   flag="--eval_data")
-        results = evaluate_videos(model, eval_videos, ambiguous_index, train_settings["chunk_seconds"])
+        results = evaluate_videos(model, eval_videos, ambiguous_index, settings.chunk_seconds)
         _write_results(model_dir, results)
     return model_dir, results
 
 
-def _epoch_checkpoints(model, model_dir, sample):
+def _batches_per_pass(windows):
+    """Batches in one pass over a window dataset (counted when tf.data does not know)."""
+    count = int(windows.cardinality())
+    if count < 0:
+        count = sum(1 for _ in windows)
+    return max(count, 1)
+
+
+def _stop_at_step(last_step):
+    """A Keras callback ending `fit` once the optimizer has made `last_step` steps (--train_steps)."""
+    import keras
+
+    class StopAtStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) >= last_step:
+                self.model.stop_training = True
+
+    return StopAtStep()
+
+
+def _epoch_checkpoints(model, model_dir, sample, keep):
     """A Keras callback saving the run's state after every epoch, as recognition training does
     (`trainers._loop.Checkpoints`: model_dir/checkpoints/ckpt-<step>, plus the epoch count).
 
     `restore()` loads the latest checkpoint and returns the number of finished epochs (fit's
     `initial_epoch`). Each epoch and each resumption is a line of logs/train_history.jsonl.
-    `sample`: one input batch [B, H, D], to create the variables a checkpoint restores.
+    `sample`: one input batch [B, H, D], to create the variables a checkpoint restores; `keep`:
+    how many checkpoints are kept.
     """
     import keras
     import numpy as np
@@ -321,7 +380,7 @@ def _epoch_checkpoints(model, model_dir, sample):
             model(sample)
             model.optimizer.build(model.trainable_variables)
             self.epochs_done = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self.checkpoints = _loop.Checkpoints(model, model.optimizer, model_dir, epochs_done=self.epochs_done)
+            self.checkpoints = _loop.Checkpoints(model, model.optimizer, model_dir, keep, epochs_done=self.epochs_done)
             self.history = os.path.join(model_dir, "logs", _loop.HISTORY_FILE)
 
         def _record(self, entry):
@@ -372,13 +431,13 @@ def evaluate(flags):
     model, config = _experiment.load_trained_model(model_dir)
     if config.task != TASK:
         raise OnlineFlagError(f"--model_dir={model_dir} holds a {config.task!r} model, not {TASK!r}.")
-    settings = config.train
-    spec = _get(flags, "eval_data") or settings.get("eval_data")
-    features_dirs = list(_get(flags, "features_dirs", [])) or settings.get("features_dirs")
-    targets_dir = _get(flags, "targets_dir") or settings.get("targets_dir")
-    ambiguous_index = _get(flags, "ambiguous_index", settings.get("ambiguous_index"))
+    settings = config.train.online or _experiment.OnlineConfig()
+    spec = _get(flags, "eval_data") or config.train.eval_data
+    features_dirs = list(_get(flags, "features_dirs", [])) or list(settings.features_dirs)
+    targets_dir = _get(flags, "targets_dir") or settings.targets_dir
+    ambiguous_index = _get(flags, "ambiguous_index", settings.ambiguous_index)
     chunk_seconds = float(_get(flags, "chunk_seconds") if _present(flags, "chunk_seconds")
-                          else settings.get("chunk_seconds", 0.25))
+                          else settings.chunk_seconds)
     videos = load_videos(spec, features_dirs, targets_dir, model.feature_dim, config.num_classes, flag="--eval_data")
     results = evaluate_videos(model, videos, ambiguous_index, chunk_seconds)
     _write_results(model_dir, results)

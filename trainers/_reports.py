@@ -273,10 +273,12 @@ def write_training_report(model_dir, config=None):
     if config is None:
         with open(os.path.join(model_dir, "config.json")) as f:
             config = json.load(f)
-    train = config.get("train", {})
+    from tfvideo import _experiment
+
+    train = _experiment.TrainConfig.from_dict(config.get("train") or {})
     history = _read_history(model_dir)
     summary = epoch_summary(history)
-    batch = int(train.get("batch_size") or 1)
+    batch = int(train.batch_size or 1)
     seconds = _step_seconds(history, batch)
     for row in summary:
         row["seconds"] = round(seconds.get(row["epoch"], 0.0), 3)
@@ -288,13 +290,13 @@ def write_training_report(model_dir, config=None):
     pre = config.get("preprocess", {})
     lines += ["| setting | value |", "|---|---|"]
     settings = [("model", config.get("model")), ("classes", config.get("num_classes")),
-                ("recipe", f"{train.get('recipe')}" + (f" ({train['recipe_basis']})" if train.get("recipe_basis") else "")),
-                ("optimizer", f"{train.get('optimizer')}, lr {train.get('learning_rate'):.4g}, {train.get('lr_schedule')}"
-                 f", warm-up {train.get('warmup_epochs')} epochs" if train.get("learning_rate") is not None else None),
-                ("batch size", train.get("batch_size")), ("input", f"crop {pre.get('crop_size', 224)} of frames resized "
+                ("recipe", f"{train.recipe}" + (f" ({train.recipe_basis})" if train.recipe_basis else "")),
+                ("optimizer", f"{train.optimizer.name}, lr {train.optimizer.learning_rate:.4g}, {train.schedule.name}"
+                 f", warm-up {train.schedule.warmup_epochs} epochs"),
+                ("batch size", train.batch_size), ("input", f"crop {pre.get('crop_size', 224)} of frames resized "
                                                                    f"to {pre.get('resize_short', 256)} (short side)"),
                 ("horizontal flip", ("on" if pre.get("flip", True) else "off") + (
-                    f", flip label map {pre['flip_label_map']} ({train.get('flip_label_map_source', 'flag')})"
+                    f", flip label map {pre['flip_label_map']} ({train.flip_label_map_source or 'flag'})"
                     if pre.get("flip_label_map") else ""))]
     lines += [f"| {k} | {v} |" for k, v in settings if v is not None]
     lines += ["", "## Training", ""]

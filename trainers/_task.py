@@ -190,8 +190,8 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     preprocess = config.build_preprocess(num_crops=num_crops)
     ds = tfv_data.video_dataset(
         source, sampler, preprocess=preprocess, batch_size=batch_size, training=training,
-        label_map=config.labels or None, seed=seed, on_error=train.get("on_error", "raise"),
-        shuffle_buffer=int(train.get("shuffle_buffer", 512)),
+        label_map=config.labels or None, seed=seed, on_error=train.on_error,
+        shuffle_buffer=int(train.shuffle_buffer),
         repeat=repeat, drop_remainder=drop_remainder)
     layer = feature_layer(config.feature_spec)
     if layer is not None:
@@ -241,19 +241,22 @@ def build_model(config, views=1):
                                   views)
     model = config.build_model()
     model.build(input_shape(config, views))
-    if train.get("remat"):
+    if train.remat:
         _remat.apply_remat(model)
-    if train.get("partial_bn"):
+    if train.partial_bn:
         freeze_partial_bn(model)
-    if train.get("sync_batchnorm"):
+    if train.sync_batchnorm:
         for layer in batchnorm_layers(model):
             layer.synchronized = True  # Read at call time: cross-replica batch statistics.
     return model
 
 
 def init_from_checkpoint(model, train):
-    """`--init_checkpoint`: starts `model` from a converted .keras file (tfvideo-convert); logs what loaded."""
-    path = train.get("init_checkpoint")
+    """`--init_checkpoint`: starts `model` from a converted .keras file (tfvideo-convert); logs what loaded.
+
+    train: the run's `TrainConfig`.
+    """
+    path = train.init_checkpoint
     if path:
         from absl import logging
 
@@ -261,27 +264,30 @@ def init_from_checkpoint(model, train):
 
 
 def lr_schedule(train, total_steps, steps_per_epoch):
-    warmup = round(train.get("warmup_epochs", 0) * steps_per_epoch)
-    boundaries = [round(f * total_steps) for f in train.get("lr_decay_at", [])]
-    return WarmupSchedule(train["learning_rate"], total_steps, train.get("lr_schedule", "constant"), warmup,
-                          boundaries, train.get("lr_decay_rate", 0.1))
+    """The `WarmupSchedule` of a `TrainConfig` (its `optimizer.learning_rate` and `schedule`)."""
+    schedule = train.schedule
+    warmup = round(schedule.warmup_epochs * steps_per_epoch)
+    boundaries = [round(f * total_steps) for f in schedule.decay_at]
+    return WarmupSchedule(train.optimizer.learning_rate, total_steps, schedule.name, warmup, boundaries,
+                          schedule.decay_rate)
 
 
 def build_optimizer(train, total_steps, steps_per_epoch):
-    """SGD (momentum) / Adam / AdamW with the schedule and gradient clipping of `train`."""
-    name = train.get("optimizer", "sgd")
+    """SGD (momentum) / Adam / AdamW with the schedule and gradient clipping of `train` (a `TrainConfig`)."""
+    settings = train.optimizer
+    name = settings.name
     lr = lr_schedule(train, total_steps, steps_per_epoch)
-    common = {"learning_rate": lr, "global_clipnorm": train.get("clip_norm") or None}
-    wd = train.get("weight_decay") or None
+    common = {"learning_rate": lr, "global_clipnorm": settings.clip_norm or None}
+    wd = settings.weight_decay or None
     if name == "sgd":
-        opt = keras.optimizers.SGD(momentum=train.get("momentum", 0.9), weight_decay=wd, **common)
+        opt = keras.optimizers.SGD(momentum=settings.momentum, weight_decay=wd, **common)
     elif name == "adam":
         opt = keras.optimizers.Adam(weight_decay=wd, **common)
     elif name == "adamw":
         opt = keras.optimizers.AdamW(weight_decay=wd or 0.004, **common)
     else:
         raise ValueError(f"--optimizer={name!r} is not one of {OPTIMIZERS}.")
-    if train.get("mixed_precision") == "mixed_float16":
+    if train.mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
 

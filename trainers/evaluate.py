@@ -38,7 +38,7 @@ def evaluate_recognition():
         raise ValueError(f"--num_crops={FLAGS.num_crops} must be 1, 3 or 10.")
     _flags.check_ranges(FLAGS, {"num_clips": ">=1", "batch_size": ">=1"})
     model, config = _experiment.load_trained_model(FLAGS.model_dir)
-    source = FLAGS.eval_data or config.train.get("eval_data")
+    source = FLAGS.eval_data or config.train.eval_data
     if not source:
         raise ValueError("--eval_data is required (the run has no eval_data).")
     if not _task.data_exists(source):

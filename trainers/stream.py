@@ -20,23 +20,16 @@ from absl import app, flags
 from trainers import _cli, _flags
 
 FLAGS = flags.FLAGS
-
-
-def _define(definer, name, *args, **kwargs):
-    if name not in FLAGS:
-        definer(name, *args, **kwargs)
-
-
-_define(flags.DEFINE_string, "model_dir", None, "A model_dir of an online detector written by tfvideo-train.")
-_define(flags.DEFINE_list, "features", [], "Precomputed chunk features: .npy files [T, D_i] of one video, "
-        "concatenated along D in order (e.g. rgb.npy,flow.npy).")
-_define(flags.DEFINE_string, "video", None, "A video file; chunk features come from --feature_model_dir.")
-_define(flags.DEFINE_string, "feature_model_dir", None, "A recognizer model_dir whose backbone embeds --video chunks.")
-_define(flags.DEFINE_integer, "chunk_frames", 6, "Frames per chunk for --video (as --chunk_size of tfvideo-extract-features).")
-_define(flags.DEFINE_integer, "frames_per_chunk", None,
-        "Frames of each --video chunk fed to the recognizer (default: its clip length, as tfvideo-extract-features).")
-_define(flags.DEFINE_float, "chunk_seconds", None, "Seconds per chunk (default: the run's, or frames / fps for --video).")
-_define(flags.DEFINE_boolean, "realtime", False, "Pace the chunks at --chunk_seconds each, as a live stream.")
+_flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir of an online detector written by tfvideo-train.")
+_flags.define(flags.DEFINE_list, "features", [], "Precomputed chunk features: .npy files [T, D_i] of one video, "
+              "concatenated along D in order (e.g. rgb.npy,flow.npy).")
+_flags.define(flags.DEFINE_string, "video", None, "A video file; chunk features come from --feature_model_dir.")
+_flags.define(flags.DEFINE_string, "feature_model_dir", None, "A recognizer model_dir whose backbone embeds --video chunks.")
+_flags.define(flags.DEFINE_integer, "chunk_frames", 6, "Frames per chunk for --video (as --chunk_size of tfvideo-extract-features).")
+_flags.define(flags.DEFINE_integer, "frames_per_chunk", None,
+              "Frames of each --video chunk fed to the recognizer (default: its clip length, as tfvideo-extract-features).")
+_flags.define(flags.DEFINE_float, "chunk_seconds", None, "Seconds per chunk (default: the run's, or frames / fps for --video).")
+_flags.define(flags.DEFINE_boolean, "realtime", False, "Pace the chunks at --chunk_seconds each, as a live stream.")
 
 
 def video_chunk_features(path, feature_model_dir, chunk_frames=6, frames_per_chunk=None):
@@ -114,7 +107,8 @@ def main(argv):
         model, config = _experiment.load_trained_model(FLAGS.model_dir)
         if config.task != "online_detection":
             raise ValueError(f"--model_dir={FLAGS.model_dir} holds a {config.task!r} model, not an online detector.")
-        chunk_seconds = FLAGS.chunk_seconds or config.train.get("chunk_seconds", 0.25)
+        settings = config.train.online or _experiment.OnlineConfig()
+        chunk_seconds = FLAGS.chunk_seconds or settings.chunk_seconds
         if FLAGS.features:
             parts = [np.load(p).astype(np.float32) for p in FLAGS.features]
             if len({len(p) for p in parts}) != 1:
@@ -141,7 +135,7 @@ def main(argv):
             raise ValueError("give --features (chunk-feature .npy files) or --video.")
         labels = config.labels or [f"class_{k}" for k in range(model.num_classes)]
         count = 0
-        for second, cls, score in stream_detections(model, chunks, chunk_seconds, config.train.get("ambiguous_index"),
+        for second, cls, score in stream_detections(model, chunks, chunk_seconds, settings.ambiguous_index,
                                                     FLAGS.realtime):
             print(f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}  {labels[cls]}  {score:.3f}",
                   flush=True)

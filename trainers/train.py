@@ -14,9 +14,11 @@ import json
 
 from absl import app, flags, logging
 
+from tfvideo import _experiment
 from trainers import _cli, _flags, _online, _recipes
 
 FLAGS = flags.FLAGS
+_default = _experiment.TrainConfig.flag_default  # The flags' defaults are the config's (one home).
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
 flags.DEFINE_string("model", None, "Model preset name (tfvideo.models.list_presets()).")
 flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv) or TFRecord file pattern.")
@@ -24,35 +26,35 @@ _flags.define(flags.DEFINE_string, "eval_data", None, "Validation list or TFReco
 flags.DEFINE_string("label_map", None, "Class names, one per line; defines num_classes.")
 flags.DEFINE_integer("num_classes", None, "Number of classes (checked against --label_map when both are given).")
 _flags.define(flags.DEFINE_string, "model_dir", None, "Output directory (config, checkpoints, logs, model.keras).")
-_flags.define(flags.DEFINE_integer, "batch_size", 8, "Global batch size (split across replicas).")
+_flags.define(flags.DEFINE_integer, "batch_size", _default("batch_size"), "Global batch size (split across replicas).")
 flags.DEFINE_integer("epochs", None, "Epochs to train (one of --epochs / --train_steps).")
 flags.DEFINE_integer("train_steps", None, "Optimizer steps to train (overrides --epochs).")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: training videos // batch size).")
-flags.DEFINE_float("learning_rate", 0.01, "Base learning rate (a recipe scales its own with the batch size).")
-flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam", "adamw"], "Optimizer.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
-flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (0 disables).")
-flags.DEFINE_float("clip_norm", 0.0, "Clip gradients to this global norm (0 disables).")
-flags.DEFINE_enum("lr_schedule", "constant", ["constant", "step", "cosine"], "Learning-rate schedule.")
-flags.DEFINE_float("warmup_epochs", 0.0, "Linear warm-up length in epochs.")
-flags.DEFINE_list("lr_decay_at", [], "Step schedule: fractions of training where the lr is multiplied by --lr_decay_rate.")
-flags.DEFINE_float("lr_decay_rate", 0.1, "Step schedule decay factor.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+flags.DEFINE_float("learning_rate", _default("learning_rate"), "Base learning rate (a recipe scales its own with the batch size).")
+flags.DEFINE_enum("optimizer", _default("optimizer"), ["sgd", "adam", "adamw"], "Optimizer.")
+flags.DEFINE_float("momentum", _default("momentum"), "SGD momentum.")
+flags.DEFINE_float("weight_decay", _default("weight_decay"), "Decoupled weight decay (0 disables).")
+flags.DEFINE_float("clip_norm", _default("clip_norm"), "Clip gradients to this global norm (0 disables).")
+flags.DEFINE_enum("lr_schedule", _default("lr_schedule"), ["constant", "step", "cosine"], "Learning-rate schedule.")
+flags.DEFINE_float("warmup_epochs", _default("warmup_epochs"), "Linear warm-up length in epochs.")
+flags.DEFINE_list("lr_decay_at", _default("lr_decay_at"), "Step schedule: fractions of training where the lr is multiplied by --lr_decay_rate.")
+flags.DEFINE_float("lr_decay_rate", _default("lr_decay_rate"), "Step schedule decay factor.")
+flags.DEFINE_enum("strategy", _default("strategy"), ["default", "mirrored", "multi_worker"],
                   "default: one device; mirrored: all local GPUs; multi_worker: MultiWorkerMirroredStrategy from TF_CONFIG.")
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices (to run --strategy=mirrored on a CPU).")
-flags.DEFINE_boolean("remat", False, "Gradient checkpointing: keep only the residual-block outputs of the backbone "
+flags.DEFINE_boolean("remat", _default("remat"), "Gradient checkpointing: keep only the residual-block outputs of the backbone "
                      "and recompute the rest in the backward pass.")
-flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
-flags.DEFINE_boolean("jit_compile", False, "XLA-compile the forward/backward pass.")
+flags.DEFINE_enum("mixed_precision", _default("mixed_precision"), ["mixed_float16", "mixed_bfloat16"], "Mixed-precision policy.")
+flags.DEFINE_boolean("jit_compile", _default("jit_compile"), "XLA-compile the forward/backward pass.")
 flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer JSON spec applied to the inputs.")
 flags.DEFINE_string("init_checkpoint", None, "Start from a converted .keras model (tfvideo-convert); the "
                     "classifier is re-initialised when its class count differs.")
-flags.DEFINE_integer("seed", 0, "Random seed (weights, sampling, augmentation, shuffling).")
+flags.DEFINE_integer("seed", _default("seed"), "Random seed (weights, sampling, augmentation, shuffling).")
 flags.DEFINE_enum("recipe", "auto", sorted(_recipes.RECIPES),
                   "Training recipe: auto (from the preset, pretrained or not, and the frame size), a paper's "
                   "(tsm, tsn), or none (the flags' defaults). Explicit flags win.")
-flags.DEFINE_boolean("partial_bn", False, "Freeze every BatchNorm layer but the first (TSN's partial BN).")
-flags.DEFINE_boolean("sync_batchnorm", False, "BatchNorm statistics over the global batch across replicas.")
+flags.DEFINE_boolean("partial_bn", _default("partial_bn"), "Freeze every BatchNorm layer but the first (TSN's partial BN).")
+flags.DEFINE_boolean("sync_batchnorm", _default("sync_batchnorm"), "BatchNorm statistics over the global batch across replicas.")
 flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")
 flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
 flags.DEFINE_integer("crop_size", None, "Network input side (default: the recipe's; 224 without one).")
@@ -62,20 +64,24 @@ flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
 flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
                   "0 and 1 when a clip is flipped): for direction classes such as left/right. Default: derived "
                   "from the --label_map names (left/right, clockwise/anticlockwise pairs).")
-flags.DEFINE_integer("checkpoint_every_steps", 100, "Checkpoint period in steps (also at every epoch end; 0: at epoch ends only).")
-flags.DEFINE_integer("log_every_steps", 10, "TensorBoard scalar period in steps.")
+flags.DEFINE_integer("checkpoint_every_steps", _default("checkpoint_every_steps"), "Checkpoint period in steps (also at every epoch end; 0: at epoch ends only).")
+flags.DEFINE_integer("log_every_steps", _default("log_every_steps"), "TensorBoard scalar period in steps.")
 _cli.define_verbosity("verbose", 1, "Progress bar: 0 silent, 1 bar, 2 one line per epoch.")
-flags.DEFINE_enum("on_error", "raise", ["raise", "skip"], "Unreadable videos: stop (naming the file) or skip.")
-flags.DEFINE_integer("shuffle_buffer", 512, "TFRecord training data: whole serialized videos held for shuffling "
+flags.DEFINE_enum("on_error", _default("on_error"), ["raise", "skip"], "Unreadable videos: stop (naming the file) or skip.")
+flags.DEFINE_integer("shuffle_buffer", _default("shuffle_buffer"), "TFRecord training data: whole serialized videos held for shuffling "
                      "(memory ~ buffer x record size).", lower_bound=1)
+flags.DEFINE_integer("keep_checkpoints", _default("keep_checkpoints"), "Checkpoints kept in model_dir/checkpoints "
+                     "(older ones are deleted).")
+flags.DEFINE_integer("eval_batches", _default("eval_batches"), "Batches of --eval_data scored after each epoch "
+                     "(default: all).")
 
 # Flags a recipe may set: the recipe value applies unless the flag is given explicitly.
 _RECIPE_FLAGS = ("optimizer", "momentum", "weight_decay", "learning_rate", "lr_schedule", "lr_decay_at",
                  "lr_decay_rate", "clip_norm", "partial_bn", "dropout", "warmup_epochs")
 _TRAIN_FLAGS = _RECIPE_FLAGS + (
-    "train_data", "eval_data", "label_map", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
+    "train_data", "eval_data", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
-    "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint")
+    "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint", "keep_checkpoints", "eval_batches")
 _INPUT_FLAGS = ("crop_size", "resize_short")  # The recipe may set them; they go to config.preprocess.
 
 _online.define_flags()
@@ -86,7 +92,7 @@ _RANGES = {
     "learning_rate": ">0", "momentum": "[0,1)", "weight_decay": ">=0", "clip_norm": ">=0", "warmup_epochs": ">=0",
     "lr_decay_at": "(0,1)", "lr_decay_rate": ">0", "logical_cpus": ">=0", "dropout": "[0,1)", "num_segments": ">=1",
     "crop_size": ">=1", "resize_short": ">=0", "checkpoint_every_steps": ">=0", "log_every_steps": ">=1",
-    "verbose": "[0,2]",
+    "verbose": "[0,2]", "keep_checkpoints": ">=1", "eval_batches": ">=1",
 }
 
 
@@ -117,7 +123,7 @@ def _validate():
 
 def build_config():
     """The resolved `ExperimentConfig` of the command line (flags + recipe + preset defaults)."""
-    from tfvideo import _experiment, data, models
+    from tfvideo import data, models
 
     labels = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else []
     if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
@@ -151,7 +157,7 @@ def build_config():
     config = _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
         task=FLAGS.task, sampler=sampler, preprocess=preprocess,
-        train=values)
+        train=_experiment.TrainConfig.from_flags(values))
     if FLAGS.feature_spec:  # The spec's video column defines the clip; the spec is recorded in config.json.
         from trainers import _task
 
@@ -165,8 +171,6 @@ def build_config():
 
 def _check_model_dir(config):
     """A model_dir holding another model's checkpoints is rejected; the same one is resumed."""
-    from tfvideo import _experiment
-
     try:
         _experiment.check_model_dir(FLAGS.model_dir, config)
     except ValueError as e:
@@ -180,9 +184,9 @@ def _check_labels(config):
     n = config.num_classes
     given = f"--label_map={FLAGS.label_map} has {n} classes" if FLAGS.label_map else f"--num_classes={n}"
     for name in ("train_data", "eval_data"):
-        if config.train.get(name):
+        if getattr(config.train, name):
             try:
-                _task.check_labels(config.train[name], n, config.labels or None, f"--{name}", given)
+                _task.check_labels(getattr(config.train, name), n, config.labels or None, f"--{name}", given)
             except ValueError as e:
                 raise FlagError(str(e)) from None
 
@@ -211,12 +215,12 @@ def train_recognition():
 
     from trainers import _loop
 
-    keras.utils.set_random_seed(FLAGS.seed)
-    if FLAGS.mixed_precision:
-        keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    keras.utils.set_random_seed(config.train.seed)
+    if config.train.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
     devices = [f"/cpu:{i}" for i in range(FLAGS.logical_cpus)] if FLAGS.logical_cpus > 1 else None
-    strategy = _strategy.make_strategy(FLAGS.strategy, devices)
-    logging.info("Strategy %s with %d replicas", FLAGS.strategy, strategy.num_replicas_in_sync)
+    strategy = _strategy.make_strategy(config.train.strategy, devices)
+    logging.info("Strategy %s with %d replicas", config.train.strategy, strategy.num_replicas_in_sync)
     trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
     logs = trainer.fit(verbose=FLAGS.verbose)
     if _strategy.is_chief():

@@ -10,7 +10,8 @@ import pytest
 
 from tfvideo import online
 from tfvideo.online import _registry
-from trainers import _experiment, _online
+from tfvideo import _experiment
+from trainers import _online
 
 
 @pytest.fixture

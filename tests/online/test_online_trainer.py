@@ -116,6 +116,46 @@ def test_oadtr_trains_with_its_authors_loss_weight_and_real_history(tmp_path, ca
                 verbose=0, detector_kwargs="{}")
     assert _online.train_main(_Flags(model_dir=str(tmp_path / "run"), **base)) == 0
     with open(tmp_path / "run" / "config.json") as f:
-        assert json.load(f)["train"]["anticipation_weight"] == 0.5  # OadTR's classification_pred_loss_coef
+        assert json.load(f)["train"]["online"]["anticipation_weight"] == 0.5  # OadTR's classification_pred_loss_coef
     assert _online.train_main(_Flags(model_dir=str(tmp_path / "bad"), anticipation_weight=-1.0, **base)) == 2
     assert "--anticipation_weight=-1 must be >= 0." in capsys.readouterr().err
+
+
+def test_train_steps_stops_at_exactly_that_many_steps_and_resumes_to_more(tmp_path):
+    from tfvideo import data
+    from tfvideo import _experiment
+
+    path = str(tmp_path / "videos.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:  # 3 videos x 20 chunks: 3 windows of 8 each, 3 batches of 4 a pass.
+        for k, (features, targets) in enumerate(online.make_onset_streams(3, num_chunks=20, num_actions=2,
+                                                                            feature_dim=4, seed=2)):
+            segments = [(t, t, int(c) - 1) for t, c in enumerate(targets.argmax(1)) if c > 0]
+            writer.write(data.make_chunk_feature_example(features, segments, media_id=f"v{k}").SerializeToString())
+    model_dir = str(tmp_path / "run")
+    base = dict(model="chunk_mlp_tiny", model_dir=model_dir, train_data=path, num_classes=2, history=8, batch_size=4,
+                seed=0, verbose=0, detector_kwargs="{}")
+
+    def steps_done():
+        with open(os.path.join(model_dir, "logs", "train_history.jsonl")) as f:
+            return [entry["step"] for entry in map(json.loads, f) if "event" not in entry]  # Epoch ends.
+
+    assert _online.train_main(_Flags(train_steps=4, **base)) == 0  # 1 pass + 1 step of the second.
+    assert steps_done() == [3, 4]
+    model, config = _experiment.load_trained_model(model_dir)
+    assert int(model.optimizer.iterations.numpy()) == 4
+    assert (config.train.train_steps, config.train.epochs, config.train.online.history) == (4, None, 8)
+    assert _online.train_main(_Flags(train_steps=7, **base)) == 0  # Resumes after epoch 2: its third pass ends at 7.
+    assert steps_done() == [3, 4, 7] and _experiment.ExperimentConfig.read(model_dir).train.train_steps == 7
+
+
+def test_train_steps_and_recognition_flags_are_checked(tmp_path, capsys):
+    flags = _Flags(model="gru_tiny", model_dir=str(tmp_path / "x"), train_data="a.txt", detector_kwargs="{}",
+                   train_steps=0)
+    assert _online.train_main(flags) == 2
+    assert capsys.readouterr().err.strip().endswith("--train_steps=0 must be >= 1.")
+    flags = _Flags(model="gru_tiny", model_dir=str(tmp_path / "x"), train_data="a.txt", detector_kwargs="{}",
+                   lr_schedule="cosine")  # Recorded in config.json by recognition only: refused, not ignored.
+    assert _online.train_main(flags) == 2
+    assert capsys.readouterr().err.strip().endswith("--lr_schedule applies to recognition training, not "
+                                                    "--task=online_detection.")
+    assert not os.path.exists(tmp_path / "x")

@@ -290,7 +290,7 @@ def test_predict_binary_over_rest_prints_what_grpc_prints(rest_served, tmp_path)
 def test_serve_validates_rest_api_port(tmp_path):
     out = _run(["-m", "export.serve", f"--model_base_path={tmp_path}", "--rest_api_port=70000"], timeout=120)
     assert out.returncode == 2
-    assert "tfvideo-serve: error: --rest_api_port=70000: must be a port number in 1..65535 (0: no REST API)" in out.stderr, out.stderr[-1000:]
+    assert "tfvideo-serve: error: --rest_api_port=70000 must be in [0, 65535]." in out.stderr, out.stderr[-1000:]
 
 
 def test_grpc_and_rest_statuses_agree(rest_served):

@@ -24,9 +24,9 @@ def test_short_command_resolves_auto_recipe_flip_map_and_writes_reports(moving_s
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
     train, pre = config["train"], config["preprocess"]
-    assert (train["recipe"], train["optimizer"], train["lr_schedule"]) == ("auto", "adam", "cosine")
+    assert (train["recipe"], train["optimizer"]["name"], train["schedule"]["name"]) == ("auto", "adam", "cosine")
     assert train["recipe_basis"].startswith("tsm_tiny, from scratch, frames' shorter side 32 px")
-    assert rows["optimizer"] == "adam" and float(rows["learning_rate"]) == train["learning_rate"] == 0.002
+    assert rows["optimizer"] == "adam" and float(rows["learning_rate"]) == train["optimizer"]["learning_rate"] == 0.002
     # 32x32 videos are not upscaled: crop 32 of 32 (the preset's 56 of 64 needs bigger frames).
     assert (pre["crop_size"], pre["resize_short"]) == (32, 32) == (int(rows["crop_size"]), int(rows["resize_short"]))
     assert pre["flip_label_map"] == [1, 0, 2, 3] and rows["flip_label_map"] == "1,0,2,3"
@@ -67,7 +67,7 @@ def test_direction_word_without_partner_is_refused_before_any_work(moving_shapes
               "for extra in json.loads(sys.argv[1]):\n"
               "    flags.FLAGS.unparse_flags()\n    flags.FLAGS(['t'] + sys.argv[2:] + extra)\n"
               "    c = train.build_config()\n"
-              "    out.append([c.preprocess.get('flip_label_map'), c.train['flip_label_map_source']])\n"
+              "    out.append([c.preprocess.get('flip_label_map'), c.train.flip_label_map_source])\n"
               "print('MAPS' + json.dumps(out))")
     proc = lib.subprocess_python(script, [json.dumps([["--flip_label_map=0,1,2,3"], ["--noflip"]]), *args])
     assert proc.returncode == 0, proc.stderr[-2000:]
