@@ -8,9 +8,8 @@ import types
 import numpy as np
 import pytest
 
-from tfvideo import online
+from tfvideo import _experiment, online
 from tfvideo.online import _registry
-from tfvideo import _experiment
 from trainers import _online
 
 

@@ -122,8 +122,7 @@ def test_oadtr_trains_with_its_authors_loss_weight_and_real_history(tmp_path, ca
 
 
 def test_train_steps_stops_at_exactly_that_many_steps_and_resumes_to_more(tmp_path):
-    from tfvideo import data
-    from tfvideo import _experiment
+    from tfvideo import _experiment, data
 
     path = str(tmp_path / "videos.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:  # 3 videos x 20 chunks: 3 windows of 8 each, 3 batches of 4 a pass.

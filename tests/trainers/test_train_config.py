@@ -10,8 +10,7 @@ import pytest
 import tensorflow as tf
 import trainers_testlib as lib
 
-from tfvideo import data
-from tfvideo import _experiment
+from tfvideo import _experiment, data
 from trainers import _task
 
 # config.json as the version before TrainConfig wrote it (train: the flat flag values), verbatim
