@@ -225,7 +225,7 @@ def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
     if int(num_classes) < 1:
         raise ValueError(f"num_classes={num_classes} must be >= 1.")
     if preset not in _presets.list_presets():
-        from tfvideo.online import _registry as detectors
+        from tfvideo import online as detectors
 
         if preset in detectors.list_detectors():  # Online detectors read per-chunk features, not clips.
             feature_dim = overrides.pop("feature_dim", None)
