@@ -115,6 +115,8 @@ def test_training_report_links_existing_curves_and_the_evaluation(tmp_path):
     assert epochs[0]["loss"] == pytest.approx(np.mean([2.0 / s for s in range(1, 5)]))
     assert epochs[2]["learning_rate"] == pytest.approx(0.0) and epochs[1]["seconds"] == pytest.approx(2.0)
     assert "| 2 | " in text and "flip label map [1, 0, 2] (derived from the label names)" in text
+    # The flat `train` layout of the previous version reads as the typed TrainConfig.
+    assert "| optimizer | adam, lr 0.002, cosine, warm-up 1.0 epochs |" in text
     assert "## Evaluation" not in text
     # After tfvideo-evaluate wrote eval/, the report shows the evaluation.
     metrics = _evaluation.classification_metrics(np.array([0, 1, 1, 2]), np.eye(3)[[0, 0, 1, 2]], 3)
