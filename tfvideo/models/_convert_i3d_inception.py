@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from tfvideo.models._convert_tdn import assign_checked, check_unused, variable_index
+from tfvideo.models._convert import assign_checked, check_unused, variable_index
 
 _SCOPE = "inception_i3d/"
 _STEM = {"Conv3d_1a_7x7": "Conv2d_1a_7x7", "Conv3d_2b_1x1": "Conv2d_2b_1x1", "Conv3d_2c_3x3": "Conv2d_2c_3x3"}
