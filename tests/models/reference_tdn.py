@@ -143,6 +143,33 @@ class TDN(nn.Module):
         return self.new_fc(self.base_model(x)).view(b, self.t, -1).mean(1)
 
 
+def load_imagenet(tdn, state):
+    """The authors' ImageNet start (`tdn_net(pretrained=True)`): two ImageNet ResNets, each
+    loaded from torchvision's `state` non-strictly (so conv biases, L-TDM and shift modules keep
+    their own init). The first gives conv1/bn1 and `layer{1-4}_bak`, the second `resnext_layer1`
+    and the unused `conv1_temp`; `conv1_5`'s kernel is conv1's averaged over RGB and expanded to
+    its input channels (BN of `conv1_5` untouched). `state`: {torchvision key: tensor}."""
+    net = tdn.base_model
+    renamed = {}
+    for key, value in state.items():
+        module, _, rest = key.partition(".")
+        if module in ("conv1", "bn1"):
+            renamed[key] = value
+        if module == "conv1":
+            renamed[f"conv1_temp.{rest}"] = value
+        if module.startswith("layer"):
+            renamed[f"{module}_bak.{rest}"] = value
+        if module == "layer1":
+            renamed[f"resnext_layer1.{rest}"] = value
+    result = net.load_state_dict(renamed, strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys[:3]
+    stem = net.conv1_5[0]
+    with torch.no_grad():
+        mean = state["conv1.weight"].mean(dim=1, keepdim=True)
+        stem.weight.copy_(mean.expand(-1, stem.in_channels, -1, -1))
+    return tdn
+
+
 def randomize_batch_norm(module, seed=0):
     """Non-trivial BN statistics and affine parameters, so that a wrong mapping shows."""
     g = torch.Generator().manual_seed(seed)

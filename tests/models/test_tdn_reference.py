@@ -62,6 +62,67 @@ def test_tdn_logits_match_the_reference(num_segments, size, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4 * scale)
 
 
+def test_tdn_imagenet_init_is_the_authors(tmp_path):
+    """ImageNet init of TDN (torchvision ResNet-50 state_dict) does what the authors' `tdn_net`
+    does: layer1's weights in both first-stage copies, conv1's RGB-averaged kernel in the
+    difference stem. Parts the authors leave at their own random init (conv biases, L-TDM,
+    shift, the stem's BN) are first copied from the reference, so the features must agree."""
+    torch = pytest.importorskip("torch")
+    import reference_tdn
+
+    from tests.models import torch_references as refs
+
+    def imagenet_file(width):
+        torch.manual_seed(3)
+        net = refs.randomize_batchnorm(refs.ResNet(50, 1000, width), 3).eval()
+        path = str(tmp_path / f"resnet50-w{width}.pth")
+        torch.save(net.state_dict(), path)
+        return net, path
+
+    # A fresh model (width 16 to be quick): the second copy equals the first, the difference
+    # stem is conv1's RGB mean.
+    imagenet, path = imagenet_file(16)
+    fresh = models.TDN(6, num_segments=4, frames_per_segment=5, width=16)
+    fresh.build((None, 20, 32, 32, 3))
+    assert models.load_imagenet_weights(fresh, path) == 53 * 2 + 10 * 2 + 1
+    copies = [layer for layer in fresh.backbone.layers if layer.name.startswith("stdm_conv2_") and layer.weights]
+    assert len(copies) == 20
+    for layer in copies:
+        first = fresh.backbone.get_layer(layer.name[len("stdm_"):])
+        for mine, theirs in zip(layer.weights, first.weights, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
+    block = imagenet.layer1[2].conv3.weight.detach().numpy().transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(fresh.backbone.get_layer("stdm_conv2_block3_3_conv").kernel), block)
+    stem = keras.ops.convert_to_numpy(fresh.backbone.get_layer("stdm").conv.kernel)  # [7, 7, 12, 16]
+    rgb_mean = imagenet.conv1.weight.detach().numpy().mean(axis=1).transpose(1, 2, 0)  # [7, 7, 16]
+    assert stem.shape == (7, 7, 12, 16)
+    np.testing.assert_allclose(stem, np.repeat(rgb_mean[:, :, None], 12, axis=2), rtol=1e-6, atol=1e-7)
+
+    # Features against the reference (ResNet-50 at full width) started the authors' way.
+    imagenet, path = imagenet_file(64)
+    ref = reference_tdn.randomize_batch_norm(reference_tdn.TDN(6, 4, 5)).eval()
+    own_init = {f"module.{k}": v.numpy().copy() for k, v in ref.state_dict().items()}
+    reference_tdn.load_imagenet(ref, imagenet.state_dict())
+    model = models.TDN(6, num_segments=4, frames_per_segment=5)
+    clip = np.random.default_rng(1).normal(size=(1, 20, 64, 64, 3)).astype("float32")
+    model.build(clip.shape)
+    mapped = _convert_tdn.map_tdn(own_init, model)
+    for v in model.weights:
+        v.assign(mapped[v.path])
+
+    def features(m):
+        return keras.ops.convert_to_numpy(keras.ops.mean(m.backbone(m._segment_frames(clip), training=False), (1, 2)))
+
+    with torch.no_grad():
+        frames = torch.from_numpy(clip.transpose(0, 1, 4, 2, 3).reshape(4, 15, 64, 64).copy())
+        want = ref.base_model(frames).numpy()  # [segments, 2048]: the head is not ImageNet's.
+    scale = np.abs(want).max()
+    assert scale > 1e-2
+    assert np.abs(features(model) - want).max() > 1e-2 * scale  # Before the ImageNet init: the check can fail.
+    models.load_imagenet_weights(model, path)
+    np.testing.assert_allclose(features(model), want, atol=1e-4 * scale)
+
+
 def test_tdn_mapper_names_a_foreign_key():
     model = models.TDN(3, num_segments=8)
     model.build((None, 40, 64, 64, 3))

@@ -418,3 +418,52 @@ def conv_kernel(weight):
 def dense_kernel(weight):
     """PyTorch linear weight `[out, in]` (or a 1x1(x1) conv weight) -> Keras Dense kernel `[in, out]`."""
     return weight.reshape(weight.shape[0], -1).T
+
+
+# ---------------------------------------------------------------- mapper helpers
+# Shared by the mappers that walk checkpoint keys (tdn, kinetics_i3d, trn_pytorch, oadtr).
+
+
+def strip_prefixes(state, prefixes=("module.",)):
+    """(state with keys without the DataParallel `module.` and other given prefixes,
+    {stripped key: original key})."""
+    out, original = {}, {}
+    for key, value in state.items():
+        short = key
+        for prefix in prefixes:
+            if short.startswith(prefix):
+                short = short[len(prefix):]
+        out[short], original[short] = value, key
+    return out, original
+
+
+def check_unused(state, used, fmt, ignore=None, original=None):
+    """Raises naming the first checkpoint key no variable took (another architecture)."""
+    unused = [k for k in state if k not in used and not k.endswith(_IGNORED_SUFFIXES)
+              and not (ignore and ignore.search(k))]
+    if unused:
+        first = (original or {}).get(unused[0], unused[0])
+        raise ValueError(f"{fmt} checkpoint: key {first!r} {tuple(np.shape(state[unused[0]]))} has no "
+                         f"counterpart in the model ({len(unused)} unused keys: {', '.join(unused[:5])}"
+                         f"{', ...' if len(unused) > 5 else ''}).")
+
+
+def variable_index(model):
+    """{path: variable} of `model`, also under each path without its leading model scopes
+    (backbone layers are `conv1_conv/kernel`, the head `tdn/classifier/kernel`)."""
+    index = {v.path: v for v in model.weights}
+    for v in model.weights:
+        parts = v.path.split("/")
+        for i in range(1, len(parts)):
+            index.setdefault("/".join(parts[i:]), v)
+    return index
+
+
+def assign_checked(out, variables, path, value, key, source_shape=None):
+    """`out[path] = value` after checking it against the model variable's shape."""
+    want = tuple(variables[path].shape)
+    if tuple(value.shape) != want:
+        source = tuple(value.shape) if source_shape is None else tuple(source_shape)
+        raise ValueError(f"checkpoint key {key!r} {source} does not fit model variable {variables[path].path!r} "
+                         f"{want} (as {tuple(value.shape)} in Keras layout).")
+    out[variables[path].path] = value.astype(np.float32)

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from tfvideo.models._convert_tdn import assign_checked, check_unused, variable_index
+from tfvideo.models._convert import assign_checked, check_unused, variable_index
 
 _SCOPE = "inception_i3d/"
 _STEM = {"Conv3d_1a_7x7": "Conv2d_1a_7x7", "Conv3d_2b_1x1": "Conv2d_2b_1x1", "Conv3d_2c_3x3": "Conv2d_2c_3x3"}
@@ -77,7 +77,29 @@ def map_kinetics_i3d(state, model):
         assign_checked(out, variables, path, np.asarray(value), original[name], source_shape)
         used.add(name)
     check_unused(inner, used, "kinetics_i3d", re.compile(r"^global_step$"), original)
+    out.update(_input_range(scopes[0].rstrip("/"), variables))
     return out
+
+
+def _input_range(stream, variables):
+    """`input_range` values taking tfvideo's clips to DeepMind's input.
+
+    RGB: their network reads RGB in [-1, 1] (2 x - 1 of [0, 1] values) and tfvideo's clips are
+    (x - mean) / std with ImageNet's mean/std: 2 x - 1 = (2 std) x_normalised + (2 mean - 1).
+    Flow: tfvideo's flow is already flow / bound in [-1, 1], their range (TV-L1 truncated to
+    +-20, i.e. `bound=20`): identity.
+    """
+    from tfvideo.data._transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    if "input_range/scale" not in variables:
+        return {}
+    channels = int(variables["input_range/scale"].shape[0])
+    if stream.split("/")[-1].lower() != "flow" and channels == 3:
+        scale = 2.0 * np.asarray(IMAGENET_STD, np.float32)
+        offset = 2.0 * np.asarray(IMAGENET_MEAN, np.float32) - 1.0
+    else:
+        scale, offset = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+    return {variables["input_range/scale"].path: scale, variables["input_range/offset"].path: offset}
 
 
 def _register():
@@ -85,8 +107,8 @@ def _register():
 
     register_checkpoint_format(
         "kinetics_i3d", read_kinetics_i3d, map_kinetics_i3d,
-        "DeepMind kinetics-i3d TF1 checkpoint prefix (RGB/inception_i3d/...); its inputs are RGB in [-1, 1] "
-        "(PreprocessConfig(mean=(0.5,) * 3, std=(0.5,) * 3))")
+        "DeepMind kinetics-i3d TF1 checkpoint prefix (RGB/inception_i3d/...); the model's input_range maps "
+        "tfvideo's ImageNet-normalised clips to the [-1, 1] RGB it was trained on")
 
 
 _register()

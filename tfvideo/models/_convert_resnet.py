@@ -62,15 +62,18 @@ def _bn_values(state, prefix, layer):
     return out
 
 
-def map_resnet_backbone(state, backbone, conv_keys, bn_prefix):
+def map_resnet_backbone(state, backbone, conv_keys, bn_prefix, prefix=""):
     """The mapping of a (2D or inflated 3D) ResNet backbone.
 
     conv_keys(module, kind_index) -> candidate keys of the conv weight;
-    bn_prefix(module, index) -> the prefix of its BatchNorm's entries.
+    bn_prefix(module, index) -> the prefix of its BatchNorm's entries;
+    prefix: maps only the layers named `prefix + <ResNet layer name>` (a copy of a stage).
     """
     out = {}
     for layer in backbone.layers:
-        found = _torch_module(layer.name)
+        if not layer.name.startswith(prefix):
+            continue
+        found = _torch_module(layer.name[len(prefix):])
         if found is None:
             continue
         module, kind, index = found
@@ -126,10 +129,13 @@ def map_torchvision(state, model):
 
     The fc layer fills the classifier (a 1-segment TSN with 1000 classes is then exactly
     torchvision's ResNet); into an I3D the 2D kernels are inflated (repeated over time,
-    divided by its extent).
+    divided by its extent). Into a TDN, the short-term path is initialised as the authors
+    do (`_tdn_short_term`).
     """
     _check_backbone(model, "torchvision")
     out = map_resnet_backbone(state, model.backbone, _torchvision_conv, _torchvision_bn)
+    if getattr(model, "temporal_module", None) == "tdn":
+        out.update(_tdn_short_term(state, model.backbone))
     for path, value in list(out.items()):
         want = _variable_shape(model, path)
         if value.ndim == 4 and want is not None and len(want) == 5:
@@ -137,6 +143,24 @@ def map_torchvision(state, model):
     classifier = getattr(model, "classifier", None)
     if classifier is not None and getattr(model, "head", "consensus") == "consensus":
         out.update(map_dense(state, classifier, ["fc"]))
+    return out
+
+
+def _tdn_short_term(state, backbone):
+    """TDN's short-term path from ImageNet weights, as the authors' `tdn_net` builds it from a
+    second ImageNet ResNet (MCG-NJU/TDN ops/tdn_net.py): its copy of the first stage
+    (`stdm_conv2_block*`, their `resnext_layer1`) takes `layer1`'s weights like the RGB path's,
+    and the difference stem's conv (`stdm/conv`, their `conv1_5`) takes `conv1`'s kernel averaged
+    over RGB, repeated for each of the stacked difference channels. The stem's BatchNorm stays
+    freshly initialised (theirs too). Without the short-term module (1 frame a segment): {}.
+    """
+    if "stdm" not in {layer.name for layer in backbone.layers} or "conv1.weight" not in state:
+        return {}
+    out = map_resnet_backbone(state, backbone, _torchvision_conv, _torchvision_bn, prefix="stdm_")
+    conv = backbone.get_layer("stdm").conv
+    stem = state["conv1.weight"]  # [64, 3, 7, 7]
+    repeated = np.repeat(stem.mean(axis=1, keepdims=True), conv.kernel.shape[-2], axis=1)
+    out[conv.kernel.path] = conv_kernel(repeated)
     return out
 
 

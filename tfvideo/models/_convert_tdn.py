@@ -3,76 +3,25 @@
 Format `tdn`: a `torch.save` of `{"state_dict": ...}` (or a bare state_dict) of their `TSN`
 wrapper, keys `module.base_model.<TDN_Net>` and `module.new_fc`. `read_tdn` returns
 NumPy arrays; `map_tdn` returns {keras variable path: array in the variable's layout}.
-The private helpers `read_torch_state`, `check_unused` and `conv2d_kernel` serve the other
-PyTorch formats too.
+The key-walking helpers it shares with the other mappers live in `tfvideo.models._convert`.
 """
 
 import re
 
 import numpy as np
 
+from tfvideo.models._convert import (
+    assign_checked,
+    check_unused,
+    conv_kernel,
+    read_torch_checkpoint,
+    strip_prefixes,
+    variable_index,
+)
+
 # Registered by the authors' network but unused by its forward pass: a copy of the stem.
 _TDN_UNUSED = re.compile(r"^conv1_temp1?\.")
 _BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-
-
-def read_torch_state(path):
-    """A PyTorch checkpoint -> {key: np.ndarray}: the registry's one reader (`weights_only`)."""
-    from tfvideo.models._convert import read_torch_checkpoint
-
-    return read_torch_checkpoint(path)
-
-
-def strip_prefixes(state, prefixes=("module.",)):
-    """(state with keys without the DataParallel `module.` and other given prefixes,
-    {stripped key: original key})."""
-    out, original = {}, {}
-    for key, value in state.items():
-        short = key
-        for prefix in prefixes:
-            if short.startswith(prefix):
-                short = short[len(prefix):]
-        out[short], original[short] = value, key
-    return out, original
-
-
-def conv2d_kernel(w):
-    """PyTorch [O, I, kh, kw] -> Keras [kh, kw, I, O] (the registry's `conv_kernel`)."""
-    from tfvideo.models._convert import conv_kernel
-
-    return conv_kernel(w)
-
-
-def check_unused(state, used, fmt, ignore=None, original=None):
-    """Raises naming the first checkpoint key no variable took (another architecture)."""
-    unused = [k for k in state if k not in used and not k.endswith("num_batches_tracked")
-              and not (ignore and ignore.search(k))]
-    if unused:
-        first = (original or {}).get(unused[0], unused[0])
-        raise ValueError(f"{fmt} checkpoint: key {first!r} {tuple(np.shape(state[unused[0]]))} has no "
-                         f"counterpart in the model ({len(unused)} unused keys: {', '.join(unused[:5])}"
-                         f"{', ...' if len(unused) > 5 else ''}).")
-
-
-def variable_index(model):
-    """{path: variable} of `model`, also under each path without its leading model scopes
-    (backbone layers are `conv1_conv/kernel`, the head `tdn/classifier/kernel`)."""
-    index = {v.path: v for v in model.weights}
-    for v in model.weights:
-        parts = v.path.split("/")
-        for i in range(1, len(parts)):
-            index.setdefault("/".join(parts[i:]), v)
-    return index
-
-
-def assign_checked(out, variables, path, value, key, source_shape=None):
-    """`out[path] = value` after checking it against the model variable's shape."""
-    want = tuple(variables[path].shape)
-    if tuple(value.shape) != want:
-        source = tuple(value.shape) if source_shape is None else tuple(source_shape)
-        raise ValueError(f"checkpoint key {key!r} {source} does not fit model variable {variables[path].path!r} "
-                         f"{want} (as {tuple(value.shape)} in Keras layout).")
-    out[variables[path].path] = value.astype(np.float32)
 
 
 def _keras_name(key):
@@ -100,7 +49,7 @@ def _keras_name(key):
 
 def read_tdn(path):
     """The TDN authors' `.pth.tar` -> {key: np.ndarray}."""
-    return read_torch_state(path)
+    return read_torch_checkpoint(path)
 
 
 def map_tdn(state, model):
@@ -126,7 +75,7 @@ def map_tdn(state, model):
         elif param in _BN and ("bn" in layer.rsplit("/", 1)[-1] or layer.endswith("/bn")):
             path = f"{layer}/{_BN[param]}"
         elif param == "weight":
-            path, value = f"{layer}/kernel", conv2d_kernel(value)
+            path, value = f"{layer}/kernel", conv_kernel(value)
         else:
             path = f"{layer}/bias"
         if path not in variables:

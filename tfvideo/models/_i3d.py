@@ -73,6 +73,30 @@ class WindowAveragePool3D(keras.layers.Layer):
         return {**super().get_config(), "pool_size": self.pool_size}
 
 
+@keras.saving.register_keras_serializable(package="tfvideo")
+class InputAffine(keras.layers.Layer):
+    """`x * scale + offset` per channel, with fixed (non-trainable) `scale` and `offset` `[C]`.
+
+    DeepMind's I3D was trained on RGB in [-1, 1]; tfvideo's clips are ImageNet mean/std
+    normalised. The `kinetics_i3d` conversion sets scale 2 std, offset 2 mean - 1, which maps
+    tfvideo's input to theirs before the stem's zero padding: exact everywhere. (Folding it
+    into the stem conv instead would not be: SAME padding then pads the normalised input's
+    zeros, which are not [-1, 1]'s zeros.) Identity unless a conversion sets it; as weights,
+    it travels with the model through `--init_checkpoint`, export and serving.
+    """
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.scale = self.add_weight(shape=(channels,), initializer="ones", trainable=False, name="scale")
+        self.offset = self.add_weight(shape=(channels,), initializer="zeros", trainable=False, name="offset")
+
+    def call(self, x):
+        return x * ops.cast(self.scale, x.dtype) + ops.cast(self.offset, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
 @tf_export("tfvideo.models.I3D")
 @keras.saving.register_keras_serializable(package="tfvideo")
 class I3D(keras.Model):
@@ -85,7 +109,9 @@ class I3D(keras.Model):
 
     With `inception_v1` the network is DeepMind's (kinetics-i3d `i3d.py`): BN without
     scale, TF SAME padding, and the head averages the logits of [2, 7, 7] VALID windows
-    (`WindowAveragePool3D`), so their checkpoints load (`kinetics_i3d` format).
+    (`WindowAveragePool3D`), so their checkpoints load (`kinetics_i3d` format); an
+    `InputAffine` ("input_range") before the backbone maps tfvideo's normalised clips to
+    the [-1, 1] their weights expect once converted (identity otherwise).
     ResNet backbones pool globally.
     """
 
@@ -112,6 +138,7 @@ class I3D(keras.Model):
                             else self.pool)
         self.dropout = layers.Dropout(self.dropout_rate, name="dropout")
         self.classifier = layers.Dense(self.num_classes, name="classifier", dtype="float32")
+        self.input_range = InputAffine(name="input_range") if backbone == "inception_v1" else None
 
     def _inflated(self, model_2d):
         spec = inception_v1_inflation if self.backbone_name == "inception_v1" else resnet_inflation
@@ -144,17 +171,22 @@ class I3D(keras.Model):
 
     def build(self, input_shape):
         clip_shape = (None,) + tuple(input_shape[-4:])
+        if self.input_range is not None:
+            self.input_range.build(clip_shape)
         self.backbone.build(clip_shape)
         self.classifier.build((None, self.backbone.output.shape[-1]))
         self.built = True
 
     def features(self, video, training=None):
         """Globally pooled features `[N, F]` of clips `[N, T, H, W, C]`."""
-        return self.pool(self.backbone(video, training=training))
+        return self.pool(self.backbone(self._input(video), training=training))
+
+    def _input(self, clips):
+        return clips if self.input_range is None else self.input_range(clips)
 
     def call(self, video, training=None):
         _views.check_clip(self.name, video, self.num_frames, " (num_frames)")
-        x = self.logits_pool(self.backbone(_views.flatten_views(video), training=training))
+        x = self.logits_pool(self.backbone(self._input(_views.flatten_views(video)), training=training))
         return _views.average_views(self.classifier(self.dropout(x, training=training)), video)
 
     def get_config(self):

@@ -13,10 +13,10 @@ import re
 
 import numpy as np
 
-from tfvideo.models._convert_tdn import (
+from tfvideo.models._convert import (
     assign_checked,
     check_unused,
-    read_torch_state,
+    read_torch_checkpoint,
     strip_prefixes,
     variable_index,
 )
@@ -71,7 +71,7 @@ def _trn_rules(key, value, state):
 
 def read_trn_pytorch(path):
     """A TRN.pytorch checkpoint (`{"model_state_dict": ...}` or a state_dict) -> {key: array}."""
-    return read_torch_state(path)
+    return read_torch_checkpoint(path)
 
 
 def map_trn_pytorch(state, model):
@@ -147,7 +147,7 @@ def _oadtr_rules(heads):
 
 def read_oadtr(path):
     """An OadTR checkpoint (`{"model": ...}` as their main.py saves, or a state_dict) -> {key: array}."""
-    return read_torch_state(path)
+    return read_torch_checkpoint(path)
 
 
 def map_oadtr(state, model):
