@@ -121,7 +121,7 @@ def main(argv):
         runs.append(("tsm_tiny", ("--recipe=none",)))
     for model, extra in runs:
         name, metrics, config, seconds = train_one(workdir, model, epochs, extra)
-        t, p = config["train"], config["preprocess"]
+        t, p = config["train"], config["clip"]["preprocess"]
         recipe = (f"batch {t['batch_size']}, {t['optimizer']} {t['learning_rate']:.3g} {t['lr_schedule']}, "
                   f"warm-up {t['warmup_epochs']}, "
                   f"crop {p.get('crop_size', 224)} of {p.get('resize_short', 256)}, flip map "

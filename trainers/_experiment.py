@@ -27,9 +27,10 @@ CHECKPOINT_DIR = "checkpoints"
 class ExperimentConfig:
     """Everything needed to rebuild a run's model and its input pipeline.
 
-    `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
-    and export use the same sampler with `training=False`. `preprocess` holds
-    `tfvideo.data.PreprocessConfig` fields. `train` holds the resolved training flags
+    `clip` is the run's `tfvideo.data.ClipSpec` as its config dict (sampler, preprocessing,
+    modality; None: the spec's defaults): training samples with `spec.sampler(training=True)`,
+    evaluation and export with the test-time rule. A config.json of the previous layout
+    (`sampler` and `preprocess` dicts) reads into `clip`. `train` holds the resolved training flags
     (optimizer, schedule, strategy, remat, data paths, ...) as written by trainers/train.py.
     """
 
@@ -38,29 +39,47 @@ class ExperimentConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     labels: list = dataclasses.field(default_factory=list)
     task: str = "recognition"
-    sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
-    preprocess: dict = dataclasses.field(default_factory=dict)
+    clip: dict = None
+    # The layout before the clip spec, still taken by the constructor: folded into `clip`.
+    sampler: dataclasses.InitVar[dict] = None
+    preprocess: dataclasses.InitVar[dict] = None
     train: dict = dataclasses.field(default_factory=dict)
     feature_spec: dict = None  # A tfvideo.feature_columns FeatureLayer spec (its JSON object) applied to inputs.
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
 
+    def __post_init__(self, sampler, preprocess):
+        clip = self.clip
+        if clip is None and (sampler or preprocess):
+            clip = {"sampler": sampler or None, "preprocess": preprocess or None}
+        elif clip is not None and (sampler or preprocess):
+            raise ValueError("ExperimentConfig: give clip= or the older sampler= / preprocess=, not both.")
+        if clip is not None:  # Validated and normalised (a ClipSpec or its dict -> the dict).
+            object.__setattr__(self, "clip", tfv_data.ClipSpec.from_config(clip).get_config())
+
+    @property
+    def clip_spec(self):
+        """The run's `tfvideo.data.ClipSpec`."""
+        return tfv_data.ClipSpec.from_config(self.clip) if self.clip is not None else tfv_data.ClipSpec()
+
+    @property
+    def clip_sampler(self):
+        """The clip spec's sampler config dict (what a checkpoint's input depends on)."""
+        return self.clip_spec.sampler_config
+
     def build_sampler(self, training, num_clips=1):
-        cfg = dict(self.sampler)
-        cfg["training"] = training
-        cfg["num_clips"] = 1 if training else num_clips
-        return tfv_data.sampler_from_config(cfg)
+        return self.clip_spec.sampler(training, num_clips=1 if training else num_clips)
 
     def build_preprocess(self, **overrides):
-        return tfv_data.PreprocessConfig(**{**self.preprocess, **overrides})
+        return dataclasses.replace(self.clip_spec.preprocess, **overrides)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text):
-        return cls(**json.loads(text))
+        return cls(**json.loads(text))  # A config.json of the older layout has sampler / preprocess.
 
     def write(self, model_dir):
         """Writes config.json and labels.txt atomically (readers never see a partial file).
@@ -89,7 +108,7 @@ class ModelDirError(OSError):
 
 
 # The fields that make a model_dir's checkpoints loadable: a rerun must match them to resume.
-MODEL_FIELDS = ("model", "num_classes", "model_kwargs", "sampler", "task", "feature_spec")
+MODEL_FIELDS = ("model", "num_classes", "model_kwargs", "clip_sampler", "task", "feature_spec")
 
 
 def has_training_state(model_dir):

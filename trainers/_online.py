@@ -256,7 +256,7 @@ def train(flags):
     }
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
-        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_settings)
+        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, train=train_settings)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:

@@ -246,6 +246,8 @@ def request_from_json(body, inputs_info, model_spec, check_booleans=True):
     elif "inputs" in body:
         arrays = _columnar_arrays(columns, inputs_info, names, check_booleans)
         layout = "columnar"
+    elif not names:  # A signature without inputs (e.g. `clip_spec`): nothing to send.
+        arrays, layout = {}, "columnar"
     else:
         raise _invalid("missing 'instances' (row format) or 'inputs' (columnar format) key")
     for name, array in arrays.items():
