@@ -11,12 +11,11 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
 from tests.conftest import frame_code_frames
 from tests.export.conftest import LABELS
 from tests.serving.conftest import ServerProcess
-from tests.serving.test_predict_offline import ours, parse_lines, reference, run_predict
+from tests.serving.test_predict_offline import ours, parse_lines, reference, run_predict, strip_clip_spec
 from tests.serving.test_rest_api import free_port
 from tfvideo import data as tfv_data
 from tfvideo import export as tfv_export
@@ -29,18 +28,9 @@ DENSE = {"type": "dense", "clip_len": 8, "frame_interval": 2, "num_clips": 2}
 GUESS = tfv_data.SegmentSampler(num_segments=16)
 
 
-def strip_clip_spec(version_dir):
-    """Makes `version_dir` look like an export of the previous version: no `clip_spec`
-    signature in saved_model.pb and no export record in assets.extra/."""
-    path = os.path.join(version_dir, "saved_model.pb")
-    saved = saved_model_pb2.SavedModel()
-    with open(path, "rb") as f:
-        saved.ParseFromString(f.read())
-    del saved.meta_graphs[0].signature_def["clip_spec"]
-    with open(path, "wb") as f:
-        f.write(saved.SerializeToString())
-    for name in ("clip_spec.json", "tfvideo_export.json"):
-        os.remove(os.path.join(version_dir, "assets.extra", name))
+def _as_sent(n):
+    """The guess's 16 frames as the graph reads them: reshaped into the export's 2 clips of 8."""
+    return GUESS(n).reshape(2, 8)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +110,7 @@ def _check_printed(out, expected, guessed):
 def test_predict_samples_as_the_export_says_over_grpc_rest_and_offline(spec_served):
     model, config, video = spec_served["model"], spec_served["config"], spec_served["video"]
     expected = reference(model, config, video, spec_served["spec"].sampler(training=False))
-    guessed = reference(model, config, video, GUESS)
+    guessed = reference(model, config, video, _as_sent)
     for args in ([f"--server={spec_served['server'].target}", "--model=dense"],
                  ["--rest", f"--server={spec_served['rest']}", "--model=dense"],
                  [f"--saved_model={os.path.join(spec_served['root'], 'dense')}"]):
@@ -131,7 +121,7 @@ def test_predict_samples_as_the_export_says_over_grpc_rest_and_offline(spec_serv
 
 def test_export_without_a_spec_falls_back_to_the_guess_with_one_warning(spec_served):
     model, config, video = spec_served["model"], spec_served["config"], spec_served["video"]
-    guessed = reference(model, config, video, GUESS)
+    guessed = reference(model, config, video, _as_sent)
     dense = reference(model, config, video, spec_served["spec"].sampler(training=False))
     out = run_predict(f"--server={spec_served['server'].target}", "--model=old", "--top_k=4", video, video)
     assert out.returncode == 0, out.stderr[-3000:]
