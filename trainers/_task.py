@@ -185,10 +185,11 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     which equals this pipeline with `training=False`.
     """
     train = config.train
-    sampler = config.build_sampler(training=training, num_clips=num_clips)
-    preprocess = config.build_preprocess(num_crops=num_crops)
+    spec = config.clip_spec  # The run's clip: its sampler, preprocessing and modality.
+    sampler = spec.sampler(training, num_clips=num_clips)
+    preprocess = dataclasses.replace(spec.preprocess, num_crops=num_crops)
     ds = tfv_data.video_dataset(
-        source, sampler, preprocess=preprocess, batch_size=batch_size, training=training,
+        source, sampler, preprocess=preprocess, batch_size=batch_size, training=training, modality=spec.modality,
         label_map=config.labels or None, seed=seed, on_error=train.get("on_error", "raise"),
         shuffle_buffer=int(train.get("shuffle_buffer", 512)),
         repeat=repeat, drop_remainder=drop_remainder)
