@@ -222,7 +222,7 @@ def test_features_signature_over_grpc_equals_in_process(served, feature_spec_loa
     _, _, client = served
     model, config = feature_spec_loaded
     signatures = client.metadata("featured")
-    assert set(signatures) == {"serving_default", "features", "frames"}
+    assert set(signatures) == {"serving_default", "features", "frames", "clip_spec"}
     (name, info), = signatures["features"].inputs.items()
     assert (name, info.dtype, [d.size for d in info.tensor_shape.dim]) == ("video", tf.string.as_datatype_enum, [-1, -1])
     videos = _jpeg_videos((12, 7))
