@@ -271,7 +271,8 @@ def _columnar_arrays(columns, inputs_info, names, check_booleans):
                                 check_booleans)}
     unknown = sorted(set(columns) - set(names))
     if unknown:
-        raise _invalid(f"input '{unknown[0]}' is not an input of the signature; it takes {', '.join(names)}")
+        raise _invalid(f"input '{unknown[0]}' is not an input of the signature; it takes "
+                       f"{', '.join(names) or 'no inputs'}")
     missing = [n for n in names if n not in columns]
     if missing:
         raise _invalid(f"input '{missing[0]}' is missing from 'inputs'; the signature takes {', '.join(names)}")
