@@ -121,7 +121,7 @@ def main(argv):
         runs.append(("tsm_tiny", ("--recipe=none",)))
     for model, extra in runs:
         name, metrics, config, seconds = train_one(workdir, model, epochs, extra)
-        t, p = config["train"], config["preprocess"]
+        t, p = config["train"], config["clip"]["preprocess"]
         opt, schedule = t["optimizer"], t["schedule"]
         recipe = (f"batch {t['batch_size']}, {opt['name']} {opt['learning_rate']:.3g} {schedule['name']}, "
                   f"warm-up {schedule['warmup_epochs']}, "

@@ -5,7 +5,9 @@
   tfvideo-predict --saved_model=/tmp/models/tsm videos/ --output_csv=top5.csv             # no server
   tfvideo-predict --model_dir=runs/tsm videos/ --top_k=3                                  # no server
 
-Each video is decoded and sampled here with the test-time sampler; served models get its
+Each video is decoded and sampled here with the test-time sampler the export records (its
+`clip_spec` signature; an export without one: a segment sampler guessed from the signature's
+frame count, with a warning); served models get its
 JPEG frames on the `jpeg_frames` signature (gRPC or REST: the same request, the same
 numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS). Prints
 `path<TAB>label:prob label:prob ...` per video; `--output_csv` also writes
@@ -33,8 +35,8 @@ flags.DEFINE_string("model_dir", None, "Offline: a training run's model_dir (con
 flags.DEFINE_string("signature", "jpeg_frames", "Signature taking string [B, T] JPEG frames (or, offline, "
                     "'frames': uint8 pixels without JPEG re-encoding).")
 flags.DEFINE_integer("top_k", 5, "Labels per video (>= 1).")
-flags.DEFINE_integer("num_clips", None, "Clips per video. Served models: must match the export's --num_clips "
-                     "(default 1). --saved_model: read from the export (a value must agree). --model_dir: default 1.")
+flags.DEFINE_integer("num_clips", None, "Clips per video. Served models and --saved_model: read from the export's "
+                     "clip spec (a value must agree; an export without one: default 1). --model_dir: default 1.")
 flags.DEFINE_float("timeout", 30.0, "Seconds per request to a server (> 0).")
 flags.DEFINE_string("output_csv", None, "Also write the top-k of every video to this CSV file.")
 flags.DEFINE_enum("progress", "auto", ["auto", "always", "never"],
@@ -128,17 +130,20 @@ def _server_predictor():
         target = FLAGS.server or "localhost:8500"
         client = serving.Client(target, timeout=FLAGS.timeout)
     try:
-        sampler = client.test_sampler(FLAGS.model, FLAGS.signature, FLAGS.model_version, FLAGS.num_clips or 1)
-        available = client.top_k_size(FLAGS.model, FLAGS.signature, FLAGS.model_version)
+        version = client.serving_version(FLAGS.model, FLAGS.model_version)
+        sampler, fallback = client.sampler_and_fallback(FLAGS.model, FLAGS.signature, version, FLAGS.num_clips)
+        available = client.top_k_size(FLAGS.model, FLAGS.signature, version)
     except ValueError as e:
         raise Fatal(str(e)) from None
     except Exception as e:  # noqa: BLE001 -- gRPC / HTTP errors: one line naming the server.
         raise Fatal(_server_problem(e, target)) from None
+    if fallback:
+        print(f"{PROG}: warning: {fallback}", file=sys.stderr)
     top_k = _top_k(available, f"the {available} labels model '{FLAGS.model}' returns (its export's --top_k)")
 
-    def predict_one(path):
+    def predict_one(path):  # Pinned to the version whose clip spec chose the frames.
         return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
-                                    version=FLAGS.model_version, sampler=sampler)
+                                    version=version, sampler=sampler)
 
     return predict_one, client.close, target, top_k
 

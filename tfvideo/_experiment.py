@@ -193,9 +193,10 @@ def _from_dict(cls, values, where):
 class ExperimentConfig:
     """Everything needed to rebuild a run's model and its input pipeline.
 
-    `sampler` is a `tfvideo.data.sampler_from_config` dict for *training*; evaluation
-    and export use the same sampler with `training=False`. `preprocess` holds
-    `tfvideo.data.PreprocessConfig` fields. `train` is the run's `TrainConfig` (a dict
+    `clip` is the run's `tfvideo.data.ClipSpec` as its config dict (sampler, preprocessing,
+    modality; None: the spec's defaults): training samples with `spec.sampler(training=True)`,
+    evaluation and export with the test-time rule. A config.json of the previous layout
+    (`sampler` and `preprocess` dicts) reads into `clip`. `train` is the run's `TrainConfig` (a dict
     given here, e.g. from a config.json of a previous version, is converted). Frozen:
     derive a changed config with `dataclasses.replace`.
     """
@@ -205,26 +206,42 @@ class ExperimentConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     labels: list = dataclasses.field(default_factory=list)
     task: str = "recognition"
-    sampler: dict = dataclasses.field(default_factory=lambda: {"type": "segment", "num_segments": 8})
-    preprocess: dict = dataclasses.field(default_factory=dict)
+    clip: dict = None
+    # The layout before the clip spec, still taken by the constructor: folded into `clip`.
+    sampler: dataclasses.InitVar[dict] = None
+    preprocess: dataclasses.InitVar[dict] = None
     train: TrainConfig = TrainConfig()
     feature_spec: dict = None  # A tfvideo.feature_columns FeatureLayer spec (its JSON object) applied to inputs.
 
-    def __post_init__(self):
+    def __post_init__(self, sampler, preprocess):
         if not isinstance(self.train, TrainConfig):
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train or {}))
+        clip = self.clip
+        if clip is None and (sampler or preprocess):
+            clip = {"sampler": sampler or None, "preprocess": preprocess or None}
+        elif clip is not None and (sampler or preprocess):
+            raise ValueError("ExperimentConfig: give clip= or the older sampler= / preprocess=, not both.")
+        if clip is not None:  # Validated and normalised (a ClipSpec or its dict -> the dict).
+            object.__setattr__(self, "clip", tfv_data.ClipSpec.from_config(clip).get_config())
 
     def build_model(self):
         return tfv_models.get(self.model, num_classes=self.num_classes, **self.model_kwargs)
 
+    @property
+    def clip_spec(self):
+        """The run's `tfvideo.data.ClipSpec`."""
+        return tfv_data.ClipSpec.from_config(self.clip) if self.clip is not None else tfv_data.ClipSpec()
+
+    @property
+    def clip_sampler(self):
+        """The clip spec's sampler config dict (what a checkpoint's input depends on)."""
+        return self.clip_spec.sampler_config
+
     def build_sampler(self, training, num_clips=1):
-        cfg = dict(self.sampler)
-        cfg["training"] = training
-        cfg["num_clips"] = 1 if training else num_clips
-        return tfv_data.sampler_from_config(cfg)
+        return self.clip_spec.sampler(training, num_clips=1 if training else num_clips)
 
     def build_preprocess(self, **overrides):
-        return tfv_data.PreprocessConfig(**{**self.preprocess, **overrides})
+        return dataclasses.replace(self.clip_spec.preprocess, **overrides)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -233,7 +250,7 @@ class ExperimentConfig:
     def from_json(cls, text, where=CONFIG_FILE):
         """The config of a config.json text; ConfigError naming `where` and the first unknown key."""
         values = json.loads(text)
-        fields = {f.name for f in dataclasses.fields(cls)}
+        fields = {f.name for f in dataclasses.fields(cls)} | _OLD_LAYOUT_KEYS
         for key in values:
             if key not in fields:
                 raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(fields))}).")
@@ -262,12 +279,16 @@ class ExperimentConfig:
             return cls.from_json(f.read(), where=path)
 
 
+# config.json keys of the layout before the clip spec, read into `clip`.
+_OLD_LAYOUT_KEYS = {"sampler", "preprocess"}
+
+
 class ModelDirError(OSError):
     """A model_dir that cannot be written (permissions, full disk); the message names it."""
 
 
 # The fields that make a model_dir's checkpoints loadable: a rerun must match them to resume.
-MODEL_FIELDS = ("model", "num_classes", "model_kwargs", "sampler", "task", "feature_spec")
+MODEL_FIELDS = ("model", "num_classes", "model_kwargs", "clip_sampler", "task", "feature_spec")
 
 
 def has_training_state(model_dir):

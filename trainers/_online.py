@@ -290,7 +290,7 @@ def train(flags):
         keep_checkpoints=int(_get(flags, "keep_checkpoints", defaults.keep_checkpoints)), online=settings)
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
-        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, sampler={}, train=train_config)
+        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, train=train_config)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:

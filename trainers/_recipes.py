@@ -223,29 +223,6 @@ def flip_label_map(flip, given, labels, label_map_path=None):
     return mirror, "derived from the label names"
 
 
-def clip_sampling(preset, num_segments=None):
-    """(sampler config, model kwargs) of a preset's training clip.
-
-    2D recognizers: `num_segments` segments (default the preset's, else 8) of the
-    preset's `frames_per_segment` consecutive frames (TDN reads 5 or 3). I3D presets read
-    `num_frames` frames spread over the whole video the same way (one frame per segment);
-    `--num_segments` then sets the model's `num_frames`.
-    """
-    kwargs = {}
-    if "num_frames" in preset and "num_segments" not in preset:
-        frames = int(num_segments or preset["num_frames"])
-        if num_segments:
-            kwargs["num_frames"] = frames
-        return {"type": "segment", "num_segments": frames}, kwargs
-    segments = int(num_segments or preset.get("num_segments", 8))
-    if num_segments or "num_segments" in preset:
-        kwargs["num_segments"] = segments
-    sampler = {"type": "segment", "num_segments": segments}
-    if int(preset.get("frames_per_segment", 1)) > 1:
-        sampler["new_length"] = int(preset["frames_per_segment"])
-    return sampler, kwargs
-
-
 def announce(settings, explicit, labels, mirror_source):
     """Logs the resolved settings block and prints the flip label map line when one applies."""
     from tfvideo.data import _flip

@@ -287,7 +287,7 @@ def write_training_report(model_dir, config=None):
         json.dump({"epochs": summary, "final": summary[-1] if summary else {}}, f, indent=2)
     curves = training_curves(history, steps_per_epoch, os.path.join(model_dir, REPORT_DIR))
     lines = [f"# Training report: {config.get('model')}", ""]
-    pre = config.get("preprocess", {})
+    pre = (config.get("clip") or {}).get("preprocess") or config.get("preprocess", {})
     lines += ["| setting | value |", "|---|---|"]
     settings = [("model", config.get("model")), ("classes", config.get("num_classes")),
                 ("recipe", f"{train.recipe}" + (f" ({train.recipe_basis})" if train.recipe_basis else "")),

@@ -74,7 +74,7 @@ def count_examples(source, label_map=None, on_error="raise"):
 def input_shape(config, views=1):
     """[None, views, T, S, S, 3] of the model input for `config`."""
     sampler = config.build_sampler(training=False)
-    size = config.preprocess.get("crop_size", 224)
+    size = config.clip_spec.crop_size
     return (None, views, sampler.clip_length, size, size, 3)
 
 
@@ -155,13 +155,12 @@ def apply_feature_spec(config, spec, explicit=None):
     preprocess = {k: list(v) if isinstance(v, tuple) else v for k, v in pre.items()}
     preprocess["num_crops"] = 1  # Test-time crops are an evaluate / export flag.
     for key in ("flip", "flip_label_map"):
-        if key in config.preprocess:
-            preprocess[key] = config.preprocess[key]
+        preprocess[key] = getattr(config.clip_spec.preprocess, key)
     model_kwargs = dict(config.model_kwargs)
     if "num_segments" in model_kwargs or "num_segments" in tfv_models.preset_config(config.model):
         model_kwargs["num_segments"] = _segments(column.sampler)
-    return dataclasses.replace(config, sampler=sampler, preprocess=preprocess, model_kwargs=model_kwargs,
-                               feature_spec=layer.to_spec())
+    clip = tfv_data.ClipSpec(sampler, preprocess, config.clip_spec.modality).get_config()
+    return dataclasses.replace(config, clip=clip, model_kwargs=model_kwargs, feature_spec=layer.to_spec())
 
 
 def _check_spec_matches_model(config, column, views=1):
@@ -170,8 +169,8 @@ def _check_spec_matches_model(config, column, views=1):
     if tuple(column.output_shape[1:]) != want:
         raise ValueError(
             f"feature_spec video column {column.name!r} makes clips {list(column.output_shape[1:])} per view but "
-            f"the model input is {list(want)} (the config's sampler {config.sampler}, crop_size "
-            f"{config.preprocess.get('crop_size')}); write the config with tfvideo-train --feature_spec.")
+            f"the model input is {list(want)} (the config's sampler {config.clip_sampler}, crop_size "
+            f"{config.clip_spec.crop_size}); write the config with tfvideo-train --feature_spec.")
 
 
 def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_crops=1, repeat=False, drop_remainder=False):
@@ -186,10 +185,11 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     which equals this pipeline with `training=False`.
     """
     train = config.train
-    sampler = config.build_sampler(training=training, num_clips=num_clips)
-    preprocess = config.build_preprocess(num_crops=num_crops)
+    spec = config.clip_spec  # The run's clip: its sampler, preprocessing and modality.
+    sampler = spec.sampler(training, num_clips=num_clips)
+    preprocess = dataclasses.replace(spec.preprocess, num_crops=num_crops)
     ds = tfv_data.video_dataset(
-        source, sampler, preprocess=preprocess, batch_size=batch_size, training=training,
+        source, sampler, preprocess=preprocess, batch_size=batch_size, training=training, modality=spec.modality,
         label_map=config.labels or None, seed=seed, on_error=train.on_error,
         shuffle_buffer=int(train.shuffle_buffer),
         repeat=repeat, drop_remainder=drop_remainder)

@@ -15,6 +15,7 @@ import json
 from absl import app, flags, logging
 
 from tfvideo import _experiment
+from tfvideo.models import _clip_specs
 from trainers import _cli, _flags, _online, _recipes
 
 FLAGS = flags.FLAGS
@@ -56,7 +57,8 @@ flags.DEFINE_enum("recipe", "auto", sorted(_recipes.RECIPES),
 flags.DEFINE_boolean("partial_bn", _default("partial_bn"), "Freeze every BatchNorm layer but the first (TSN's partial BN).")
 flags.DEFINE_boolean("sync_batchnorm", _default("sync_batchnorm"), "BatchNorm statistics over the global batch across replicas.")
 flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")
-flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8).")
+flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the preset's, else 8); for I3D presets "
+                     "the dense clip's length (default: the preset's num_frames).")
 flags.DEFINE_integer("crop_size", None, "Network input side (default: the recipe's; 224 without one).")
 flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default: the recipe's; 256 without one; "
                      "0 keeps the decoded size).")
@@ -82,7 +84,7 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
     "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint", "keep_checkpoints", "eval_batches")
-_INPUT_FLAGS = ("crop_size", "resize_short")  # The recipe may set them; they go to config.preprocess.
+_INPUT_FLAGS = ("crop_size", "resize_short")  # The recipe may set them; they go to the clip spec.
 
 _online.define_flags()
 
@@ -138,7 +140,7 @@ def build_config():
                                   frame_sizes=data.probe_frame_sizes(FLAGS.train_data, label_map=labels or None))
     values = _recipes.apply_recipe(FLAGS.recipe, values, explicit, facts)
     values["lr_decay_at"] = [float(v) for v in values["lr_decay_at"]]
-    sampler, model_kwargs = _recipes.clip_sampling(models.preset_config(FLAGS.model), FLAGS.num_segments)
+    model_kwargs = _clip_specs.clip_model_kwargs(FLAGS.model, FLAGS.num_segments)
     dropout = values.pop("dropout")
     if dropout is not None:
         model_kwargs["dropout"] = float(dropout)
@@ -154,9 +156,10 @@ def build_config():
         values["recipe_basis"] = _recipes.basis_text(facts)
     values["flip_label_map_source"] = mirror_source
     _recipes.announce({**values, **preprocess, "dropout": dropout}, explicit, labels, mirror_source)
+    clip = models.default_clip_spec(FLAGS.model, FLAGS.num_segments, **preprocess)
     config = _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
-        task=FLAGS.task, sampler=sampler, preprocess=preprocess,
+        task=FLAGS.task, clip=clip,
         train=_experiment.TrainConfig.from_flags(values))
     if FLAGS.feature_spec:  # The spec's video column defines the clip; the spec is recorded in config.json.
         from trainers import _task
@@ -166,6 +169,7 @@ def build_config():
                                               {name: FLAGS[name].value for name in _task.SPEC_INPUT_FLAGS})
         except ValueError as e:
             raise FlagError(str(e)) from None
+    print(f"clip (config.json 'clip'): {config.clip_spec.describe()}", flush=True)
     return config
 
 

@@ -127,3 +127,27 @@ def test_video_column_spec_round_trip():
     assert column.sampler.get_config() == tfv_data.DenseSampler(4, 2, num_clips=2).get_config()
     assert column.preprocess == tfv_data.PreprocessConfig(crop_size=16, num_crops=3)
     assert column.output_shape == (6, 4, 16, 16, 3)
+
+
+def test_clip_spec_argument_gives_the_spec_clip():
+    """video_column(clip_spec=...) samples and preprocesses as the spec says, the same as the
+    equivalent sampler= / preprocess= column, and round-trips through its config."""
+    from tfvideo import models
+
+    spec = models.default_clip_spec("i3d_tiny", crop_size=16, resize_short=18, num_clips=2)
+    column = fc.video_column("video", clip_spec=spec)
+    assert column.output_shape == (2, 8, 16, 16, 3) and column.clip_spec == spec.replace(flip=column.preprocess.flip)
+    same = fc.video_column("video", spec.sampler(training=False), size=16, preprocess=spec.preprocess)
+    batch = tf.constant([encode(random_frames(30, seed=3)), encode(random_frames(21, seed=4)) + [b""] * 9])
+    got = fc.FeatureLayer([column])({"video": batch})["video"].numpy()
+    np.testing.assert_allclose(got, fc.FeatureLayer([same])({"video": batch})["video"].numpy(), atol=1e-6)
+    expected = spec.clip_from_encoded(batch[1]).numpy()  # The 21-frame video, padding left out.
+    np.testing.assert_allclose(got[1], expected, atol=1e-6)
+    again = type(column).from_config(column.get_config())
+    assert again.clip_spec == column.clip_spec
+    with pytest.raises(ValueError, match=r"video_column 'video': give clip_spec= or sampler=/preprocess="):
+        fc.video_column("video", spec.sampler(training=False), clip_spec=spec)
+    with pytest.raises(ValueError, match=r"size=32 differs from the clip spec's crop_size=16"):
+        fc.video_column("video", size=32, clip_spec=spec)
+    with pytest.raises(ValueError, match=r"video_column 'video': needs sampler= or clip_spec="):
+        fc.video_column("video")

@@ -32,7 +32,7 @@ def exports(tiny_model_dir, loaded, tmp_path_factory):
     tfv_export.export_saved_model(root, model_dir=tiny_model_dir, model_name="tiny", input_types="jpeg_frames,frames",
                                   warmup=False)
     model, config = loaded
-    dense = dataclasses.replace(config, sampler=DENSE)
+    dense = dataclasses.replace(config, clip=config.clip_spec.replace(sampler=DENSE))
     tfv_export.export_saved_model(root, model=model, config=dense, model_name="tiny",
                                   input_types="jpeg_frames,frames", warmup=False)
     return os.path.join(root, "tiny")
@@ -55,6 +55,29 @@ def video_tree(tmp_path_factory):
     (root / "b" / "broken.mp4").write_bytes(b"\x00\x01 this is not a video" * 10)
     (root / "notes.txt").write_text("not a video\n")
     return {"root": str(root), "good": good, "broken": str(root / "b" / "broken.mp4")}
+
+
+def strip_clip_spec(version_dir):
+    """Makes `version_dir` look like an export of the previous version: no `clip_spec`
+    signature in saved_model.pb and no export records in assets.extra/."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    path = os.path.join(version_dir, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    with open(path, "rb") as f:
+        saved.ParseFromString(f.read())
+    graph = saved.meta_graphs[0]
+    del graph.signature_def["clip_spec"]
+    # TF2 loading takes `.signatures` from the object graph: drop the edge to the function too.
+    nodes = graph.object_graph_def.nodes
+    (holder,) = [c.node_id for c in nodes[0].children if c.local_name == "signatures"]
+    children = nodes[holder].children
+    (index,) = [i for i, c in enumerate(children) if c.local_name == "clip_spec"]
+    del children[index]
+    with open(path, "wb") as f:
+        f.write(saved.SerializeToString())
+    for name in ("clip_spec.json", "tfvideo_export.json"):
+        os.remove(os.path.join(version_dir, "assets.extra", name))
 
 
 def reference(model, config, path, sampler, jpeg_quality=95):
@@ -151,13 +174,20 @@ def test_local_predictor_reads_the_export_record_and_falls_back_without_it(expor
     expected = reference(model, config, path, config.build_sampler(training=False), jpeg_quality=None)
     np.testing.assert_allclose(segment.predict_video(path, top_k=1).probabilities, [expected.max()], atol=1e-6)
 
-    # An export made before the record existed: the signature's frame count, said aloud.
+    # The clip_spec signature alone tells the sampler (an export record lost on the way).
+    copy = str(tmp_path / "copy")
+    shutil.copytree(os.path.join(exports, "2"), copy)
+    os.remove(os.path.join(copy, "assets.extra", "tfvideo_export.json"))
+    from_signature = serving.LocalPredictor.from_saved_model(copy)
+    assert from_signature.sampler.get_config() == dense.sampler.get_config() and not from_signature.fallback_reason
+
+    # An export made before the spec existed: the signature's frame count, said aloud.
     old = str(tmp_path / "old")
     shutil.copytree(os.path.join(exports, "2"), old)
-    os.remove(os.path.join(old, "assets.extra", "tfvideo_export.json"))
+    strip_clip_spec(old)
     fallback = serving.LocalPredictor.from_saved_model(old)
     assert isinstance(fallback.sampler, tfv_data.SegmentSampler)
-    assert "records no sampler" in fallback.fallback_reason and "signature's 8 frames" in fallback.fallback_reason
+    assert "records no clip spec" in fallback.fallback_reason and "signature's 8 frames" in fallback.fallback_reason
 
     with pytest.raises(ValueError, match=r"num_clips=2, but the export was made with 1 clip"):
         serving.LocalPredictor.from_saved_model(exports, num_clips=2)

@@ -97,7 +97,7 @@ def test_model_status_and_metadata_match_tf_serving_json(rest_served):
     assert status == 200
     assert answer["model_spec"] == {"name": "tiny", "version": "1", "signature_name": ""}
     signatures = answer["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "jpeg_frames", "frames", "sequence_example"}
+    assert set(signatures) == {"serving_default", "jpeg_frames", "frames", "sequence_example", "clip_spec"}
     jpeg = signatures["jpeg_frames"]["inputs"]["jpeg_frames"]
     assert jpeg["dtype"] == "DT_STRING" and [d["size"] for d in jpeg["tensor_shape"]["dim"]] == ["-1", str(CLIP_LENGTH)]
     # The same SignatureDefs as over gRPC.

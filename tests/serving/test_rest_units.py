@@ -168,3 +168,16 @@ def test_stop_finishes_in_flight_requests_then_refuses_connections():
     assert stopped_at[0] >= model_server.finished_at
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, data=b"{}", timeout=5)
+
+
+def test_a_signature_without_inputs_takes_an_empty_or_absent_inputs_object():
+    """The export's `clip_spec` signature has no inputs: TF Serving's `{"inputs": {}}`, or no key."""
+    assert _arrays({"inputs": {}}, {}) == ({}, "columnar")
+    assert _arrays({"signature_name": "clip_spec"}, {}) == ({}, "columnar")
+    with pytest.raises(_server.RequestError, match="input 'x' is not an input of the signature; it takes no inputs$"):
+        _arrays({"inputs": {"x": 1}}, {})
+    with pytest.raises(_server.RequestError, match=r"missing 'instances' \(row format\) or 'inputs'"):
+        _arrays({"signature_name": "s"})  # A signature with inputs still needs them.
+    text = _rest.response_to_json(predict_pb2.PredictResponse(outputs={"clip_spec": tf.make_tensor_proto(b'{"a": 1}')}),
+                                  "columnar")
+    assert text == {"outputs": '{"a": 1}'}

@@ -90,7 +90,7 @@ def test_ready_line_binds_localhost(served):
 def test_metadata_and_status(served):
     _, _, client = served
     signatures = client.metadata("tiny")
-    assert set(signatures) == {"serving_default", "jpeg_frames", "frames", "sequence_example"}
+    assert set(signatures) == {"serving_default", "jpeg_frames", "frames", "sequence_example", "clip_spec"}
     assert set(signatures["jpeg_frames"].outputs) == {"logits", "probabilities", "top_k_indices", "top_k_labels"}
     assert client.clip_length("tiny") == CLIP_LENGTH
     assert client.status("tiny") == [(1, "AVAILABLE")]
@@ -201,7 +201,7 @@ def test_new_version_is_picked_up_and_old_one_stays_reachable(served, loaded):
     np.testing.assert_allclose(latest["probabilities"], expected_v2, atol=1e-5)
     np.testing.assert_allclose(pinned["probabilities"], expected_v1, atol=1e-5)
     # Version 2 only has the frames signature: the default signature now takes frames.
-    assert set(client.metadata("growing")) == {"serving_default", "frames"}
+    assert set(client.metadata("growing")) == {"serving_default", "frames", "clip_spec"}
 
 
 # --- The `features` signature: raw feature dicts through the FeatureLayer over gRPC. ---
@@ -222,7 +222,7 @@ def test_features_signature_over_grpc_equals_in_process(served, feature_spec_loa
     _, _, client = served
     model, config = feature_spec_loaded
     signatures = client.metadata("featured")
-    assert set(signatures) == {"serving_default", "features", "frames"}
+    assert set(signatures) == {"serving_default", "features", "frames", "clip_spec"}
     (name, info), = signatures["features"].inputs.items()
     assert (name, info.dtype, [d.size for d in info.tensor_shape.dim]) == ("video", tf.string.as_datatype_enum, [-1, -1])
     videos = _jpeg_videos((12, 7))

@@ -23,7 +23,7 @@ def test_short_command_resolves_auto_recipe_flip_map_and_writes_reports(moving_s
     rows = dict(re.findall(r"^  (\w+) +(\S+) ", block, re.M))
     with open(os.path.join(model_dir, "config.json")) as f:
         config = json.load(f)
-    train, pre = config["train"], config["preprocess"]
+    train, pre = config["train"], config["clip"]["preprocess"]
     assert (train["recipe"], train["optimizer"]["name"], train["schedule"]["name"]) == ("auto", "adam", "cosine")
     assert train["recipe_basis"].startswith("tsm_tiny, from scratch, frames' shorter side 32 px")
     assert rows["optimizer"] == "adam" and float(rows["learning_rate"]) == train["optimizer"]["learning_rate"] == 0.002

@@ -36,9 +36,9 @@ def test_train_takes_the_clip_from_the_spec_and_records_it(feature_spec_run, fea
     # The spec itself is in config.json (its file was deleted after training).
     assert recorded["feature_spec"] == feature_spec_run["spec"]
     # No --num_segments / --crop_size / --resize_short given: all come from the video column.
-    assert recorded["sampler"] == {"type": "segment", "num_segments": SPEC_CLIP_LENGTH, "new_length": 1,
-                                   "short_policy": "repeat_last"}
-    pre = recorded["preprocess"]
+    assert recorded["clip"]["sampler"] == {"type": "segment", "num_segments": SPEC_CLIP_LENGTH, "new_length": 1,
+                                           "num_clips": 1, "short_policy": "repeat_last"}
+    pre = recorded["clip"]["preprocess"]
     assert (pre["crop_size"], pre["resize_short"], pre["mean"], pre["std"]) == (
         SPEC_CROP, SPEC_RESIZE, list(tfv_data.IMAGENET_MEAN), list(tfv_data.IMAGENET_STD))
     assert pre["flip"] is True  # --flip's default: training-only fields stay the flags'.

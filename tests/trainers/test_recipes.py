@@ -1,9 +1,8 @@
-"""--recipe=auto resolution, clip sampling per preset and the flip label map a run uses."""
+"""--recipe=auto resolution and the flip label map a run uses."""
 
 import pytest
 from absl import flags
 
-from tfvideo import models
 from trainers import _recipes
 
 _FLAGS = {"batch_size": 8, "learning_rate": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0,
@@ -73,17 +72,6 @@ def test_pretrained_init_reads_any_pretrained_flag():
     values(["prog", "--imagenet_weights"])
     assert _recipes.pretrained_init(values)
     assert not _recipes.pretrained_init(flags.FlagValues())  # Flags not defined at all: from scratch.
-
-
-def test_clip_sampling_follows_the_preset():
-    sampler, kwargs = _recipes.clip_sampling(models.preset_config("tdn_tiny"))
-    assert sampler == {"type": "segment", "num_segments": 8, "new_length": 3} and kwargs == {"num_segments": 8}
-    sampler, kwargs = _recipes.clip_sampling(models.preset_config("i3d_r50"))
-    assert sampler == {"type": "segment", "num_segments": 32} and kwargs == {}
-    sampler, kwargs = _recipes.clip_sampling(models.preset_config("i3d_tiny"), num_segments=16)
-    assert sampler["num_segments"] == 16 and kwargs == {"num_frames": 16}
-    sampler, kwargs = _recipes.clip_sampling(models.preset_config("tsm_tiny"), num_segments=4)
-    assert sampler == {"type": "segment", "num_segments": 4} and kwargs == {"num_segments": 4}
 
 
 def test_flip_label_map_given_derived_or_refused():

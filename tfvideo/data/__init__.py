@@ -4,6 +4,7 @@ from tfvideo.api import _export
 from tfvideo.data import (  # noqa: F401 -- importing registers the public symbols.
     _annotations,
     _beam,
+    _clip_spec,
     _decode,
     _errors,
     _features,

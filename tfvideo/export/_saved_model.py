@@ -152,25 +152,28 @@ def _normalize_input_types(input_types):
 
 
 EXPORT_RECORD = os.path.join("assets.extra", "tfvideo_export.json")
+CLIP_SPEC_ASSET = os.path.join("assets.extra", "clip_spec.json")
 
 
-def _write_export_record(version_dir, sampler, preprocess, input_types):
-    """`assets.extra/tfvideo_export.json`: how the signatures sample and preprocess.
+def _write_export_record(version_dir, clip_spec, input_types):
+    """`assets.extra/clip_spec.json` (the spec's JSON, as the `clip_spec` signature returns
+    it) and `assets.extra/tfvideo_export.json`: how the signatures sample and preprocess.
 
     Read by offline prediction (`tfvideo-predict --saved_model`) to sample a video file the
-    way the export's graph expects; TF Serving ignores it.
+    way the export's graph expects; TF Serving ignores them.
     """
-    from tfvideo.data import _samplers
-
     record = {
-        "sampler": _samplers.sampler_to_config(sampler),
-        "preprocess": dataclasses.asdict(preprocess),
+        "sampler": clip_spec.sampler(training=False).get_config() | {"type": clip_spec.sampler_config["type"]},
+        "preprocess": dataclasses.asdict(clip_spec.preprocess),
+        "clip_spec": clip_spec.get_config(),
         "input_types": list(input_types),
     }
     path = os.path.join(version_dir, EXPORT_RECORD)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
+    with open(os.path.join(version_dir, CLIP_SPEC_ASSET), "w") as f:
+        f.write(clip_spec.to_json())
 
 
 @tf_export("tfvideo.export.export_saved_model")
@@ -180,8 +183,8 @@ def export_saved_model(
     checkpoint=None,
     model_name=None,
     input_types=("jpeg_frames", "frames", "sequence_example"),
-    num_clips=1,
-    num_crops=1,
+    num_clips=None,
+    num_crops=None,
     top_k=5,
     version=None,
     model=None,
@@ -199,7 +202,9 @@ def export_saved_model(
       model_name: the served name (default: the model_dir's base name).
       input_types: signatures to write (see `tfvideo.export.INPUT_TYPES`); the first is
         also `serving_default`.
-      num_clips, num_crops: test-time views averaged inside the graph.
+      num_clips, num_crops: test-time views averaged inside the graph (None: the config's
+        clip spec's, 1 for a trained model_dir). The export's clip spec (with these views)
+        is returned by its `clip_spec` signature and written to `assets.extra/clip_spec.json`.
       top_k: length of `top_k_indices` / `top_k_labels`.
       version: the version number (default: one above the highest present).
       model, config: an in-memory model and its `ExperimentConfig` instead of model_dir.
@@ -230,10 +235,9 @@ def export_saved_model(
         return _export_streaming(model_dir, export_dir, base_path, model_name, version, serving_base_path)
 
     input_types = _normalize_input_types(input_types)
-    sampler = config.build_sampler(training=False, num_clips=num_clips)
-    preprocess = config.build_preprocess(num_crops=num_crops)
+    clip_spec = config.clip_spec.replace(num_clips=num_clips, num_crops=num_crops)
     if "features" in input_types and feature_layer is None:
-        feature_layer = _feature_layer(config, num_clips, num_crops)
+        feature_layer = _feature_layer(config, clip_spec.num_clips, clip_spec.num_crops)
         if feature_layer is None:
             raise ValueError(_signatures.NEEDS_FEATURE_LAYER)
 
@@ -243,11 +247,10 @@ def export_saved_model(
         labels_file = os.path.join(vocab_dir, LABELS_ASSET)
         with open(labels_file, "w") as f:
             f.write("".join(label + "\n" for label in _labels(config)))
-        module = _signatures.ServingModule(
-            model, labels_file, config.num_classes, sampler, preprocess, top_k, feature_layer
-        )
+        module = _signatures.ServingModule(model, labels_file, config.num_classes, clip_spec, top_k, feature_layer)
         functions = {t: module.signature_function(t) for t in input_types}
-        signatures = {"serving_default": functions[input_types[0]], **functions}
+        signatures = {"serving_default": functions[input_types[0]], **functions,
+                      _signatures.CLIP_SPEC_SIGNATURE: module.clip_spec_function()}
         saved = os.path.join(tmp, "saved")
         tf.saved_model.save(module, saved, signatures=signatures)
         # Move the SavedModel's files up so tmp itself is the version directory.
@@ -257,25 +260,26 @@ def export_saved_model(
         os.remove(labels_file)
         os.rmdir(vocab_dir)
         if warmup:
-            size = preprocess.resize_short or preprocess.crop_size
+            size = clip_spec.preprocess.resize_short or clip_spec.crop_size
             requests = []
             for name in ["serving_default", *input_types]:
                 kind = input_types[0] if name == "serving_default" else name
                 if kind == "features":
                     inputs = _warmup.feature_warmup_inputs(feature_layer)
                 else:
-                    inputs = _warmup.warmup_inputs(kind, sampler.num_views * sampler.clip_length, size)
+                    inputs = _warmup.warmup_inputs(kind, clip_spec.num_clips * clip_spec.clip_length, size)
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)
-        _write_export_record(tmp, sampler, preprocess, input_types)
+        _write_export_record(tmp, clip_spec, input_types)
         path = publish()
     version_number = int(os.path.basename(path))
     models_config = _versions.write_models_config(
         export_dir, model_name, serving_base_path and f"{serving_base_path.rstrip('/')}/{model_name}"
     )
     logging.info("Exported %s version %d to %s (signatures: %s)", model_name, version_number, path, input_types)
-    return ExportResult(path, model_name, version_number, ("serving_default", *input_types), models_config)
+    return ExportResult(path, model_name, version_number,
+                        ("serving_default", *input_types, _signatures.CLIP_SPEC_SIGNATURE), models_config)
 
 
 def _export_streaming(model_dir, export_dir, base_path, model_name, version, serving_base_path):

@@ -13,15 +13,20 @@ Inputs per type (V = num_clips test clips, T = the sampler's clip length):
   features          the raw feature dict of a FeatureLayer's serving input signature (a
                     video column: encoded JPEG frames string [B, N] of whole videos, padded
                     with "", sampled in the graph); the layer's output goes to the model.
-Preprocessing is `tfvideo.data.preprocess_eval` (resize, num_crops crops, normalize), the
-function evaluation uses, so training and serving see identical pixels.
+Sampling and preprocessing are the run's `tfvideo.data.ClipSpec` (test-time sampler,
+`tfvideo.data.preprocess_eval`: resize, num_crops crops, normalize), the spec evaluation
+uses, so training and serving see identical pixels.
+
+One more signature, `clip_spec`, takes no input and returns `clip_spec` string []: the
+spec's JSON (`tfvideo.data.ClipSpec.from_json`), so clients sample as the export expects.
 """
 
 import tensorflow as tf
 
-from tfvideo.data import _preprocess, _tfrecord
+from tfvideo.data import _clip_spec, _tfrecord
 
 INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
+CLIP_SPEC_SIGNATURE = "clip_spec"
 NEEDS_FEATURE_LAYER = (
     "--input_type=features needs a feature spec in the model_dir's config.json "
     "(train with tfvideo-train --feature_spec) or `feature_layer=` in export_saved_model."
@@ -31,7 +36,7 @@ NEEDS_FEATURE_LAYER = (
 class ServingModule(tf.Module):
     """Holds the model, the label table and the signature functions for `tf.saved_model.save`."""
 
-    def __init__(self, model, labels_file, num_classes, sampler, preprocess, top_k, feature_layer=None):
+    def __init__(self, model, labels_file, num_classes, clip_spec, top_k, feature_layer=None):
         super().__init__(name="tfvideo_serving")
         self.model = model
         self.labels = tf.lookup.StaticHashTable(
@@ -45,10 +50,9 @@ class ServingModule(tf.Module):
             default_value="",
         )
         self.feature_layer = feature_layer
-        self._sampler = sampler
-        self._preprocess = preprocess
-        self._views = sampler.num_views
-        self._clip_length = sampler.clip_length
+        self._spec = clip_spec
+        self._views = clip_spec.num_clips
+        self._clip_length = clip_spec.clip_length
         self._top_k = max(1, min(int(top_k), int(num_classes)))
 
     # --- shared tail -----------------------------------------------------------------
@@ -68,27 +72,11 @@ class ServingModule(tf.Module):
             "top_k_labels": self.labels.lookup(indices),
         }
 
-    def _preprocess_video(self, frames):
-        """uint8 [V*T, H, W, 3] of one video -> float32 [V*crops, T, S, S, 3]."""
-        shape = tf.shape(frames)
-        clips = tf.reshape(frames, tf.concat([[self._views, self._clip_length], shape[1:]], 0))
-        return _preprocess.preprocess_eval(clips, self._preprocess)
-
     def _per_video(self, fn, elements):
         """Maps `fn` over the batch so videos in one request may differ in size."""
-        size = self._preprocess.crop_size
-        views = self._views * self._preprocess.num_crops
-        spec = tf.TensorSpec([views, self._clip_length, size, size, 3], tf.float32)
+        size = self._spec.crop_size
+        spec = tf.TensorSpec([self._spec.num_views, self._clip_length, size, size, 3], tf.float32)
         return tf.map_fn(fn, elements, fn_output_signature=spec)
-
-    @staticmethod
-    def _decode_jpegs(encoded):
-        """string [N] -> uint8 [N, H, W, 3]; every frame of a video must have one size."""
-        return tf.map_fn(
-            lambda b: tf.io.decode_jpeg(b, channels=3),
-            encoded,
-            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-        )
 
     # --- signatures ------------------------------------------------------------------
     def frames_function(self):
@@ -96,7 +84,7 @@ class ServingModule(tf.Module):
 
         @tf.function(input_signature=[spec])
         def serve_frames(frames):
-            return self._outputs(self._per_video(self._preprocess_video, frames))
+            return self._outputs(self._per_video(self._spec.preprocess_frames, frames))
 
         return serve_frames
 
@@ -106,7 +94,7 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[spec])
         def serve_jpeg_frames(jpeg_frames):
             return self._outputs(
-                self._per_video(lambda v: self._preprocess_video(self._decode_jpegs(v)), jpeg_frames)
+                self._per_video(lambda v: self._spec.preprocess_frames(_clip_spec.decode_frames(v)), jpeg_frames)
             )
 
         return serve_jpeg_frames
@@ -115,10 +103,7 @@ class ServingModule(tf.Module):
         spec = tf.TensorSpec([None], tf.string, name="sequence_example")
 
         def one(serialized):
-            encoded = _tfrecord.parse_sequence_example(serialized)["frames"]
-            indices = self._sampler.tf_indices(tf.shape(encoded)[0])  # int64 [V, T]
-            picked = tf.gather(encoded, tf.reshape(indices, [-1]))
-            return self._preprocess_video(self._decode_jpegs(picked))
+            return self._spec.clip_from_encoded(_tfrecord.parse_sequence_example(serialized)["frames"])
 
         @tf.function(input_signature=[spec])
         def serve_sequence_example(sequence_example):
@@ -141,6 +126,16 @@ class ServingModule(tf.Module):
             return self._outputs_from_logits(logits)
 
         return serve_features
+
+    def clip_spec_function(self):
+        """The zero-input signature returning the spec's JSON: {"clip_spec": string []}."""
+        text = self._spec.to_json()
+
+        @tf.function(input_signature=[])
+        def serve_clip_spec():
+            return {CLIP_SPEC_SIGNATURE: tf.constant(text)}
+
+        return serve_clip_spec
 
     def signature_function(self, input_type):
         if input_type not in INPUT_TYPES:

@@ -34,22 +34,43 @@ def _preprocess_arg(size, preprocess):
     return dataclasses.replace(preprocess, crop_size=size)
 
 
+def _spec_args(key, clip_spec, sampler, preprocess, size):
+    """(sampler, preprocess, size) of a `clip_spec=` argument; one that also has sampler= or
+    preprocess=, or a size other than the spec's crop size, is refused."""
+    if sampler is not None or preprocess is not None:
+        raise _base.FeatureColumnError(f"video_column {key!r}: give clip_spec= or sampler=/preprocess=, not both.")
+    try:
+        spec = tfv_data.ClipSpec.from_config(clip_spec)
+    except ValueError as e:
+        raise _base.FeatureColumnError(f"video_column {key!r}: {e}") from None
+    if size is not None and int(size) != spec.crop_size:
+        raise _base.FeatureColumnError(f"video_column {key!r}: size={size} differs from the clip spec's "
+                                       f"crop_size={spec.crop_size}.")
+    return spec.sampler(training=False), spec.preprocess, spec.crop_size
+
+
 @_base.register_column
 class VideoColumn(_base.SequenceColumn):
     """See `video_column`."""
 
-    def __init__(self, key, sampler, size=224, modality="rgb", preprocess=None):
+    def __init__(self, key, sampler=None, size=None, modality="rgb", preprocess=None, clip_spec=None):
         if not isinstance(key, str) or not key:
             raise _base.FeatureColumnError(f"video_column: key must be a non-empty string, got {key!r}.")
         if modality not in _MODALITIES:
             raise _base.FeatureColumnError(
                 f"video_column {key!r}: modality {modality!r} is not one of {sorted(_MODALITIES)}."
             )
+        if clip_spec is not None:
+            sampler, preprocess, size = _spec_args(key, clip_spec, sampler, preprocess, size)
+        elif sampler is None:
+            raise _base.FeatureColumnError(f"video_column {key!r}: needs sampler= or clip_spec=.")
         self.key = key
         self.sampler = _sampler_arg(key, sampler)
-        self.size = int(size)
+        self.size = 224 if size is None else int(size)
         self.modality = modality
         self.preprocess = _preprocess_arg(self.size, preprocess)
+        # The one in-graph test-time path (sample, gather, decode, preprocess_eval) is the spec's.
+        self.clip_spec = tfv_data.ClipSpec(self.sampler, self.preprocess, modality)
 
     @property
     def name(self):
@@ -72,26 +93,13 @@ class VideoColumn(_base.SequenceColumn):
         # Serving takes encoded frames: string [B, T] (shorter videos padded with "").
         return {self.key: tf.TensorSpec([None, None], tf.string, name=self.key)}
 
-    def _normalize(self, video):
-        cfg = self.preprocess
-        if self.modality == "flow":
-            cfg = dataclasses.replace(cfg, mean=tuple(cfg.mean[:2]), std=tuple(cfg.std[:2]))
-            video = video[..., :2]
-        return tfv_data.preprocess_eval(video, cfg)
-
     def _clip_from_jpegs(self, frames):
         """string [T] (trailing "" = padding) -> float32 [views, T', S, S, C]."""
-        num_frames = tf.reduce_sum(tf.cast(tf.strings.length(frames) > 0, tf.int64))
-        indices = self.sampler.tf_indices(num_frames)
-        selected = tf.gather(frames, tf.reshape(indices, [-1]))
-        decoded = tf.map_fn(lambda b: tf.io.decode_jpeg(b, channels=3), selected, fn_output_signature=tf.uint8)
-        shape = tf.concat([tf.shape(indices), tf.shape(decoded)[1:]], 0)
-        return self._normalize(tf.reshape(decoded, shape))
+        return self.clip_spec.clip_from_encoded(frames)
 
     def _clip_from_frames(self, frames):
         """uint8 [T, H, W, C] -> float32 [views, T', S, S, C]."""
-        indices = self.sampler.tf_indices(tf.shape(frames, out_type=tf.int64)[0])
-        return self._normalize(tf.gather(frames, indices))
+        return self.clip_spec.clip_from_frames(frames)
 
     def transform_sequence(self, ctx):
         def run():
@@ -150,7 +158,7 @@ class VideoColumn(_base.SequenceColumn):
 
 
 @tf_export("tfvideo.feature_columns.video_column")
-def video_column(key, sampler, size=224, modality="rgb", preprocess=None):
+def video_column(key, sampler=None, size=None, modality="rgb", preprocess=None, clip_spec=None):
     """Raw video -> normalized clip tensor float32 `[B, views, T, size, size, C]`.
 
     Raw input per batch: encoded JPEG frames string `[B, T]` (shorter videos padded with
@@ -164,13 +172,15 @@ def video_column(key, sampler, size=224, modality="rgb", preprocess=None):
     Args:
       key: raw feature name.
       sampler: a `tfvideo.data` sampler or its config dict (`{"type": "segment", ...}`).
-      size: crop side.
+      size: crop side (default: the clip spec's crop size, else 224).
       modality: "rgb" (3 channels) or "flow" (x, y in the first two JPEG channels;
         normalized with the first two mean/std entries).
       preprocess: a `tfvideo.data.PreprocessConfig` (or dict); `crop_size` is set to
         `size`. Default: resize the short side to `round(size * 8 / 7)` (256 for 224).
+      clip_spec: a `tfvideo.data.ClipSpec` (or its config dict), e.g. a preset's
+        `tfvideo.models.default_clip_spec`, instead of `sampler` and `preprocess`.
     """
-    return VideoColumn(key, sampler, size, modality, preprocess)
+    return VideoColumn(key, sampler, size, modality, preprocess, clip_spec)
 
 
 @_base.register_column

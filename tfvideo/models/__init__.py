@@ -3,6 +3,7 @@
 from tfvideo.api import _export
 from tfvideo.models import (  # noqa: F401 -- importing registers the public symbols.
     _backbones,
+    _clip_specs,
     _convert,
     _convert_i3d_inception,
     _convert_resnet,

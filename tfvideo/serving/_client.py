@@ -16,6 +16,7 @@ import urllib.request
 import grpc
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from google.protobuf import json_format, wrappers_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
@@ -28,9 +29,10 @@ from tensorflow_serving.apis import (
 )
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _samplers, _video_io
+from tfvideo.data import _clip_spec, _samplers, _video_io
 
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+CLIP_SPEC_SIGNATURE = "clip_spec"  # The export's zero-input signature returning the clip spec's JSON.
 
 
 @tf_export("tfvideo.serving.VideoPrediction")
@@ -82,6 +84,10 @@ def top_k_prediction(path, probabilities, labels, top_k):
 class _VideoClient:
     """What both clients do with video files on top of `predict` and `metadata`."""
 
+    def _init_caches(self):
+        self._clip_specs = {}  # (model name, version) -> ClipSpec or None (an export without one).
+        self._warned = set()
+
     def clip_length(self, model_name, signature_name="jpeg_frames", version=None):
         """Frames per video the signature takes (its input's second dimension)."""
         signatures = self.metadata(model_name, version)
@@ -96,16 +102,65 @@ class _VideoClient:
             raise ValueError(f"signature '{signature_name}' input '{name}' has no fixed frame count: {dims}")
         return dims[1]
 
-    def test_sampler(self, model_name, signature_name="jpeg_frames", version=None, num_clips=1):
-        """The test-time `SegmentSampler` filling the signature's frames with `num_clips` clips.
+    def serving_version(self, model_name, version=None):
+        """`version`, or the highest AVAILABLE version of the model (None when none is)."""
+        if version is not None:
+            return int(version)
+        available = [v for v, state in self.status(model_name) if state == "AVAILABLE"]
+        return max(available) if available else None
 
-        The export's sampler is not visible through the Predict API: the clip length comes
-        from the signature's input shape, `num_clips` must match the export's `--num_clips`.
+    def clip_spec(self, model_name, version=None):
+        """The export's `tfvideo.data.ClipSpec` (its `clip_spec` signature), or None for an
+        export without that signature (made before it existed).
+
+        Read once per model version (`version` None: the highest available one).
         """
+        version = self.serving_version(model_name, version)
+        cache = self._clip_specs
+        key = (model_name, version)
+        if key not in cache:
+            if CLIP_SPEC_SIGNATURE not in self.metadata(model_name, version):
+                cache[key] = None
+            else:
+                text = self.predict(model_name, {}, signature_name=CLIP_SPEC_SIGNATURE, version=version)
+                value = np.asarray(text[CLIP_SPEC_SIGNATURE]).reshape(-1)[0]
+                where = f"model '{model_name}' version {version} at {self.target}: signature '{CLIP_SPEC_SIGNATURE}'"
+                cache[key] = _clip_spec.ClipSpec.from_json(
+                    value.decode("utf-8") if isinstance(value, bytes) else str(value), where)
+        return cache[key]
+
+    def test_sampler(self, model_name, signature_name="jpeg_frames", version=None, num_clips=None):
+        """The test-time sampler of the export (see `sampler_and_fallback`)."""
+        return self.sampler_and_fallback(model_name, signature_name, version, num_clips)[0]
+
+    def sampler_and_fallback(self, model_name, signature_name="jpeg_frames", version=None, num_clips=None):
+        """(test-time sampler, None), or (guessed sampler, why) for an export without a clip spec.
+
+        The sampler is the export's clip spec read from its `clip_spec` signature; `num_clips`
+        (None: the export's) must equal the export's `--num_clips`. An export made before
+        the spec was recorded gets a `SegmentSampler` filling the signature's frames with
+        `num_clips` clips (default 1), and the reason says so (logged as a warning).
+        """
+        if num_clips is not None and (isinstance(num_clips, bool) or int(num_clips) != num_clips or num_clips < 1):
+            raise ValueError(f"num_clips={num_clips} must be an integer >= 1")
         total = self.clip_length(model_name, signature_name, version)
-        if int(num_clips) < 1 or total % int(num_clips):
-            raise ValueError(f"num_clips={num_clips} does not divide the signature's {total} frames")
-        return _samplers.SegmentSampler(num_segments=total // int(num_clips), num_clips=int(num_clips))
+        spec = self.clip_spec(model_name, version)
+        if spec is not None:
+            if num_clips is not None and int(num_clips) != spec.num_clips:
+                raise ValueError(f"num_clips={num_clips}, but model '{model_name}' was exported with "
+                                 f"{spec.num_clips} clip(s) (its clip spec)")
+            sampler = spec.sampler(training=False)
+            if sampler.num_views * sampler.clip_length != total:
+                raise ValueError(f"model '{model_name}': its clip spec gives {sampler.num_views}x{sampler.clip_length} "
+                                 f"frames but signature '{signature_name}' takes {total}")
+            return sampler, None
+        clips = int(num_clips or 1)
+        if total % clips:
+            raise ValueError(f"num_clips={clips} does not divide the signature's {total} frames")
+        sampler = _samplers.SegmentSampler(num_segments=total // clips, num_clips=clips)
+        reason = (f"model '{model_name}' at {self.target} has no '{CLIP_SPEC_SIGNATURE}' signature (exported before "
+                  f"it was recorded); using {sampler!r} from the signature's {total} frames")
+        return sampler, reason
 
     def top_k_size(self, model_name, signature_name="jpeg_frames", version=None):
         """How many labels the signature's `top_k_labels` output holds per video (None: unknown)."""
@@ -116,18 +171,24 @@ class _VideoClient:
         dims = [d.size for d in outputs["top_k_labels"].tensor_shape.dim]
         return dims[1] if len(dims) == 2 and dims[1] > 0 else None
 
-    def predict_videos(self, paths, model_name, top_k=5, signature_name="jpeg_frames", version=None, num_clips=1,
+    def predict_videos(self, paths, model_name, top_k=5, signature_name="jpeg_frames", version=None, num_clips=None,
                        sampler=None, jpeg_quality=95):
         """Decodes, samples and JPEG-encodes video files locally, sends one Predict request.
 
-        The frames are chosen by the test-time sampler used in training: `sampler`, or a
-        `SegmentSampler` whose clip length comes from the signature's input shape
-        (`num_clips` clips, matching the export's `--num_clips`). Returns one
+        The frames are chosen by the test-time sampler used in training: `sampler`, or the
+        one the export's clip spec records (read once per model version; the request is
+        pinned to that version). For an export without a clip spec, a `SegmentSampler`
+        whose clip length comes from the signature's input shape (`num_clips` clips,
+        matching the export's `--num_clips`) and one warning. Returns one
         `VideoPrediction` per path.
         """
         paths = [str(p) for p in paths]
         if sampler is None:
-            sampler = self.test_sampler(model_name, signature_name, version, num_clips)
+            version = self.serving_version(model_name, version)
+            sampler, fallback = self.sampler_and_fallback(model_name, signature_name, version, num_clips)
+            if fallback and (model_name, version) not in self._warned:
+                self._warned.add((model_name, version))
+                logging.warning("%s", fallback)
         batch = [encode_jpeg_frames(sample_video(path, sampler), jpeg_quality) for path in paths]
         outputs = self.predict(
             model_name,
@@ -166,6 +227,7 @@ class Client(_VideoClient):
     def __init__(self, target, timeout=30.0):
         self.target = target
         self.timeout = timeout
+        self._init_caches()
         self._channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -271,6 +333,7 @@ class RestClient(_VideoClient):
         self.base_url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout = timeout
         self._metadata = {}
+        self._init_caches()
 
     def close(self):
         pass

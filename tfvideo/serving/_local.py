@@ -6,10 +6,10 @@ model_dir (config.json + model.keras) through the evaluation path. Frames are sa
 the model expects, read from what the export or model_dir records:
 
 * model_dir: the run's test-time sampler and preprocessing from config.json.
-* SavedModel: the sampler recorded in `assets.extra/tfvideo_export.json` (written by
-  `tfvideo-export`). Exports made before that record existed carry only the signature's
-  frame count; a `SegmentSampler` filling it with `num_clips` clips is used then, and
-  `fallback_reason` says so.
+* SavedModel: the clip spec its `clip_spec` signature returns (written by
+  `tfvideo-export`); an older export's `assets.extra/tfvideo_export.json` sampler. Exports
+  made before either existed carry only the signature's frame count; a `SegmentSampler`
+  filling it with `num_clips` clips is used then, and `fallback_reason` says so.
 """
 
 import json
@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _samplers
+from tfvideo.data import _clip_spec, _samplers
 from tfvideo.serving import _client
 
 EXPORT_RECORD = os.path.join("assets.extra", "tfvideo_export.json")
@@ -98,7 +98,7 @@ class LocalPredictor:
         if not total:
             raise ValueError(f"{version_dir}: signature '{signature_name}' input '{name}' has no fixed frame count "
                              f"({spec.shape})")
-        sampler, fallback = _recorded_sampler(version_dir, total, num_clips)
+        sampler, fallback = _recorded_sampler(version_dir, total, num_clips, _saved_clip_spec(loaded, version_dir))
         labels = _saved_model_labels(version_dir)
 
         def run(frames, _loaded=loaded):  # The default keeps the SavedModel's variables alive.
@@ -149,30 +149,44 @@ class LocalPredictor:
         return [self.predict_video(p, top_k) for p in paths]
 
 
-def _recorded_sampler(version_dir, total, num_clips):
-    """(sampler, None) from the export record, or (fallback sampler, reason) without one."""
+def _saved_clip_spec(loaded, version_dir):
+    """The `ClipSpec` the loaded SavedModel's `clip_spec` signature returns (None without one)."""
+    if _client.CLIP_SPEC_SIGNATURE not in loaded.signatures:
+        return None
+    value = loaded.signatures[_client.CLIP_SPEC_SIGNATURE]()[_client.CLIP_SPEC_SIGNATURE].numpy()
+    return _clip_spec.ClipSpec.from_json(value.decode("utf-8"),
+                                         f"{version_dir}: signature '{_client.CLIP_SPEC_SIGNATURE}'")
+
+
+def _recorded_sampler(version_dir, total, num_clips, spec=None):
+    """(sampler, None) from the export's clip spec or record, or (fallback sampler, reason) without one."""
     record_path = os.path.join(version_dir, EXPORT_RECORD)
-    if os.path.exists(record_path):
+    if spec is not None:
+        where = f"{version_dir}: signature '{_client.CLIP_SPEC_SIGNATURE}'"
+        sampler = spec.sampler(training=False)
+    elif os.path.exists(record_path):
+        where = record_path
         try:
             with open(record_path) as f:
                 config = json.load(f)["sampler"]
             sampler = _samplers.sampler_from_config(config)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{record_path}: unreadable export record: {e}") from e
-        if sampler.num_views * sampler.clip_length != total:
-            raise ValueError(f"{record_path}: the recorded sampler gives {sampler.num_views}x{sampler.clip_length} "
-                             f"frames but the signature takes {total}")
-        if num_clips is not None and int(num_clips) != sampler.num_views:
-            raise ValueError(f"num_clips={num_clips}, but the export was made with {sampler.num_views} clip(s) "
-                             f"({record_path})")
-        return sampler, None
-    clips = 1 if num_clips is None else int(num_clips)
-    if total % clips:
-        raise ValueError(f"num_clips={clips} does not divide the signature's {total} frames")
-    sampler = _samplers.SegmentSampler(num_segments=total // clips, num_clips=clips)
-    reason = (f"{version_dir} records no sampler ({EXPORT_RECORD} is missing: exported before it was written); "
-              f"using {sampler!r} from the signature's {total} frames")
-    return sampler, reason
+    else:
+        clips = 1 if num_clips is None else int(num_clips)
+        if total % clips:
+            raise ValueError(f"num_clips={clips} does not divide the signature's {total} frames")
+        sampler = _samplers.SegmentSampler(num_segments=total // clips, num_clips=clips)
+        reason = (f"{version_dir} records no clip spec (no '{_client.CLIP_SPEC_SIGNATURE}' signature, no "
+                  f"{EXPORT_RECORD}: exported before they were written); using {sampler!r} from the signature's "
+                  f"{total} frames")
+        return sampler, reason
+    if sampler.num_views * sampler.clip_length != total:
+        raise ValueError(f"{where}: the recorded sampler gives {sampler.num_views}x{sampler.clip_length} "
+                         f"frames but the signature takes {total}")
+    if num_clips is not None and int(num_clips) != sampler.num_views:
+        raise ValueError(f"num_clips={num_clips}, but the export was made with {sampler.num_views} clip(s) ({where})")
+    return sampler, None
 
 
 def _saved_model_labels(version_dir):

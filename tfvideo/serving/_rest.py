@@ -246,6 +246,8 @@ def request_from_json(body, inputs_info, model_spec, check_booleans=True):
     elif "inputs" in body:
         arrays = _columnar_arrays(columns, inputs_info, names, check_booleans)
         layout = "columnar"
+    elif not names:  # A signature without inputs (e.g. `clip_spec`): nothing to send.
+        arrays, layout = {}, "columnar"
     else:
         raise _invalid("missing 'instances' (row format) or 'inputs' (columnar format) key")
     for name, array in arrays.items():
@@ -269,7 +271,8 @@ def _columnar_arrays(columns, inputs_info, names, check_booleans):
                                 check_booleans)}
     unknown = sorted(set(columns) - set(names))
     if unknown:
-        raise _invalid(f"input '{unknown[0]}' is not an input of the signature; it takes {', '.join(names)}")
+        raise _invalid(f"input '{unknown[0]}' is not an input of the signature; it takes "
+                       f"{', '.join(names) or 'no inputs'}")
     missing = [n for n in names if n not in columns]
     if missing:
         raise _invalid(f"input '{missing[0]}' is missing from 'inputs'; the signature takes {', '.join(names)}")
