@@ -24,20 +24,23 @@ _TUPLE_FIELDS = ("mean", "std", "flip_label_map")
 
 def _sampler_config(sampler):
     """A sampler, or its config dict -> the normalised dict without `training` (set per use)."""
-    if isinstance(sampler, _samplers._Sampler):
-        config = _samplers.sampler_to_config(sampler)
-    elif isinstance(sampler, dict):
+    if isinstance(sampler, dict):
         config = dict(sampler)
         kind = config.get("type", "segment")
-        if kind not in _samplers._SAMPLERS:
-            raise ValueError(f"ClipSpec.sampler: type={kind!r} is not one of {sorted(_samplers._SAMPLERS)}.")
-        known = {"type", *_samplers._SAMPLERS[kind]().get_config()}
+        if kind not in _samplers.list_samplers():
+            raise ValueError(f"ClipSpec.sampler: type={kind!r} is not one of {_samplers.list_samplers()}.")
+        known = {"type", *_samplers.sampler_class(kind)().get_config()}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(f"ClipSpec.sampler: {kind} sampler has no field {', '.join(unknown)} "
                              f"(fields: {', '.join(sorted(known - {'type'}))}).")
         try:
             config = _samplers.sampler_to_config(_samplers.sampler_from_config({**config, "training": False}))
+        except ValueError as e:
+            raise ValueError(f"ClipSpec.sampler: {e}") from None
+    elif hasattr(sampler, "tf_indices") and hasattr(sampler, "get_config"):
+        try:
+            config = _samplers.sampler_to_config(sampler)
         except ValueError as e:
             raise ValueError(f"ClipSpec.sampler: {e}") from None
     else:
@@ -106,7 +109,10 @@ class ClipSpec:
 
     @property
     def num_clips(self):
-        return self._sampler["num_clips"]
+        """Test-time clips per video (a registered sampler without `num_clips`: its views)."""
+        if "num_clips" in self._sampler:
+            return self._sampler["num_clips"]
+        return self.sampler(training=False).num_views
 
     @property
     def num_crops(self):
@@ -130,7 +136,10 @@ class ClipSpec:
         """The sampler: random with `training=True` (one clip), else the test-time rule with
         `num_clips` clips (None: the spec's)."""
         config = dict(self._sampler, training=bool(training))
-        if training:
+        if "num_clips" not in config:  # A registered sampler without clip counts: its own views.
+            if num_clips not in (None, 1):
+                raise ValueError(f"ClipSpec.sampler: {config['type']} sampler takes no num_clips (asked {num_clips}).")
+        elif training:
             config["num_clips"] = 1
         elif num_clips is not None:
             config["num_clips"] = num_clips

@@ -238,6 +238,11 @@ def list_samplers():
     return _SAMPLERS.names()
 
 
+def sampler_class(kind):
+    """The class registered under `kind`; ValueError listing the registered types."""
+    return _SAMPLERS.get(kind)
+
+
 @tf_export("tfvideo.data.sampler_from_config")
 def sampler_from_config(config):
     """Builds a sampler from `{"type": "segment"|"dense"|<registered>, **kwargs}` (type defaults to segment)."""
