@@ -114,10 +114,11 @@ def auto_recipe(facts, batch_size):
       to ~8 during warm-up (87.5% top-1 after 15 epochs on the benchmark, 90.6% at 1e-3).
       TAM presets start at 4e-3: a TAM's temporal kernel is a softmax average of 3 frames
       that one MLP, shared by all channels, generates from each channel's pooled time
-      series, so temporal order reaches the network only through kernels it has learned
+      series, so temporal order reaches the network mostly through kernels it has learned
       to skew (unlike TSM's fixed per-channel shifts). At 2e-3 tam_tiny still underfit
       after 15 epochs (train accuracy 0.68, 79.2% top-1 on the benchmark: moving_up/down
-      mixed, rotations all read anticlockwise); at 4e-3 train accuracy 0.82, 91.7%.
+      mixed, rotations all read anticlockwise); at 4e-3 train accuracy 0.82, 91.7% (84.4%
+      on a second video set: the rotation pair stays hard, docs/notes/trainers.md).
     * From pretrained weights: the TSM fine-tuning recipe (SGD momentum 0.9, 0.01 per 64
       clips, weight decay 1e-4, gradient clip 20) with cosine decay and the same warm-up;
       TSN presets also freeze all BatchNorm layers but the first (partial BN), as the
