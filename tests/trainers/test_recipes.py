@@ -36,6 +36,10 @@ def test_auto_from_scratch_on_small_videos():
     assert out["learning_rate"] == pytest.approx(0.004)
     assert out["warmup_epochs"] == 0.5 and (out["crop_size"], out["resize_short"]) == (80, 96)
     assert _auto("trn_tiny")["learning_rate"] == 0.001  # The relation head's 19 summed MLPs: half the rate.
+    # TANet's generated temporal kernels underfit at 2e-3 in 15 epochs: twice the rate, scaled the same way.
+    assert _auto("tam_tiny")["learning_rate"] == 0.004
+    assert _auto("tam_r50", batch_size=32)["learning_rate"] == pytest.approx(0.008)
+    assert _auto("tam_r50", pretrained=True)["learning_rate"] == pytest.approx(0.01 * 8 / 64)  # Fine-tuning: SGD.
 
 
 def test_auto_from_pretrained_weights_fine_tunes_with_sgd():
