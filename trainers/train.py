@@ -51,9 +51,22 @@ flags.DEFINE_string("feature_spec", None, "tfvideo.feature_columns FeatureLayer 
 flags.DEFINE_string("init_checkpoint", None, "Start from a converted .keras model (tfvideo-convert); the "
                     "classifier is re-initialised when its class count differs.")
 flags.DEFINE_integer("seed", _default("seed"), "Random seed (weights, sampling, augmentation, shuffling).")
-flags.DEFINE_enum("recipe", "auto", sorted(_recipes.RECIPES),
-                  "Training recipe: auto (from the preset, pretrained or not, and the frame size), a paper's "
-                  "(tsm, tsn), or none (the flags' defaults). Explicit flags win.")
+
+
+class _RecipeParser(flags.EnumParser):
+    """--recipe's choices are read when the flag is parsed: recipes registered after this
+    module was imported (`tfvideo.models.register_recipe`) are accepted too."""
+
+    def __init__(self):
+        super().__init__([_recipes.AUTO])
+
+    enum_values = property(lambda self: sorted(_recipes.RECIPES), lambda self, values: None)
+
+
+flags.DEFINE(_RecipeParser(), "recipe", _recipes.AUTO,
+             "Training recipe: auto (from the preset, pretrained or not, and the frame size), a paper's "
+             "(tsm, tsn), scratch / finetune (auto's starting points), none (the flags' defaults), or "
+             "one registered with tfvideo.models.register_recipe. Explicit flags win.")
 flags.DEFINE_boolean("partial_bn", _default("partial_bn"), "Freeze every BatchNorm layer but the first (TSN's partial BN).")
 flags.DEFINE_boolean("sync_batchnorm", _default("sync_batchnorm"), "BatchNorm statistics over the global batch across replicas.")
 flags.DEFINE_float("dropout", None, "Dropout before the classifier (default: the preset's).")

@@ -16,11 +16,11 @@ _LAUNCHER = r"""
 import sys
 from absl import flags
 from tfvideo import models
+from trainers import _cli, train  # Before registering: --recipe reads the registry when parsed.
 models.register_preset("user_tsm_micro", models.TSM, "TSM, ResNet-10 width 8, 2 segments", num_segments=2,
                        backbone="resnet10", width=8, dropout=0.0)
 models.register_recipe("user_sgd", models.Recipe(optimizer="sgd", momentum=0.5, learning_rate=0.04,
                                                  lr_reference_batch=8, lr_schedule="constant", clip_norm=5.0))
-from trainers import _cli, train
 try:
     _cli.parse_flags("tfvideo-train", ["tfvideo-train", "--recipe=user_sdg"])
 except SystemExit as e:
