@@ -2,6 +2,8 @@
 
 from absl import flags
 
+from trainers import _cli
+
 
 def define(definer, name, *args, **kwargs):
     """`definer(name, *args, **kwargs)` unless another binary in this process defined `name`."""
@@ -33,8 +35,6 @@ def check_ranges(values, rules):
     values: absl FLAGS or any object with the flags as attributes (None = not given, skipped).
     rules: {flag name: ">=1" | ">0" | ">=0" | "[0,1)" | ...}; list flags are checked per item.
     """
-    from trainers import _cli
-
     for name, rule in rules.items():
         value = getattr(values, name, None)
         if value is None:

@@ -19,6 +19,9 @@ import statistics
 
 from absl import logging
 
+from tfvideo import data
+from tfvideo.data import _flip
+
 RECIPES = {
     "auto": None,  # Resolved per run by `auto_recipe`.
     "none": {},
@@ -226,8 +229,6 @@ def flip_label_map(flip, given, labels, label_map_path=None):
     every class is dropped (None). Raises FlipMapError when a horizontal direction word
     has no partner among the names.
     """
-    from tfvideo import data
-
     num_classes = len(labels)
     if given:
         mirror = [int(v) for v in given]
@@ -273,8 +274,6 @@ def clip_sampling(preset, num_segments=None):
 
 def announce(settings, explicit, labels, mirror_source):
     """Logs the resolved settings block and prints the flip label map line when one applies."""
-    from tfvideo.data import _flip
-
     logging.info("Resolved training settings, recorded in config.json:\n%s",
                  describe(settings, explicit, basis=settings.get("recipe_basis")))
     mirror = settings.get("flip_label_map")

@@ -14,6 +14,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 REPORT_FILE = "report.md"
 REPORT_DIR = "report"
@@ -23,7 +24,7 @@ TICK_LABELS_MAX = 100  # Beyond this many classes the axes show every n-th class
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # Only when a figure is drawn: heavy, and its backend must be chosen first.
 
     matplotlib.use("Agg", force=True)
     from matplotlib import pyplot
@@ -155,8 +156,6 @@ def confusion_figure(matrix, names, top1=None, title=None):
 
 def decode_png(data):
     """uint8 [H, W, 4|3] of PNG bytes (via TensorFlow, which the trainers already use)."""
-    import tensorflow as tf
-
     return tf.io.decode_png(data, channels=3).numpy()
 
 
