@@ -27,7 +27,7 @@ def _pyplot():
     import matplotlib  # Only when a figure is drawn: heavy, and its backend must be chosen first.
 
     matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot
+    from matplotlib import pyplot  # After choosing the Agg backend.
 
     return pyplot
 
