@@ -37,7 +37,8 @@ def deserialize_column(config):
         raise FeatureColumnError(f"Not a serialized feature column: {config!r}")
     name = config["class_name"]
     if name not in _COLUMN_CLASSES:
-        raise FeatureColumnError(f"Unknown feature column class {name!r}; known: {sorted(_COLUMN_CLASSES)}")
+        raise FeatureColumnError(f"Unknown feature column class {name!r}; known: {sorted(_COLUMN_CLASSES)} "
+                                 "(the video columns register when tfvideo.feature_columns is imported)")
     return _COLUMN_CLASSES[name].from_config(config.get("config", {}))
 
 

@@ -168,3 +168,30 @@ def test_programs_import_at_module_level_unless_a_comment_says_why():
                 if "#" not in lines[node.lineno - 1] and where not in _KEPT_WITHOUT_COMMENT:
                     unexplained.append(f"{where[0]}:{node.lineno} ({function.name})")
     assert sorted(set(unexplained)) == []
+
+
+@pytest.mark.slow
+def test_video_columns_deserialize_once_tfvideo_feature_columns_is_imported():
+    """`feature_columns` alone does not know the video columns (they live in the library above
+    it); the error says which import registers them, and after it a serialized one round-trips."""
+    code = textwrap.dedent(
+        """
+        from feature_columns import _base
+        spec = {"class_name": "VideoColumn", "config": {"key": "clip"}}
+        try:
+            _base.deserialize_column(spec)
+        except _base.FeatureColumnError as e:
+            print(str(e))
+        from tfvideo import feature_columns as fc
+        from tfvideo import data
+        column = fc.video_column("clip", data.SegmentSampler(4), size=32)
+        again = _base.deserialize_column(_base.serialize_column(column))
+        print(type(again).__name__, again.get_config() == column.get_config())
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    error, roundtrip = result.stdout.strip().splitlines()[-2:]
+    assert error.startswith("Unknown feature column class 'VideoColumn'")
+    assert "tfvideo.feature_columns is imported" in error
+    assert roundtrip == "VideoColumn True"
