@@ -25,6 +25,8 @@ import sys
 import tempfile
 import traceback
 
+from absl import app, flags
+
 # Module run by each console script (setup.cfg) -> program name.
 BINARIES = {
     "trainers.make_synthetic": "tfvideo-make-synthetic",
@@ -113,7 +115,7 @@ def quiet_tensorflow_startup():
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = level or _DEFAULT_TF_LOG_LEVEL
     with _filtered_stderr(_STARTUP_NOISE):
-        import tensorflow as tf
+        import tensorflow as tf  # Here: after TF_CPP_MIN_LOG_LEVEL is set, inside the stderr filter.
 
         tf.config.list_physical_devices("GPU")  # The CUDA probe (cuInit) happens here, not at import.
 
@@ -147,8 +149,6 @@ class _filtered_stderr:
 
 
 def _verbose():
-    from absl import flags
-
     values = flags.FLAGS
     if "verbose" not in values:
         return False
@@ -169,8 +169,6 @@ def message(error):
         text = repr(error.args[0])
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     text = lines[0] if lines else ""
-    from absl import app, flags
-
     plain = (isinstance(error, (ValueError, OSError, Failure, app.UsageError, flags.Error))
              or type(error).__module__.startswith("tensorflow"))
     if not plain or not text:
@@ -190,8 +188,6 @@ _USAGE_ERROR_TYPES = ("tfvideo.data._annotations.AnnotationError",)
 
 
 def _exit_status(error):
-    from absl import app, flags
-
     if isinstance(error, (UsageError, app.UsageError, flags.Error)) or any(
             f"{cls.__module__}.{cls.__qualname__}" in _USAGE_ERROR_TYPES for cls in type(error).__mro__):
         return EXIT_USAGE
@@ -199,9 +195,7 @@ def _exit_status(error):
 
 
 def _define_verbose():
-    from absl import flags
-
-    from trainers import _flags
+    from trainers import _flags  # Here, not at the top: _flags imports this module.
 
     _flags.define(flags.DEFINE_boolean, "verbose", False, "Print the traceback of an error (and TensorFlow's start-up log).")
 
@@ -212,8 +206,6 @@ def define_verbosity(name, default, help_text):
     For a binary whose `--verbose` is a level (tfvideo-train's progress bar): `--verbose` alone
     stays valid, and any `--verbose=<level > 0>` given on the command line shows tracebacks.
     """
-    from absl import flags
-
     class _LevelParser(flags.IntegerParser):
         def parse(self, argument):
             if isinstance(argument, str) and argument.lower() in ("true", "false"):
@@ -227,8 +219,6 @@ def define_verbosity(name, default, help_text):
 
 def parse_flags(prog, argv):
     """absl flag parsing with errors as one `prog: error:` line and exit 2."""
-    from absl import flags
-
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
@@ -243,9 +233,7 @@ def guard(main, prog, ranges=None):
     def guarded(argv):
         try:
             if ranges:
-                from absl import flags
-
-                from trainers import _flags
+                from trainers import _flags  # Here, not at the top: _flags imports this module.
 
                 _flags.check_ranges(flags.FLAGS, ranges)
             return main(argv)
@@ -263,7 +251,5 @@ def run(main, prog, ranges=None):
 
     ranges: {flag: rule} of the binary's numeric flags, checked before `main` runs (exit 2).
     """
-    from absl import app
-
     _define_verbose()
     app.run(guard(main, prog, ranges), flags_parser=lambda argv: parse_flags(prog, argv))

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trainers import _reports
+
 
 def predict(model, dataset):
     """Runs `model` over a dict dataset of `video` [B, V, T, S, S, 3] (views averaged by the model).
@@ -77,8 +79,6 @@ def write_report(output_dir, metrics, media_ids, labels, scores, class_names, lo
     The confusion matrix is a labelled figure (`_reports.confusion_figure`): class names on
     both axes, counts in the cells, top-1 in the title. Returns the PNG's path.
     """
-    from trainers import _reports
-
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)

@@ -4,6 +4,8 @@ import math
 
 from absl import flags
 
+from trainers import _cli
+
 
 def define(definer, name, *args, **kwargs):
     """`definer(name, *args, **kwargs)` unless another binary in this process defined `name`.
@@ -42,8 +44,6 @@ def check_ranges(values, rules):
     rules: {flag name: ">=1" | ">0" | ">=0" | "[0,1)" | ...}; list flags are checked per item;
     NaN and infinity are outside every range.
     """
-    from trainers import _cli
-
     for name, rule in rules.items():
         value = getattr(values, name, None)
         if value is None:

@@ -20,12 +20,14 @@ import json
 import math
 import os
 
+import keras
+import numpy as np
+import tensorflow as tf
 from absl import flags as absl_flags
 from absl import logging
 
-from tfvideo import _experiment
-from tfvideo import data as tfv_data
-from trainers import _cli, _flags
+from tfvideo import _experiment, data, metrics, online
+from trainers import _cli, _flags, _loop
 
 TASK = "online_detection"
 # A detector's run length when neither --epochs nor --train_steps is given.
@@ -101,8 +103,6 @@ def _is_tfrecord(spec):
 
 def _read_labels(path, num_columns):
     """Class names for the K score columns: a label map of K names, or of K-1 actions (background prepended)."""
-    from tfvideo import data
-
     if path:
         names = data.read_label_map(path)
         if len(names) == num_columns - 1:
@@ -116,14 +116,10 @@ def _read_labels(path, num_columns):
 
 def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=None, flag="--train_data"):
     """[(session, features [T, D], targets [T, K])] from a session list or a TFRecord pattern."""
-    import tensorflow as tf
-
-    from tfvideo import data
-
     if not spec:
         raise OnlineFlagError(f"{flag} is required: a session list or a TFRecord pattern.")
     if _is_tfrecord(spec):
-        files = tfv_data.match_shards(spec)
+        files = data.match_shards(spec)
         if not files:
             raise OnlineFlagError(f"{flag}={spec} matches no file.")
         if feature_dim is None:
@@ -162,8 +158,6 @@ def _num_columns_from_flags(flags):
 
 
 def _build_detector(config):
-    from tfvideo import online
-
     kwargs = dict(config.model_kwargs)
     feature_dim = kwargs.pop("feature_dim")
     return online.get_detector(config.model, feature_dim, config.num_classes, **kwargs)
@@ -178,10 +172,6 @@ def _optimizer_settings(flags):
 
 def _compile(model, settings, ambiguous_index, anticipation_weight):
     """Compiles `model` with the `OptimizerConfig` `settings` (constant rate) and the soft-target losses."""
-    import keras
-
-    from tfvideo import online
-
     lr = float(settings.learning_rate)
     optimizers = {"sgd": lambda: keras.optimizers.SGD(lr, momentum=float(settings.momentum)),
                   "adam": lambda: keras.optimizers.Adam(lr),
@@ -198,8 +188,6 @@ def _compile(model, settings, ambiguous_index, anticipation_weight):
 
 def evaluate_videos(model, videos, ambiguous_index=None, chunk_seconds=0.25):
     """Per-frame mAP, mcAP and point-level start AP (1..10 s) of `model` on [(name, features, targets)]."""
-    from tfvideo import metrics, online
-
     scores = [online.score_sequence(model, f) for _, f, _ in videos]
     targets = [y for _, _, y in videos]
     mean_ap, per_class = metrics.per_frame_map(scores, targets, ambiguous_index=ambiguous_index)
@@ -234,10 +222,6 @@ def _jsonable(results):
 
 def train(flags):
     """Trains an online detector as the flags say; returns (model_dir, eval results or None)."""
-    import keras
-
-    from tfvideo import data, online
-
     model_dir = _get(flags, "model_dir")
     name = _get(flags, "model")
     if not model_dir:
@@ -326,8 +310,6 @@ def train(flags):
                  f" ({train_steps} steps)" if train_steps is not None else "", initial_epoch + 1)
     model.fit(windows, epochs=epochs, initial_epoch=initial_epoch, verbose=int(_get(flags, "verbose", 2)),
               callbacks=callbacks, shuffle=False)  # The windows are shuffled by the dataset.
-    from trainers import _loop
-
     _loop.save_model(model, model_dir)
 
     results = None
@@ -349,8 +331,6 @@ def _batches_per_pass(windows):
 
 def _stop_at_step(last_step):
     """A Keras callback ending `fit` once the optimizer has made `last_step` steps (--train_steps)."""
-    import keras
-
     class StopAtStep(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) >= last_step:
@@ -368,12 +348,6 @@ def _epoch_checkpoints(model, model_dir, sample, keep):
     `sample`: one input batch [B, H, D], to create the variables a checkpoint restores; `keep`:
     how many checkpoints are kept.
     """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from trainers import _loop
-
     class EpochCheckpoints(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -411,8 +385,6 @@ def _epoch_checkpoints(model, model_dir, sample, keep):
 
 
 def _constructor_args(name):
-    from tfvideo import online
-
     return set(inspect.signature(online.detector_class(name).__init__).parameters)
 
 

@@ -12,7 +12,8 @@ import statistics
 
 from absl import logging
 
-from tfvideo import models
+from tfvideo import data, models
+from tfvideo.data import _flip
 
 AUTO = "auto"  # Resolved per run by `auto_recipe`; the named recipes: tfvideo.models.list_recipes().
 
@@ -213,8 +214,6 @@ def flip_label_map(flip, given, labels, label_map_path=None):
     every class is dropped (None). Raises FlipMapError when a horizontal direction word
     has no partner among the names.
     """
-    from tfvideo import data
-
     num_classes = len(labels)
     if given:
         mirror = [int(v) for v in given]
@@ -237,8 +236,6 @@ def flip_label_map(flip, given, labels, label_map_path=None):
 
 def announce(settings, explicit, labels, mirror_source):
     """Logs the resolved settings block and prints the flip label map line when one applies."""
-    from tfvideo.data import _flip
-
     logging.info("Resolved training settings, recorded in config.json:\n%s",
                  describe(settings, explicit, basis=settings.get("recipe_basis")))
     mirror = settings.get("flip_label_map")

@@ -14,6 +14,9 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
+
+from tfvideo import _experiment
 
 REPORT_FILE = "report.md"
 REPORT_DIR = "report"
@@ -23,10 +26,10 @@ TICK_LABELS_MAX = 100  # Beyond this many classes the axes show every n-th class
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # Only when a figure is drawn: heavy, and its backend must be chosen first.
 
     matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot
+    from matplotlib import pyplot  # After choosing the Agg backend.
 
     return pyplot
 
@@ -155,8 +158,6 @@ def confusion_figure(matrix, names, top1=None, title=None):
 
 def decode_png(data):
     """uint8 [H, W, 4|3] of PNG bytes (via TensorFlow, which the trainers already use)."""
-    import tensorflow as tf
-
     return tf.io.decode_png(data, channels=3).numpy()
 
 
@@ -273,8 +274,6 @@ def write_training_report(model_dir, config=None):
     if config is None:
         with open(os.path.join(model_dir, "config.json")) as f:
             config = json.load(f)
-    from tfvideo import _experiment
-
     train = _experiment.TrainConfig.from_dict(config.get("train") or {})
     history = _read_history(model_dir)
     summary = epoch_summary(history)

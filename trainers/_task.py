@@ -9,10 +9,13 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfvideo import data as tfv_data
+from tfvideo import feature_columns
 from tfvideo import models as tfv_models
 from tfvideo.data import _samplers
+from tfvideo.feature_columns import _video
 from trainers import _remat
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -92,8 +95,6 @@ def feature_layer(spec):
     """
     if not spec:
         return None
-    from tfvideo import feature_columns
-
     return feature_columns.FeatureLayer.from_spec(spec)
 
 
@@ -104,8 +105,6 @@ def spec_video_column(layer, spec):
     `video_column` (rgb) and nothing else: tabular columns would need a model that takes
     them (build one on `FeatureLayer.keras_inputs()` in Python).
     """
-    from tfvideo.feature_columns import _video
-
     where = _spec_name(spec)
     videos = []
     for column in layer.columns:
@@ -258,8 +257,6 @@ def init_from_checkpoint(model, train):
     """
     path = train.init_checkpoint
     if path:
-        from absl import logging
-
         logging.info("%s", tfv_models.init_from_converted(model, path))
 
 

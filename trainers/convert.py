@@ -15,6 +15,7 @@ import os
 
 from absl import flags
 
+from tfvideo import models, online
 from trainers import _cli
 
 FLAGS = flags.FLAGS
@@ -35,13 +36,9 @@ def _validate():
     for name in ("source", "checkpoint", "model", "num_classes", "output"):
         if getattr(FLAGS, name) is None:
             raise ValueError(f"--{name} is required.")
-    from tfvideo import models
-
     if FLAGS.source not in models.list_checkpoint_formats():
         raise ValueError(f"--source={FLAGS.source!r} is not a checkpoint format; available: "
                          f"{', '.join(models.list_checkpoint_formats())}.")
-    from tfvideo import online
-
     if FLAGS.model not in models.list_presets() and FLAGS.model not in online.list_detectors():
         raise ValueError(f"--model={FLAGS.model!r} is not a model preset or online detector; available: "
                          f"{', '.join(models.list_presets() + online.list_detectors())}.")
@@ -60,8 +57,6 @@ def main(argv):
         raise _cli.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         _validate()
-        from tfvideo import models
-
         overrides = {"width": FLAGS.width} if FLAGS.width else {}
         if FLAGS.feature_dim:
             overrides["feature_dim"] = FLAGS.feature_dim

@@ -13,7 +13,8 @@ import os
 
 from absl import app, flags
 
-from trainers import _cli, _flags, _online
+from tfvideo import _experiment
+from trainers import _cli, _evaluation, _flags, _online, _reports, _task
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
@@ -29,9 +30,6 @@ _online.define_flags()
 
 def evaluate_recognition():
     """model_dir + flags -> metrics dict (reports written)."""
-    from tfvideo import _experiment
-    from trainers import _evaluation, _task
-
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required.")
     if FLAGS.num_crops not in (1, 3, 10):
@@ -51,8 +49,6 @@ def evaluate_recognition():
     _evaluation.write_report(output_dir, metrics, ids, labels, scores, config.labels,
                              log_dir=os.path.join(FLAGS.model_dir, "logs", "eval"))
     if not FLAGS.output_dir:  # The training report then shows this evaluation.
-        from trainers import _reports
-
         _reports.write_training_report(FLAGS.model_dir)
     return metrics, output_dir, config
 
@@ -71,8 +67,6 @@ def main(argv):
     print(f"top-5: {metrics['top5']:.4f}")
     print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")
     print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in {output_dir}")
-    from trainers import _reports
-
     print("\n".join(_reports.evaluation_text(metrics, config.labels)))
     return 0
 

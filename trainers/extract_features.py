@@ -11,9 +11,11 @@ task trains on these.
 import csv
 import os
 
+import numpy as np
 from absl import app, flags, logging
 
-from trainers import _cli, _flags
+from tfvideo import _experiment, data
+from trainers import _cli, _features, _flags
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train.")
@@ -28,9 +30,6 @@ _flags.define(flags.DEFINE_integer, "chunks_per_batch", 16, "Chunks per forward 
 
 def extract_all():
     """Returns the manifest rows written."""
-    from tfvideo import _experiment, data
-    from trainers import _features
-
     for name in ("model_dir", "data", "output_dir"):
         if not getattr(FLAGS, name):
             raise ValueError(f"--{name} is required.")
@@ -47,8 +46,6 @@ def extract_all():
                                          FLAGS.chunks_per_batch)
         path = os.path.join(FLAGS.output_dir, f"{record.media_id}.npy")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        import numpy as np
-
         np.save(path, feats)
         rows.append([record.media_id, record.label, len(frames), len(feats), path])
         logging.info("[%d/%d] %s: %s", k + 1, len(records), record.media_id, feats.shape)

@@ -5,6 +5,9 @@
 
 from absl import app, flags, logging
 
+from tfvideo import data
+from trainers import _cli, _flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Directory to write videos/, train.txt, val.txt, label_map.txt.")
 flags.DEFINE_integer("train_per_class", 24, "Training videos per class.")
@@ -18,13 +21,9 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 def main(argv):
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
-    from trainers import _flags
-
     _flags.check_ranges(FLAGS, {"train_per_class": ">=1", "val_per_class": ">=0", "num_frames": ">=1", "size": ">=8",
                                 "fps": ">=1"})
     del argv
-    from tfvideo import data
-
     out = data.make_moving_shapes_dataset(
         FLAGS.output_dir,
         videos_per_class=(FLAGS.train_per_class, FLAGS.val_per_class),
@@ -38,8 +37,6 @@ def main(argv):
 
 
 def run():
-    from trainers import _cli
-
     _cli.run(main, "tfvideo-make-synthetic")
 
 

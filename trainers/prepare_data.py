@@ -20,6 +20,10 @@ import shlex
 import sys
 
 from absl import app, flags
+from tqdm import tqdm
+
+from tfvideo import data
+from trainers import _cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("annotations", None, "Annotation list: 'path label' lines or CSV with path,label.")
@@ -50,8 +54,6 @@ EXIT_USAGE = 2
 
 
 def _progress_bar(name):
-    from tqdm import tqdm
-
     bar = None
 
     def update(done, total):
@@ -92,8 +94,6 @@ def main(argv):
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
     del argv
-    from tfvideo import data
-
     try:
         result = _prepare(data)
     except (FlagError, data.AnnotationError, data.ShardSetError) as e:
@@ -129,8 +129,6 @@ def _prepare(data):
 
 
 def run():
-    from trainers import _cli
-
     _cli.run(main, "tfvideo-prepare", ranges={"num_shards": ">=1", "resize_short": ">=0", "fps": ">=0",
                                               "jpeg_quality": "[1,100]", "min_frames": ">=1", "flow_bound": ">0",
                                               "workers": ">=1"})

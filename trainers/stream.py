@@ -15,9 +15,11 @@ import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-from trainers import _cli, _flags
+from tfvideo import _experiment, data
+from trainers import _cli, _features, _flags
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir of an online detector written by tfvideo-train.")
@@ -41,9 +43,6 @@ def video_chunk_features(path, feature_model_dir, chunk_frames=6, frames_per_chu
     frames of it (default: the recognizer's clip length) through the recognizer's feature
     path, averaged.
     """
-    from tfvideo import _experiment, data
-    from trainers import _features
-
     recognizer, config = _experiment.load_trained_model(feature_model_dir)
     try:
         extract = _features.feature_extractor(recognizer)
@@ -67,8 +66,6 @@ def stream_detections(model, chunks, chunk_seconds, ambiguous_index=None, realti
     A second's detection is the arg-max of its chunks' mean class probabilities (the
     ambiguous class never wins).
     """
-    import tensorflow as tf
-
     spec = tf.TensorSpec([1, model.feature_dim], tf.float32)
     state_spec = {n: tf.TensorSpec([1, *s], tf.float32) for n, s in model.state_shapes().items()}
     step = tf.function(lambda c, s: model.step(c, s), input_signature=[spec, state_spec])
@@ -98,8 +95,6 @@ def stream_detections(model, chunks, chunk_seconds, ambiguous_index=None, realti
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from tfvideo import _experiment
-
     try:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required.")

@@ -12,11 +12,13 @@ Flags can also come from a file: --flagfile=run.flags.
 
 import json
 
+import keras
+import tensorflow as tf
 from absl import app, flags, logging
 
-from tfvideo import _experiment
+from tfvideo import _experiment, data, models
 from tfvideo.models import _clip_specs
-from trainers import _cli, _flags, _online, _recipes
+from trainers import _cli, _flags, _loop, _online, _recipes, _reports, _strategy, _task
 
 FLAGS = flags.FLAGS
 _default = _experiment.TrainConfig.flag_default  # The flags' defaults are the config's (one home).
@@ -117,9 +119,6 @@ class FlagError(_cli.UsageError):
 
 def _validate():
     """Checks flags before any work; raises FlagError naming the flag."""
-    from tfvideo import models
-    from trainers import _task
-
     for name in ("model", "train_data", "model_dir"):
         if not getattr(FLAGS, name):
             raise FlagError(f"--{name} is required.")
@@ -138,8 +137,6 @@ def _validate():
 
 def build_config():
     """The resolved `ExperimentConfig` of the command line (flags + recipe + preset defaults)."""
-    from tfvideo import data, models
-
     labels = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else []
     if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
         raise FlagError(f"--num_classes={FLAGS.num_classes} does not match --label_map={FLAGS.label_map} "
@@ -175,8 +172,6 @@ def build_config():
         task=FLAGS.task, clip=clip,
         train=_experiment.TrainConfig.from_flags(values))
     if FLAGS.feature_spec:  # The spec's video column defines the clip; the spec is recorded in config.json.
-        from trainers import _task
-
         try:
             config = _task.apply_feature_spec(config, FLAGS.feature_spec,
                                               {name: FLAGS[name].value for name in _task.SPEC_INPUT_FLAGS})
@@ -196,8 +191,6 @@ def _check_model_dir(config):
 
 def _check_labels(config):
     """Every label of the data is a class of the label map / --num_classes (before anything is written)."""
-    from trainers import _task
-
     n = config.num_classes
     given = f"--label_map={FLAGS.label_map} has {n} classes" if FLAGS.label_map else f"--num_classes={n}"
     for name in ("train_data", "eval_data"):
@@ -209,8 +202,6 @@ def _check_labels(config):
 
 
 def _configure_devices():
-    import tensorflow as tf
-
     if FLAGS.logical_cpus > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
@@ -222,15 +213,9 @@ def train_recognition():
     config = build_config()
     _check_labels(config)
     _check_model_dir(config)
-    from trainers import _strategy
-
     if _strategy.is_chief():
         config.write(FLAGS.model_dir)  # Before any training work.
     _configure_devices()
-
-    import keras
-
-    from trainers import _loop
 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.mixed_precision:
@@ -241,8 +226,6 @@ def train_recognition():
     trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
     logs = trainer.fit(verbose=FLAGS.verbose)
     if _strategy.is_chief():
-        from trainers import _reports
-
         print(f"report: {_reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}", flush=True)
     return logs
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvideo import export as tfv_export  # Before `export._*`: importing `export` first leaves it unpublished.
+from tfvideo import export as tfv_export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -167,3 +167,13 @@ def test_streaming_export_is_staged_numbered_and_readable(online_model_dir, tmp_
     assert sorted(os.listdir(os.path.join(root, "stream"))) == ["1", "2", "7"]  # No half version, no temp dir.
     monkeypatch.setattr(_streaming, "export_streaming_model", real_export)
     assert tfv_export.export_saved_model(root, model_dir=model_dir).version == 8
+
+
+def test_export_binary_loads_an_online_detector_in_a_fresh_process(online_model_dir, tmp_path):
+    """tfvideo-export imports no tfvideo.online itself (namespaces load on first use); loading
+    the model_dir's model.keras must still find the detector's Keras classes."""
+    model_dir, _ = online_model_dir
+    result = _run_export(f"--model_dir={model_dir}", f"--export_dir={tmp_path}")
+    assert result.returncode == 0, _error_lines(result.stderr)[-3:]
+    assert result.stdout.strip().splitlines()[-1] == os.path.join(str(tmp_path), "stream", "1")
+    assert os.path.isfile(os.path.join(str(tmp_path), "stream", "1", "saved_model.pb"))

@@ -46,8 +46,13 @@ def _describe(name, obj):
 
 def api_listing():
     """The current public API as text: one symbol (and its public members) per block."""
-    import tfvideo  # noqa: F401 -- importing publishes every namespace.
+    import importlib
+
+    import tfvideo
     from tfvideo.api import _export
+
+    for namespace in tfvideo.__all__:  # Namespaces load on first use: importing each publishes it.
+        importlib.import_module(f"tfvideo.{namespace}")
 
     lines = []
     for name in _export.exported_names():
