@@ -46,7 +46,11 @@ def deserialize_column(config):
         return config
     if not isinstance(config, dict) or "class_name" not in config:
         raise FeatureColumnError(f"Not a serialized feature column: {config!r}")
-    return _COLUMN_CLASSES.get(config["class_name"]).from_config(config.get("config", {}))
+    name = config["class_name"]
+    if name not in _COLUMN_CLASSES:
+        raise FeatureColumnError(f"Unknown feature column class {name!r}; known: {', '.join(_COLUMN_CLASSES.names())} "
+                                 "(the video columns register when tfvideo.feature_columns is imported).")
+    return _COLUMN_CLASSES.get(name).from_config(config.get("config", {}))
 
 
 def function_to_config(fn, what):
