@@ -7,8 +7,10 @@ private.
 A namespace loads on first use (`tfvideo.data.X`, `from tfvideo import data`), so that
 importing one part of the library (the `tfvideo.api` export registry, say, which the
 top-level `feature_columns` package needs) does not load all the others, and no import
-order can leave a namespace half published. Keras restores tfvideo layers from a
-`.keras` file once the namespace defining them is loaded (`tfvideo.models`, `tfvideo.online`).
+order can leave a namespace half published. The namespaces that define Keras classes and
+need nothing above them (layers, models, online) load with `import tfvideo`, so that
+`keras.saving.load_model` restores a tfvideo model after a plain `import tfvideo`; a model
+holding a `FeatureLayer` also needs `tfvideo.feature_columns` (or `feature_columns`) imported.
 """
 
 import importlib
@@ -26,3 +28,8 @@ def __getattr__(name):  # PEP 562: `tfvideo.<namespace>` imports it on first acc
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+# After __getattr__: these import tfvideo.api and tfvideo.data, never feature_columns, export
+# or serving, so importing any part of the library first cannot half-publish a namespace.
+from tfvideo import layers, models, online  # noqa: E402,F401 -- registers tfvideo's Keras classes.

@@ -143,10 +143,17 @@ def test_every_namespace_is_complete_whatever_is_imported_first(first):
 
 
 @pytest.mark.slow
-def test_importing_feature_columns_loads_only_the_api_layer_from_tfvideo():
-    # tfvideo.api: the public-name export registry and the one registry mechanism.
-    probe = _probe("feature_columns")
-    assert probe["loaded_by_first"] == ["tfvideo", "tfvideo.api", "tfvideo.api._export", "tfvideo.api._registry"]
+def test_plain_import_tfvideo_restores_a_saved_model(tmp_path):
+    # keras.saving.load_model finds tfvideo's classes after `import tfvideo` alone.
+    path = str(tmp_path / "m.keras")
+    code = (f"import tfvideo\n"
+            f"m = tfvideo.models.get('tsm_tiny', num_classes=3)\n"
+            f"m.build((None, 1, 8, 56, 56, 3)); m.save({path!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", f"import keras, tfvideo\nm = keras.saving.load_model({path!r})\n"
+                           "print(type(m).__module__, m.count_params())"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0].startswith("tfvideo.models")
 
 
 # Function-level imports the programs keep, each with its reason on the line. `_online` reads the
