@@ -35,6 +35,12 @@ multiprocessing Pool(2) of processes, each: decord VideoReader with one thread, 
 TSN sampling, resize short side 256, multi-scale crop, resize 224, flip and normalize in
 NumPy/OpenCV as mmcv does); tfvideo.data.video_dataset on TFRecords of the same videos
 (prepared once, short side 256).
+
+`--concurrency` (after one `--pipeline` run has written the videos) times the file
+decoder's work alone on the same clips sequentially, in `--workers` threads of this
+process and in `--workers` spawned processes (in turns), then counts how much of
+`video_dataset`'s wall time has 0, 1, 2... reads in flight: whether one process with
+tf.data threads can use the cores, or the GIL holds it back.
 """
 
 import multiprocessing
@@ -61,6 +67,8 @@ flags.DEFINE_bool("pipeline", False, "Also time the whole input pipelines (video
 flags.DEFINE_integer("pipeline_videos", 8, "Videos in the pipeline comparison's annotation list.")
 flags.DEFINE_integer("pipeline_clips", 48, "Clips per pipeline and round.")
 flags.DEFINE_integer("pipeline_rounds", 3, "Rounds of the pipeline comparison.")
+flags.DEFINE_bool("concurrency", False, "Also time the file decoder alone in 1 thread / N threads / N processes, "
+                  "and how often video_dataset has N reads in flight (is the one-process design GIL-bound?).")
 flags.DEFINE_integer("workers", 2, "Worker processes (MMAction2-style) / parallel calls (tf.data) in the pipeline comparison.")
 
 # name: (height, width, seconds, fps, encoder, encoder options)
@@ -346,6 +354,94 @@ def time_pipelines(root):
               f"{np.median(values) / base:5.2f}x  {cpu:5.0f} cpu-ms/clip")
 
 
+def _tsn_read(job):
+    """The file decoder's work for one TSN training clip: index, sample 8 segments, decode, scale to 256."""
+    from tfvideo import data
+
+    path, seed = job
+    with data.VideoReader(path, num_threads=1) as video:
+        indices = data.SegmentSampler(8, training=True)(video.num_frames, np.random.default_rng(seed))
+        return video.read(indices, short_side=256).shape
+
+
+def time_concurrency(root):
+    """The same clips read sequentially, by N threads of one process and by N spawned processes, in turns;
+    then the share of wall time `video_dataset` (num_parallel_calls=N) has 0..N reads in flight."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tfvideo import data
+    from tfvideo.data import _video_io
+
+    n, clips = FLAGS.workers, FLAGS.pipeline_clips
+    videos = os.path.join(root, "pipeline")
+    paths = sorted(os.path.join(videos, f) for f in os.listdir(videos) if f.endswith(".mp4"))
+    if not paths:
+        raise app.UsageError(f"--concurrency: no videos in {videos}; run with --pipeline once first.")
+    jobs = [(paths[i % len(paths)], i) for i in range(clips)]
+
+    def timed(run, cpu):
+        start, cpu0 = time.perf_counter(), cpu()
+        run()
+        return clips / (time.perf_counter() - start), 1000 * (cpu() - cpu0) / clips
+
+    with multiprocessing.get_context("spawn").Pool(n) as pool, ThreadPoolExecutor(n) as threads:
+        pool.map(_tsn_read, jobs[:n])  # Warm-up: imports.
+        workers = [psutil.Process(p.pid) for p in pool._pool]
+        turns = {
+            "1 thread": lambda: timed(lambda: [_tsn_read(j) for j in jobs], time.process_time),
+            f"{n} threads": lambda: timed(lambda: list(threads.map(_tsn_read, jobs)), time.process_time),
+            f"{n} processes": lambda: timed(lambda: list(pool.imap(_tsn_read, jobs)),
+                                            lambda: sum(sum(w.cpu_times()[:2]) for w in workers)),
+        }
+        _tsn_read(jobs[0])
+        rates = {name: [] for name in turns}
+        for r in range(FLAGS.pipeline_rounds):
+            for name in (list(turns) if r % 2 == 0 else list(turns)[::-1]):
+                rates[name].append(turns[name]())
+    print(f"\nFile decoder alone (TSN 8 x short side 256, {clips} clips x {FLAGS.pipeline_rounds} rounds; median "
+          "[min-max] clips/s, CPU ms per clip):")
+    for name, results in rates.items():
+        values = np.array([r[0] for r in results])
+        print(f"  {name:12s} {np.median(values):6.2f} [{values.min():5.2f}-{values.max():5.2f}]  "
+              f"{np.median([r[1] for r in results]):5.0f} cpu-ms/clip")
+
+    lock, state = threading.Lock(), {"in_flight": 0, "since": None, "share": np.zeros(n + 2)}
+    read = _video_io.VideoReader.read
+
+    def tick(step):
+        with lock:
+            now = time.perf_counter()
+            if state["since"] is not None:
+                state["share"][min(state["in_flight"], n + 1)] += now - state["since"]
+            state["since"], state["in_flight"] = now, state["in_flight"] + step
+
+    def counted_read(self, *args, **kwargs):
+        tick(1)
+        try:
+            return read(self, *args, **kwargs)
+        finally:
+            tick(-1)
+
+    listing = os.path.join(videos, "train.txt")
+    config = data.PreprocessConfig(crop_size=224, resize_short=256, train_crop="multi_scale")
+    _video_io.VideoReader.read = counted_read
+    try:
+        iterator = iter(data.video_dataset(listing, data.SegmentSampler(8, training=True), config, repeat=True,
+                                           num_parallel_calls=n))
+        next(iterator)
+        state["share"][:] = 0
+        start = time.perf_counter()
+        for _ in range(clips):
+            next(iterator)
+        wall = time.perf_counter() - start
+    finally:
+        _video_io.VideoReader.read = read
+    shares = ", ".join(f"{k}: {s / wall:.2f}" for k, s in enumerate(state["share"]))
+    print(f"video_dataset num_parallel_calls={n}: {clips / wall:.2f} clips/s; share of wall time with k reads in "
+          f"flight: {shares}")
+
+
 def main(argv):
     del argv
     names = FLAGS.files or list(FILES)
@@ -360,6 +456,8 @@ def main(argv):
             time_rows(make_files(root, names))
         if FLAGS.pipeline:
             time_pipelines(root)
+        if FLAGS.concurrency:
+            time_concurrency(root)
     finally:
         if not FLAGS.work_dir:
             shutil.rmtree(root, ignore_errors=True)
