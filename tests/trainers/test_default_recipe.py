@@ -67,7 +67,7 @@ def test_direction_word_without_partner_is_refused_before_any_work(moving_shapes
               "for extra in json.loads(sys.argv[1]):\n"
               "    flags.FLAGS.unparse_flags()\n    flags.FLAGS(['t'] + sys.argv[2:] + extra)\n"
               "    c = train.build_config()\n"
-              "    out.append([c.preprocess.get('flip_label_map'), c.train.flip_label_map_source])\n"
+              "    out.append([c.clip_spec.preprocess.flip_label_map, c.train.flip_label_map_source])\n"
               "print('MAPS' + json.dumps(out))")
     proc = lib.subprocess_python(script, [json.dumps([["--flip_label_map=0,1,2,3"], ["--noflip"]]), *args])
     assert proc.returncode == 0, proc.stderr[-2000:]

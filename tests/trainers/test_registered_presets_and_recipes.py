@@ -49,11 +49,11 @@ def test_user_preset_and_recipe_train_through_the_binary(moving_shapes, tmp_path
     train = config["train"]
     assert train["recipe"] == "user_sgd"
     # The recipe's values, its rate scaled to the batch (0.04 at 8 -> 0.02 at 4); the explicit flag wins.
-    assert (train["optimizer"], train["learning_rate"], train["lr_schedule"], train["clip_norm"]) == \
-        ("sgd", 0.02, "constant", 5.0)
-    assert train["momentum"] == 0.7
+    opt, schedule = train["optimizer"], train["schedule"]
+    assert (opt["name"], opt["learning_rate"], schedule["name"], opt["clip_norm"]) == ("sgd", 0.02, "constant", 5.0)
+    assert opt["momentum"] == 0.7
     # The preset's 2 segments define the clip.
-    assert config["sampler"]["num_segments"] == 2
+    assert config["clip"]["sampler"]["num_segments"] == 2
     steps = [r for r in lib.history(model_dir) if "loss" in r]
     assert len(steps) == 2 and all(r["loss"] > 0 for r in steps)
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
