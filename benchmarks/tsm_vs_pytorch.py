@@ -27,6 +27,7 @@ is faster) with the range of the per-round ratios, and the load average before a
 Needs torch and mmaction2 1.2.0 (+mmengine, mmcv-lite) as scripts/test installs them.
 """
 
+import logging
 import multiprocessing
 import os
 import sys
@@ -75,6 +76,7 @@ class TfvideoSide:
         self.model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
         self.forward_x, self.train_x, self.train_y = _inputs(cfg, rng)
+        self.description = f"tfvideo from {os.path.dirname(models.__file__)[:-len('/models')]}, TF {tf.__version__}"
 
     def forward(self):
         return np.asarray(self.model.predict_on_batch(self.forward_x))
@@ -92,6 +94,7 @@ class PytorchSide:
         torch.set_num_threads(cfg.threads)
         torch.set_num_interop_threads(1)
         torch.manual_seed(0)
+        import mmaction
         from mmaction.structures import ActionDataSample
 
         self.torch = torch
@@ -102,6 +105,7 @@ class PytorchSide:
         self.forward_x = torch.from_numpy(np.ascontiguousarray(forward_x.transpose(to_nchw)))
         self.train_x = torch.from_numpy(np.ascontiguousarray(train_x.transpose(to_nchw)))
         self.samples = [ActionDataSample().set_gt_label(int(label)) for label in train_y]
+        self.description = f"MMAction2 {mmaction.__version__}, torch {torch.__version__}"
 
     def forward(self):
         self.model.eval()
@@ -142,7 +146,7 @@ def _mmaction_tsm_r50(cfg):
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmaction")
-    MMLogger.get_instance("mmengine", log_level="ERROR")  # quiet init_weights' per-parameter report
+    MMLogger.get_current_instance().setLevel(logging.ERROR)  # quiet init_weights' per-parameter report
     model_cfg = Config.fromfile(os.path.join(os.path.dirname(mmaction.__file__), ".mim", "configs", "_base_",
                                              "models", "tsm_r50.py")).model
     model_cfg.backbone.pretrained = None  # random weights: nothing is downloaded
@@ -160,7 +164,7 @@ def _mmaction_tsm_r50(cfg):
 def _worker(side_name, cfg, conn):
     """One side in its own process (its thread pools idle while the other side runs)."""
     side = {"tfvideo": TfvideoSide, "pytorch": PytorchSide}[side_name](cfg, np.random.default_rng(0))
-    conn.send("ready")
+    conn.send(side.description)
     while (kind := conn.recv()) is not None:
         start = time.perf_counter()
         getattr(side, kind)()
@@ -184,7 +188,7 @@ def main(argv):
         workers[name] = (process, conn)
     for name, (_, conn) in workers.items():
         try:
-            conn.recv()
+            print(f"{name}: {conn.recv()}")
         except EOFError:
             raise SystemExit(f"tsm_vs_pytorch: the {name} side failed to start (its traceback is above).") from None
 
