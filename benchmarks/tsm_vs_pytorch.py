@@ -185,6 +185,7 @@ def main(argv):
         conn, child = context.Pipe()
         process = context.Process(target=_worker, args=(name, cfg, child), daemon=True)
         process.start()
+        child.close()  # the parent keeps only its end: a worker that dies reads as EOF, not a hang
         workers[name] = (process, conn)
     for name, (_, conn) in workers.items():
         try:
@@ -193,8 +194,12 @@ def main(argv):
             raise SystemExit(f"tsm_vs_pytorch: the {name} side failed to start (its traceback is above).") from None
 
     def call(name, kind):
-        workers[name][1].send(kind)
-        return workers[name][1].recv()
+        try:
+            workers[name][1].send(kind)
+            return workers[name][1].recv()
+        except (EOFError, BrokenPipeError):
+            raise SystemExit(f"tsm_vs_pytorch: the {name} side died during a {kind} call (its error is above; "
+                             "out of memory?).") from None
 
     kinds = ("forward", "train")
     sides = list(workers)
