@@ -38,6 +38,32 @@ def test_temporal_shift_matches_numpy(mode):
     np.testing.assert_array_equal(got, _np_shift(x, 4, mode=mode))
 
 
+@pytest.mark.parametrize("mode", ["bidirectional", "left"])
+def test_temporal_shift_gradient_is_the_reverse_shift(mode):
+    # The shift is linear, so its input gradient is its adjoint applied to the upstream
+    # gradient: the same shift on time-reversed clips, reversed back.
+    import tensorflow as tf
+
+    t = 4
+    x = tf.constant(RNG.normal(size=(2 * t, 3, 3, 16)).astype("float32"))
+    upstream = RNG.normal(size=x.shape).astype("float32")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tvl.TemporalShift(t, mode=mode)(x) * upstream)
+    reverse = lambda a: a.reshape((2, t) + a.shape[1:])[:, ::-1].reshape(a.shape)  # noqa: E731
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), reverse(_np_shift(reverse(upstream), t, mode=mode)))
+
+
+@pytest.mark.parametrize("mode", ["bidirectional", "left"])
+def test_temporal_shift_with_channels_known_at_run_time(mode):
+    import tensorflow as tf
+
+    x = RNG.normal(size=(2 * 4, 3, 3, 16)).astype("float32")
+    layer = tvl.TemporalShift(4, mode=mode)
+    shift = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, None), tf.float32)])
+    np.testing.assert_array_equal(shift(x).numpy(), _np_shift(x, 4, mode=mode))
+
+
 def test_online_shift_streams_like_offline_left_shift():
     t = 5
     x = RNG.normal(size=(2 * t, 4, 4, 16)).astype("float32")

@@ -31,18 +31,35 @@ class TemporalShift(keras.layers.Layer):
         shape = ops.shape(x)
         t = self.num_segments
         clips = ops.reshape(x, (-1, t) + tuple(shape[1:]))
-        fold = shape[-1] // self.fold_div
+        channels = x.shape[-1]
+        if channels is None:
+            return ops.reshape(self._shift_by_slicing(clips, shape[-1] // self.fold_div), shape)
+        fold = channels // self.fold_div
+        # Split/concat only (no strided slices): their gradients are plain concat/slice copies,
+        # where a strided slice's gradient writes a zero-filled tensor of the whole clip.
+        if self.mode == "bidirectional":
+            future, past, rest = ops.split(clips, [fold, 2 * fold], axis=-1)
+            # Channels [0, fold): frame t gets frame t + 1's values.
+            first, later = ops.split(future, [1], axis=1)
+            future = ops.concatenate([later, ops.zeros_like(first)], axis=1)
+            # Channels [fold, 2 fold): frame t gets frame t - 1's values.
+            earlier, last = ops.split(past, [t - 1], axis=1)
+            parts = [future, ops.concatenate([ops.zeros_like(last), earlier], axis=1), rest]
+        else:
+            past, rest = ops.split(clips, [fold], axis=-1)
+            earlier, last = ops.split(past, [t - 1], axis=1)
+            parts = [ops.concatenate([ops.zeros_like(last), earlier], axis=1), rest]
+        return ops.reshape(ops.concatenate(parts, axis=-1), shape)
+
+    def _shift_by_slicing(self, clips, fold):
+        """The same shift for inputs whose channel count is known only at run time."""
         pad = ops.zeros_like(clips[:, :1])
         if self.mode == "bidirectional":
-            # Channels [0, fold): frame t gets frame t + 1's values.
             future = ops.concatenate([clips[:, 1:, ..., :fold], pad[..., :fold]], axis=1)
-            # Channels [fold, 2 fold): frame t gets frame t - 1's values.
             past = ops.concatenate([pad[..., fold : 2 * fold], clips[:, :-1, ..., fold : 2 * fold]], axis=1)
-            out = ops.concatenate([future, past, clips[..., 2 * fold :]], axis=-1)
-        else:
-            past = ops.concatenate([pad[..., :fold], clips[:, :-1, ..., :fold]], axis=1)
-            out = ops.concatenate([past, clips[..., fold:]], axis=-1)
-        return ops.reshape(out, shape)
+            return ops.concatenate([future, past, clips[..., 2 * fold :]], axis=-1)
+        past = ops.concatenate([pad[..., :fold], clips[:, :-1, ..., :fold]], axis=1)
+        return ops.concatenate([past, clips[..., fold:]], axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -9,6 +9,8 @@ amount static: the I3D inflation relies on it.
 import keras
 from keras import layers
 
+from tfvideo.layers._batch_normalization import FusedBatchNormalization
+
 _BLOCKS = {10: ("basic", (1, 1, 1, 1)), 18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
            50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3))}
 _HOOK_POSITIONS = ("block_input", "after_first_conv")
@@ -19,7 +21,7 @@ def _conv_bn(x, filters, kernel, stride, name, relu=True, bias=False):
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
     padding = "valid" if stride > 1 else "same"
     x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=bias, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
