@@ -10,8 +10,8 @@ import tensorflow as tf
 from framecode import frame_code_frames, read_frame_code
 
 from tests.trainers import trainers_testlib as lib
-from tfvideo import data as tfv_data
 from tfvideo import _experiment
+from tfvideo import data as tfv_data
 from trainers import _task
 
 # A config.json as the previous version wrote it: sampler and preprocess dicts, no clip.
