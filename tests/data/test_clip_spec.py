@@ -105,3 +105,22 @@ def test_three_crops_and_flow_channels():
     assert flow.preprocess_frames(tf.constant(frames[:8])).shape == (2, 4, 32, 32, 2)
     with pytest.raises(ValueError, match=r"ClipSpec\.modality='rgb\+flow': the in-graph test-time path takes rgb or flow"):
         tfv_data.ClipSpec(DENSE, modality="rgb+flow").preprocess_frames(tf.constant(frames[:8]))
+
+
+def test_video_dataset_takes_a_clip_spec(tmp_path):
+    # The spec's sampler (test-time rule), preprocessing and modality: the same clips as passing them apart.
+    from tests.data.videofiles import write_code_video
+
+    path = str(tmp_path / "a.mp4")
+    write_code_video(path, num_frames=24, codec="mpeg4")
+    records = [tfv_data.VideoRecord(path, 0, "a")]
+    spec = tfv_data.ClipSpec({"type": "dense", "clip_len": 4, "frame_interval": 2, "num_clips": 2},
+                             {"crop_size": 32, "resize_short": 36, "num_crops": 3})
+    got = next(iter(tfv_data.video_dataset(records, spec)))["video"].numpy()
+    want = next(iter(tfv_data.video_dataset(records, spec.sampler(False), spec.preprocess, training=False)))["video"]
+    assert got.shape == (6, 4, 32, 32, 3) == tuple(want.shape)
+    np.testing.assert_array_equal(got, want.numpy())
+    with pytest.raises(ValueError, match="a ClipSpec carries the preprocessing"):
+        tfv_data.video_dataset(records, spec, spec.preprocess)
+    with pytest.raises(TypeError):  # Everything after preprocess is keyword-only.
+        tfv_data.video_dataset(records, spec.sampler(False), spec.preprocess, 2)

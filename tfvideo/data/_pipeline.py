@@ -13,7 +13,7 @@ model averages.
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _annotations, _decode, _errors, _preprocess, _sources
+from tfvideo.data import _annotations, _clip_spec, _decode, _errors, _preprocess, _sources
 
 
 def _assemble(
@@ -38,11 +38,24 @@ def _assemble(
     return _errors.RaisesVideoDecodeError(ds.prefetch(tf.data.AUTOTUNE))
 
 
+def _from_clip_spec(caller, sampler, preprocess, training, modality):
+    """(sampler, preprocess, training, modality) of a `ClipSpec` given as `sampler`; else as given."""
+    if not isinstance(sampler, _clip_spec.ClipSpec):
+        return sampler, preprocess, training, modality
+    if preprocess is not None:
+        raise ValueError(f"{caller}: a ClipSpec carries the preprocessing; preprocess={preprocess!r} is not taken with it.")
+    if modality != "rgb" and modality != sampler.modality:
+        raise ValueError(f"{caller}: modality={modality!r} differs from the ClipSpec's {sampler.modality!r}.")
+    training = bool(training)
+    return sampler.sampler(training), sampler.preprocess, training, sampler.modality
+
+
 @tf_export("tfvideo.data.video_dataset")
 def video_dataset(
     source,
     sampler,
     preprocess=None,
+    *,
     batch_size=None,
     training=None,
     label_map=None,
@@ -61,10 +74,12 @@ def video_dataset(
     Args:
       source: an annotation list (`.txt`/`.csv`, decoded with PyAV), a TFRecord file
         pattern of SequenceExamples, or a list of `VideoRecord`.
-      sampler: a `SegmentSampler` / `DenseSampler`; its `training` flag picks random or
-        deterministic sampling.
+      sampler: a `SegmentSampler` / `DenseSampler` (or a registered sampler); its
+        `training` flag picks random or deterministic sampling. Or a `ClipSpec`: its
+        sampler for `training` (default False), its preprocessing and its modality.
       preprocess: `PreprocessConfig` (default: its defaults); `False` returns the decoded
         uint8 frames untouched ([V, T, H, W, C], no batching across sizes).
+      The other arguments are keyword-only.
       batch_size: batch the elements (None: unbatched).
       training: random crops/flips and shuffling; defaults to `sampler.training`.
       label_map: class names (list or file) for lists with class-name labels.
@@ -94,6 +109,7 @@ def video_dataset(
       A dataset of dicts: `video` float32 [V, T, S, S, C], `label` int32, `media_id`
       (and `flow` [V, T, S, S, 2] for "rgb+flow").
     """
+    sampler, preprocess, training, modality = _from_clip_spec("video_dataset", sampler, preprocess, training, modality)
     _errors.check_on_error("video_dataset", on_error)
     _preprocess.check_modality(modality, preprocess)
     if preprocess is None:
@@ -131,6 +147,7 @@ def tfds_dataset(
     split,
     sampler,
     preprocess=None,
+    *,
     batch_size=None,
     training=None,
     seed=None,
@@ -163,6 +180,7 @@ def tfds_dataset(
       A dataset of dicts: `video` float32 [V, T, S, S, 3] (uint8 frames with
       `preprocess=False`), `label` int32, `media_id` (TFDS id of the example).
     """
+    sampler, preprocess, training, _ = _from_clip_spec("tfds_dataset", sampler, preprocess, training, "rgb")
     _errors.check_on_error("tfds_dataset", on_error)
     if preprocess is None:
         preprocess = _preprocess.PreprocessConfig()
