@@ -205,3 +205,34 @@ def test_short_side_resizes_like_resize_short_side(textured_video, short_side):
 def test_short_side_is_validated(textured_video, bad):
     with pytest.raises(ValueError, match=rf"texture\.mp4: short_side={bad!r} must be an integer >= 1 or None"):
         data.read_frames(textured_video, [0], short_side=bad)
+
+
+def test_a_reader_converts_with_its_own_single_threaded_scalers(textured_video, monkeypatch):
+    # `frame.to_ndarray` builds a scaler per frame with one thread per core (PyAV's default):
+    # its setup and hand-offs cost more wall time than the conversion on small frames. A
+    # reader keeps a few single-threaded scalers for all its frames, sizes and reads, and
+    # gives the same pixels as `to_ndarray` (and as a fresh reader per read).
+    from tfvideo.data import _video_io
+
+    made, calls = [], []
+
+    class Recorded:
+        def __init__(self):
+            self.real = av.video.reformatter.VideoReformatter()
+            made.append(self)
+
+        def reformat(self, frame, *args, **kwargs):
+            calls.append(kwargs.get("threads"))
+            return self.real.reformat(frame, *args, **kwargs)
+
+    reference = sequential_decode(textured_video)
+    fresh = {side: data.read_frames(textured_video, np.arange(12), short_side=side) for side in (None, 48, 72)}
+    monkeypatch.setattr(_video_io, "VideoReformatter", Recorded)
+    with data.VideoReader(textured_video, num_threads=2) as video:
+        for side in (None, 48, None, 72, 48):
+            indices = np.arange(12)[::-1] if side == 48 else np.arange(12)
+            got = video.read(indices, short_side=side)
+            np.testing.assert_array_equal(got, fresh[side][indices], err_msg=f"short_side={side}")
+    np.testing.assert_array_equal(fresh[None], reference)
+    assert len(made) == 4, len(made)  # Full-size RGB; planar RGB, its scaled copy, packed RGB.
+    assert len(calls) == 12 * 2 + 12 * 3 * 3 and set(calls) == {1}, (len(calls), set(calls))
