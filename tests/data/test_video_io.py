@@ -98,6 +98,23 @@ def test_exactly_the_frames_of_a_sequential_decode(coded_video, num_threads):
             np.testing.assert_array_equal(video.read(indices), reference[indices], err_msg=f"indices {list(indices)}")
 
 
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_dense_reads_decode_through_nearby_keyframes(coded_video, num_threads):
+    # Every 2nd frame across five GOPs of 8: the next keyframe is never more than one frame
+    # past the last one decoded, so one seek for the clip (a seek at each keyframe cost more
+    # than decoding the frame or two it skips); far-apart frames still seek.
+    reference = sequential_decode(coded_video)
+    indices = np.arange(1, NUM_FRAMES, 2)
+    stats = {}
+    np.testing.assert_array_equal(data.read_frames(coded_video, indices, stats=stats, num_threads=num_threads),
+                                  reference[indices])
+    assert stats["seeks"] == 1 and stats["decoded"] <= NUM_FRAMES, stats
+    stats = {}
+    np.testing.assert_array_equal(data.read_frames(coded_video, [3, 33], stats=stats, num_threads=num_threads),
+                                  reference[[3, 33]])
+    assert stats["seeks"] == 2 and stats["decoded"] < NUM_FRAMES // 2, stats
+
+
 def test_unwanted_non_reference_frames_are_not_decoded(tmp_path):
     # GOP 16 with B-frames: frame 14 needs the I/P frames before it, not the other B-frames.
     path = write_code_video(str(tmp_path / "b.mp4"), 32, options={"g": "16", "bf": "3", "x264-params": "scenecut=0"})

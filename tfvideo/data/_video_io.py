@@ -175,6 +175,13 @@ def probe_video(path):
 _NONREF_SKIP_CODECS = frozenset({"h264", "mpeg4"})
 
 
+# A seek (flush, container seek, decoding from the keyframe again) is taken only when it
+# skips at least this many frames: on 540p H.264 it cost ~2 ms, ~4 frames' decoding
+# (docs/notes/data.md). Dense clips (I3D 32 x 2) on short-GOP files crossed a keyframe
+# every few frames and sought at each one (26 seeks in 4 clips; now 4, 5% more frames).
+_SEEK_SKIPS_AT_LEAST = 4
+
+
 def _check_threads(num_threads):
     if num_threads is None:
         return None
@@ -288,7 +295,7 @@ class VideoReader:
             if target in decoded:
                 continue
             key = int(keyframe[target])
-            if frames is None or last is None or target <= last or key > last:
+            if frames is None or last is None or target <= last or key - last - 1 >= _SEEK_SKIPS_AT_LEAST:
                 frames = self._frames_from(key, wanted_set, skip)
                 stats["seeks"] += 1
                 last = None
@@ -383,7 +390,7 @@ def read_frames(path, indices, stats=None, num_threads=None, short_side=None):
 
     Frame `i` is the i-th frame in presentation order, for any codec and container (also
     B-frames, open GOPs and variable frame rate). Decoding seeks to the keyframe before a
-    wanted frame only when that skips work, decodes nothing past the last wanted frame,
+    wanted frame only when that skips several frames, decodes nothing past the last wanted frame,
     and (H.264, MPEG-4 Part 2) skips non-reference frames nobody asked for.
 
     Args:
