@@ -2,7 +2,7 @@
 
 Frame `i` of a video is the i-th frame in presentation order. The index is built by
 demuxing packets (no decoding), so variable-frame-rate files map exactly; decoding seeks
-to the keyframe before each wanted frame when that skips work, so sparse sampling never
+to the keyframe before each wanted frame when that skips several frames, so sparse sampling never
 decodes the whole video.
 """
 
