@@ -98,6 +98,23 @@ def test_exactly_the_frames_of_a_sequential_decode(coded_video, num_threads):
             np.testing.assert_array_equal(video.read(indices), reference[indices], err_msg=f"indices {list(indices)}")
 
 
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_dense_reads_decode_through_nearby_keyframes(coded_video, num_threads):
+    # Every 2nd frame across five GOPs of 8: the next keyframe is never more than one frame
+    # past the last one decoded, so one seek for the clip (a seek at each keyframe cost more
+    # than decoding the frame or two it skips); far-apart frames still seek.
+    reference = sequential_decode(coded_video)
+    indices = np.arange(1, NUM_FRAMES, 2)
+    stats = {}
+    np.testing.assert_array_equal(data.read_frames(coded_video, indices, stats=stats, num_threads=num_threads),
+                                  reference[indices])
+    assert stats["seeks"] == 1 and stats["decoded"] <= NUM_FRAMES, stats
+    stats = {}
+    np.testing.assert_array_equal(data.read_frames(coded_video, [3, 33], stats=stats, num_threads=num_threads),
+                                  reference[[3, 33]])
+    assert stats["seeks"] == 2 and stats["decoded"] < NUM_FRAMES // 2, stats
+
+
 def test_unwanted_non_reference_frames_are_not_decoded(tmp_path):
     # GOP 16 with B-frames: frame 14 needs the I/P frames before it, not the other B-frames.
     path = write_code_video(str(tmp_path / "b.mp4"), 32, options={"g": "16", "bf": "3", "x264-params": "scenecut=0"})
@@ -205,3 +222,34 @@ def test_short_side_resizes_like_resize_short_side(textured_video, short_side):
 def test_short_side_is_validated(textured_video, bad):
     with pytest.raises(ValueError, match=rf"texture\.mp4: short_side={bad!r} must be an integer >= 1 or None"):
         data.read_frames(textured_video, [0], short_side=bad)
+
+
+def test_a_reader_converts_with_its_own_single_threaded_scalers(textured_video, monkeypatch):
+    # `frame.to_ndarray` builds a scaler per frame with one thread per core (PyAV's default):
+    # its setup and hand-offs cost more wall time than the conversion on small frames. A
+    # reader keeps a few single-threaded scalers for all its frames, sizes and reads, and
+    # gives the same pixels as `to_ndarray` (and as a fresh reader per read).
+    from tfvideo.data import _video_io
+
+    made, calls = [], []
+
+    class Recorded:
+        def __init__(self):
+            self.real = av.video.reformatter.VideoReformatter()
+            made.append(self)
+
+        def reformat(self, frame, *args, **kwargs):
+            calls.append(kwargs.get("threads"))
+            return self.real.reformat(frame, *args, **kwargs)
+
+    reference = sequential_decode(textured_video)
+    fresh = {side: data.read_frames(textured_video, np.arange(12), short_side=side) for side in (None, 48, 72)}
+    monkeypatch.setattr(_video_io, "VideoReformatter", Recorded)
+    with data.VideoReader(textured_video, num_threads=2) as video:
+        for side in (None, 48, None, 72, 48):
+            indices = np.arange(12)[::-1] if side == 48 else np.arange(12)
+            got = video.read(indices, short_side=side)
+            np.testing.assert_array_equal(got, fresh[side][indices], err_msg=f"short_side={side}")
+    np.testing.assert_array_equal(fresh[None], reference)
+    assert len(made) == 4, len(made)  # Full-size RGB; planar RGB, its scaled copy, packed RGB.
+    assert len(calls) == 12 * 2 + 12 * 3 * 3 and set(calls) == {1}, (len(calls), set(calls))

@@ -2,7 +2,7 @@
 
 Frame `i` of a video is the i-th frame in presentation order. The index is built by
 demuxing packets (no decoding), so variable-frame-rate files map exactly; decoding seeks
-to the keyframe before each wanted frame when that skips work, so sparse sampling never
+to the keyframe before each wanted frame when that skips several frames, so sparse sampling never
 decodes the whole video.
 """
 
@@ -175,6 +175,13 @@ def probe_video(path):
 _NONREF_SKIP_CODECS = frozenset({"h264", "mpeg4"})
 
 
+# A seek (flush, container seek, decoding from the keyframe again) is taken only when it
+# skips at least this many frames: on 540p H.264 it cost ~2 ms, ~4 frames' decoding
+# (docs/notes/data.md). Dense clips (I3D 32 x 2) on short-GOP files crossed a keyframe
+# every few frames and sought at each one (26 seeks in 4 clips; now 4, 5% more frames).
+_SEEK_SKIPS_AT_LEAST = 4
+
+
 def _check_threads(num_threads):
     if num_threads is None:
         return None
@@ -288,7 +295,7 @@ class VideoReader:
             if target in decoded:
                 continue
             key = int(keyframe[target])
-            if frames is None or last is None or target <= last or key > last:
+            if frames is None or last is None or target <= last or key - last - 1 >= _SEEK_SKIPS_AT_LEAST:
                 frames = self._frames_from(key, wanted_set, skip)
                 stats["seeks"] += 1
                 last = None
@@ -309,14 +316,19 @@ class VideoReader:
         `resize_short_side`), then packed. Scaling the YUV frame straight to RGB is cheaper
         but interpolates the subsampled chroma, up to ~50 levels away from resizing the
         full-size RGB frame at sharp colour edges; scaling into packed RGB is slower.
+
+        The reader keeps one single-threaded scaler per step for all its frames:
+        `frame.to_ndarray` builds a new scaler for every frame, with one thread per core
+        (PyAV's default), whose setup and hand-offs cost more than the conversion on
+        small frames (on 360p dense clips, 2 loaded cores: wall ~3-5x its CPU time).
         """
-        if size is None or size == (frame.height, frame.width):
-            return frame.to_ndarray(format="rgb24")
         if self._scalers is None:
-            self._scalers = (VideoReformatter(), VideoReformatter(), VideoReformatter())
-        planar = self._scalers[0].reformat(frame, format="gbrp")
-        planar = self._scalers[1].reformat(planar, size[1], size[0], format="gbrp", interpolation="BILINEAR")
-        return self._scalers[2].reformat(planar, format="rgb24").to_ndarray()
+            self._scalers = tuple(VideoReformatter() for _ in range(4))
+        if size is None or size == (frame.height, frame.width):
+            return self._scalers[3].reformat(frame, format="rgb24", threads=1).to_ndarray()
+        planar = self._scalers[0].reformat(frame, format="gbrp", threads=1)
+        planar = self._scalers[1].reformat(planar, size[1], size[0], format="gbrp", interpolation="BILINEAR", threads=1)
+        return self._scalers[2].reformat(planar, format="rgb24", threads=1).to_ndarray()
 
     def read(self, indices, stats=None, short_side=None):
         """Decodes the frames at `indices` (display order): uint8 `indices.shape + [H, W, 3]` RGB.
@@ -378,7 +390,7 @@ def read_frames(path, indices, stats=None, num_threads=None, short_side=None):
 
     Frame `i` is the i-th frame in presentation order, for any codec and container (also
     B-frames, open GOPs and variable frame rate). Decoding seeks to the keyframe before a
-    wanted frame only when that skips work, decodes nothing past the last wanted frame,
+    wanted frame only when that skips several frames, decodes nothing past the last wanted frame,
     and (H.264, MPEG-4 Part 2) skips non-reference frames nobody asked for.
 
     Args:
