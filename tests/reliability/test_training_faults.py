@@ -177,15 +177,6 @@ def _write_sessions(root, count, seed):
     return str(root / "sessions.txt")
 
 
-def _checkpoint_step(model_dir):
-    path = os.path.join(model_dir, "checkpoints", "checkpoint")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        first = f.readline()  # model_checkpoint_path: "ckpt-12"
-    return int(first.strip().rstrip('"').rsplit("-", 1)[1]) if "ckpt-" in first else 0
-
-
 def test_online_detection_resumes_after_sigkill(tmp_path):
     sessions = _write_sessions(tmp_path, 8, seed=0)  # 8 sessions x 64 chunks / history 16 / batch 8 = 4 steps an epoch.
     model_dir = str(tmp_path / "run")
@@ -194,8 +185,8 @@ def test_online_detection_resumes_after_sigkill(tmp_path):
             f"--targets_dir={tmp_path / 'targets'}", f"--train_data={sessions}", f"--model_dir={model_dir}",
             f"--epochs={epochs}", "--batch_size=8", "--history=16", "--verbose=0", "--seed=1"]
     proc = lib.start("train", args, str(tmp_path / "first.log"))
-    lib.kill_when(proc, lambda: _checkpoint_step(model_dir) >= 4, tmp_path / "first.log", timeout=240)
-    saved = _checkpoint_step(model_dir)
+    lib.kill_when(proc, lambda: lib.checkpoint_step(model_dir) >= 4, tmp_path / "first.log", timeout=240)
+    saved = lib.checkpoint_step(model_dir)
     assert 4 <= saved < 4 * epochs and saved % 4 == 0
     assert not os.path.exists(os.path.join(model_dir, "model.keras"))
 
@@ -207,7 +198,7 @@ def test_online_detection_resumes_after_sigkill(tmp_path):
     after = [(r["epoch"], r["step"]) for r in records[resume[0] + 1:]]
     assert after == [(e, 4 * e) for e in range(saved // 4 + 1, epochs + 1)]  # Not from scratch, none skipped.
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
-    assert _checkpoint_step(model_dir) == 4 * epochs
+    assert lib.checkpoint_step(model_dir) == 4 * epochs
 
 
 def test_unwritable_model_dir_is_one_line_exit_1(moving_shapes, tmp_path):
@@ -257,7 +248,7 @@ def test_full_disk_keeps_earlier_checkpoints_and_the_run_resumes(moving_shapes, 
                     f"the last complete checkpoint {ckpt / 'ckpt-4'} is intact."), line
     assert sorted(os.listdir(ckpt)) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
                                         "ckpt-4.data-00000-of-00001", "ckpt-4.index"]  # The partial file is gone.
-    assert _checkpoint_step(str(model_dir)) == 4
+    assert lib.checkpoint_step(str(model_dir)) == 4
     assert not (model_dir / "model.keras").exists()
 
     again = lib.run("train", args)  # Space again: the same command resumes from the intact checkpoint.

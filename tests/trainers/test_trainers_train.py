@@ -76,15 +76,6 @@ def test_cli_exit_status_names_the_flag(moving_shapes, tmp_path):
     assert "--model='resnet_nope'" in proc.stderr
 
 
-def _latest_checkpoint_step(model_dir):
-    path = os.path.join(model_dir, "checkpoints", "checkpoint")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        first = f.readline()  # model_checkpoint_path: "ckpt-12"
-    return int(first.strip().rstrip('"').rsplit("-", 1)[1]) if "ckpt-" in first else 0
-
-
 def test_resume_after_sigkill_continues_from_last_checkpoint(moving_shapes, tmp_path):
     model_dir = str(tmp_path / "run")
     flagfile = tmp_path / "run.flags"
@@ -93,8 +84,8 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(moving_shapes, tmp_
         f"--model_dir={model_dir}", "--train_steps=40", "--checkpoint_every_steps=3", "--seed=3"]) + "\n")
     args = [f"--flagfile={flagfile}"]
     proc = lib.start("train", args, str(tmp_path / "first.log"))
-    lib.kill_when(proc, lambda: _latest_checkpoint_step(model_dir) >= 3, tmp_path / "first.log", timeout=180)
-    saved = _latest_checkpoint_step(model_dir)
+    lib.kill_when(proc, lambda: lib.checkpoint_step(model_dir) >= 3, tmp_path / "first.log", timeout=180)
+    saved = lib.checkpoint_step(model_dir)
     assert 3 <= saved < 40
     assert not os.path.exists(os.path.join(model_dir, "model.keras"))
     first_steps = [r["step"] for r in lib.history(model_dir) if "loss" in r]
@@ -109,7 +100,7 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(moving_shapes, tmp_
     assert resumed_steps == list(range(saved + 1, 41))  # Not from scratch, none skipped.
     assert records[resume[0] + 1]["epoch"] == saved // 4 + 1
     assert os.path.exists(os.path.join(model_dir, "model.keras"))
-    assert _latest_checkpoint_step(model_dir) == 40
+    assert lib.checkpoint_step(model_dir) == 40
 
 
 def test_mirrored_two_cpus_matches_single_device(tmp_path):

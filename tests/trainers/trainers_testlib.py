@@ -59,6 +59,16 @@ def kill_when(proc, ready, log_path, timeout):
     assert proc.returncode == -signal.SIGKILL
 
 
+def checkpoint_step(model_dir):
+    """The step of a model_dir's latest checkpoint (0 before the first save)."""
+    path = os.path.join(model_dir, "checkpoints", "checkpoint")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        first = f.readline()  # model_checkpoint_path: "ckpt-12"
+    return int(first.strip().rstrip('"').rsplit("-", 1)[1]) if "ckpt-" in first else 0
+
+
 def history(model_dir, sub="logs"):
     """The per-step records of logs/train_history.jsonl."""
     with open(os.path.join(model_dir, sub, "train_history.jsonl")) as f:
