@@ -16,7 +16,6 @@ import os
 
 from tfvideo import data as tfv_data
 from tfvideo import models as tfv_models
-from tfvideo import online as _online  # noqa: F401 -- a model.keras may hold an online detector: registers its Keras classes.
 
 CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.txt"
