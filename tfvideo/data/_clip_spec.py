@@ -15,7 +15,7 @@ import json
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _preprocess, _samplers
+from tfvideo.data import _decode, _preprocess, _samplers
 
 # The in-graph test-time path takes encoded frames of these modalities; channels per frame.
 _GRAPH_CHANNELS = {"rgb": 3, "flow": 2}
@@ -247,19 +247,10 @@ class ClipSpec:
         """
         num_frames = tf.reduce_sum(tf.cast(tf.strings.length(encoded) > 0, tf.int64))
         indices = self.sampler(training=False).tf_indices(num_frames)  # int64 [clips, T]
-        picked = tf.gather(encoded, tf.reshape(indices, [-1]))
-        return self.preprocess_frames(decode_frames(picked))
+        return self.preprocess_frames(_decode.decode_encoded(encoded, indices, 3))
 
     def clip_from_frames(self, frames):
         """Decoded frames of a whole video uint8 [N, H, W, C] -> float32 [views, T, S, S, C]."""
         indices = self.sampler(training=False).tf_indices(tf.shape(frames, out_type=tf.int64)[0])
         return self.preprocess_frames(tf.gather(frames, tf.reshape(indices, [-1])))
 
-
-def decode_frames(encoded):
-    """string [N] (JPEG/PNG) -> uint8 [N, H, W, 3]; every frame of a video must have one size."""
-    return tf.map_fn(
-        lambda b: tf.ensure_shape(tf.io.decode_image(b, channels=3, expand_animations=False), [None, None, 3]),
-        encoded,
-        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
-    )

@@ -33,6 +33,15 @@ def sample_indices(sampler, num_frames, seed):
     return tf.reshape(out, [sampler.num_views, sampler.clip_length])
 
 
+def decode_images(encoded):
+    """string [N] (JPEG/PNG) -> uint8 [N, H, W, 3]; every frame of a video must have one size."""
+    return tf.map_fn(
+        lambda b: tf.ensure_shape(tf.io.decode_image(b, channels=3, expand_animations=False), [None, None, 3]),
+        encoded,
+        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+    )
+
+
 def decode_encoded(encoded, indices, channels):
     """Decodes only the sampled frames: `encoded` string [N] (JPEG/PNG) or uint8 [N, H, W, C].
 
@@ -40,14 +49,7 @@ def decode_encoded(encoded, indices, channels):
     it is the evaluation clip.
     """
     selected = tf.gather(encoded, tf.reshape(indices, [-1]))
-    if encoded.dtype == tf.string:
-        frames = tf.map_fn(
-            lambda b: tf.ensure_shape(tf.io.decode_image(b, channels=3, expand_animations=False), [None, None, 3]),
-            selected,
-            fn_output_signature=tf.uint8,
-        )
-    else:
-        frames = selected
+    frames = decode_images(selected) if encoded.dtype == tf.string else selected
     frames = frames[..., :channels]
     shape = tf.concat([tf.shape(indices), tf.shape(frames)[1:]], 0)
     return tf.reshape(frames, shape)

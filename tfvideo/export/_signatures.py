@@ -23,7 +23,7 @@ spec's JSON (`tfvideo.data.ClipSpec.from_json`), so clients sample as the export
 
 import tensorflow as tf
 
-from tfvideo.data import _clip_spec, _tfrecord
+from tfvideo.data import _decode, _tfrecord
 
 INPUT_TYPES = ("frames", "jpeg_frames", "sequence_example", "features")
 CLIP_SPEC_SIGNATURE = "clip_spec"
@@ -94,7 +94,7 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[spec])
         def serve_jpeg_frames(jpeg_frames):
             return self._outputs(
-                self._per_video(lambda v: self._spec.preprocess_frames(_clip_spec.decode_frames(v)), jpeg_frames)
+                self._per_video(lambda v: self._spec.preprocess_frames(_decode.decode_images(v)), jpeg_frames)
             )
 
         return serve_jpeg_frames
