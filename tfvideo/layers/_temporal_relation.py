@@ -7,14 +7,16 @@ import numpy as np
 from keras import layers, ops
 
 from tfvideo.api._export import tf_export
+from tfvideo.layers import _initializers
 
 
 def relation_subsets(num_segments, scales=None, subsets_per_scale=3):
-    """The ordered frame subsets used at each scale: `{scale: [(t0 < t1 < ...), ...]}`.
+    """The ordered frame subsets used at each scale at inference: `{scale: [(t0 < t1 < ...), ...]}`.
 
     The largest scale uses all frames; smaller scales take `subsets_per_scale` of the
-    ordered combinations, evenly spaced over their lexicographic list. (TRN draws them at
-    random per forward pass; a fixed choice keeps inference deterministic and exportable.)
+    ordered combinations, evenly spaced over their lexicographic list. (The authors' code
+    draws them at random on every forward pass; `TemporalRelation` does so in training and
+    uses this fixed choice at inference, which keeps predictions deterministic.)
     """
     scales = tuple(scales) if scales else tuple(range(num_segments, 1, -1))
     out = {}
@@ -36,9 +38,17 @@ class TemporalRelation(keras.layers.Layer):
     For every scale k an MLP g_k (ReLU, Dense(bottleneck), ReLU, Dense(units)) reads
     the concatenated features of an ordered subset of k frames; the outputs of all
     subsets of all scales are summed (TRN's multi-scale relation).
+
+    Which subsets: the largest scale reads all frames; each smaller scale reads
+    `subsets_per_scale` of its ordered k-frame combinations. In training they are drawn
+    at random, without repetition, on every call (one draw for the batch), as in the
+    authors' `RelationModuleMultiScale`: each g_k sees every frame pairing over training.
+    At inference they are the fixed `relation_subsets`. The MLPs start as PyTorch's
+    `nn.Linear` does (kernel uniform in +-1/sqrt(fan_in)): the 19 summed outputs of an
+    8-frame module then start at PyTorch's scale, not Glorot's larger one.
     """
 
-    def __init__(self, num_segments, units, bottleneck=256, scales=None, subsets_per_scale=3, **kwargs):
+    def __init__(self, num_segments, units, bottleneck=256, scales=None, subsets_per_scale=3, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.num_segments = int(num_segments)
         self.units = int(units)
@@ -47,8 +57,15 @@ class TemporalRelation(keras.layers.Layer):
         self.subsets_per_scale = int(subsets_per_scale)
         self.subsets = relation_subsets(self.num_segments, self.scales, self.subsets_per_scale)
         self._scale_list = list(self.subsets)
-        self.hidden = [layers.Dense(self.bottleneck, name=f"scale{k}_hidden", dtype=self.dtype_policy) for k in self._scale_list]
-        self.out = [layers.Dense(self.units, name=f"scale{k}_out", dtype=self.dtype_policy) for k in self._scale_list]
+        # Every ordered combination of each scale, [n_k, k], for the draws in training.
+        self._combinations = {k: np.asarray(list(itertools.combinations(range(self.num_segments), k)), "int32")
+                              for k in self._scale_list}
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.hidden = [layers.Dense(self.bottleneck, kernel_initializer=_initializers.torch_default(), name=f"scale{k}_hidden",
+                                    dtype=self.dtype_policy) for k in self._scale_list]
+        self.out = [layers.Dense(self.units, kernel_initializer=_initializers.torch_default(), name=f"scale{k}_out",
+                                 dtype=self.dtype_policy) for k in self._scale_list]
 
     def build(self, input_shape):
         if input_shape[1] is not None and input_shape[1] != self.num_segments:
@@ -58,13 +75,24 @@ class TemporalRelation(keras.layers.Layer):
             self.hidden[i].build((None, k * features))
             self.out[i].build((None, self.bottleneck))
 
-    def call(self, x):
+    def _drawn(self, k):
+        """[m, k] frame indices: `len(self.subsets[k])` random ordered combinations of scale k."""
+        combos = self._combinations[k]
+        count = len(self.subsets[k])
+        if count == len(combos):
+            return ops.convert_to_tensor(combos)
+        order = keras.random.shuffle(ops.arange(len(combos)), seed=self.seed_generator)
+        return ops.take(ops.convert_to_tensor(combos), order[:count], axis=0)
+
+    def call(self, x, training=None):
         total = None
+        features = x.shape[-1]
         for i, k in enumerate(self._scale_list):
-            for subset in self.subsets[k]:
-                rel = ops.concatenate([x[:, t] for t in subset], axis=-1)
-                y = self.out[i](ops.relu(self.hidden[i](ops.relu(rel))))
-                total = y if total is None else total + y
+            subsets = self._drawn(k) if training else ops.convert_to_tensor(np.asarray(self.subsets[k], "int32"))
+            count = len(self.subsets[k])
+            rel = ops.reshape(ops.take(x, ops.reshape(subsets, (-1,)), axis=1), (-1, count, k * features))
+            y = ops.sum(self.out[i](ops.relu(self.hidden[i](ops.relu(rel)))), axis=1)
+            total = y if total is None else total + y
         return total
 
     def compute_output_shape(self, input_shape):
@@ -78,4 +106,5 @@ class TemporalRelation(keras.layers.Layer):
             "bottleneck": self.bottleneck,
             "scales": self.scales,
             "subsets_per_scale": self.subsets_per_scale,
+            "seed": self.seed,
         }

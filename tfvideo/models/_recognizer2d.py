@@ -147,7 +147,7 @@ class Recognizer2D(keras.Model):
         x = self.dropout(self.pool(x), training=training)
         units = self.num_classes if self.head == "consensus" else self.relation_dim
         per_segment = ops.reshape(self.classifier(x), (-1, self.num_segments, units))
-        return _views.average_views(self.consensus(per_segment), video)
+        return _views.average_views(self.consensus(per_segment, training=training), video)
 
     def get_config(self):
         return {
