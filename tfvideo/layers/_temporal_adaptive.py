@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from tfvideo.api._export import tf_export
+from tfvideo.layers import _initializers
 
 
 @tf_export("tfvideo.layers.TemporalAdaptive")
@@ -18,6 +19,8 @@ class TemporalAdaptive(keras.layers.Layer):
       - global branch: per channel, Dense(T * alpha) -> BN -> ReLU -> Dense(K) -> softmax
         over its T values gives a kernel `[B, C, K]`, applied as a depthwise temporal
         convolution (zero padded) to the rescaled features.
+    The convolution and dense kernels start as the authors' PyTorch module does (PyTorch's
+    default init, uniform in +-1/sqrt(fan_in)).
     """
 
     def __init__(self, num_segments, kernel_size=3, alpha=2, beta=4, **kwargs):
@@ -29,12 +32,16 @@ class TemporalAdaptive(keras.layers.Layer):
 
     def build(self, input_shape):
         c, t, p = input_shape[-1], self.num_segments, self.dtype_policy
-        self.local_conv = layers.Conv1D(max(c // self.beta, 1), 3, padding="same", use_bias=False, name="local_conv", dtype=p)
+        init = _initializers.torch_default
+        self.local_conv = layers.Conv1D(max(c // self.beta, 1), 3, padding="same", use_bias=False, name="local_conv",
+                                        kernel_initializer=init(), dtype=p)
         self.local_bn = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="local_bn", dtype=p)
-        self.local_out = layers.Conv1D(c, 1, use_bias=False, name="local_out", dtype=p)
-        self.global_hidden = layers.Dense(t * self.alpha, use_bias=False, name="global_hidden", dtype=p)
+        self.local_out = layers.Conv1D(c, 1, use_bias=False, name="local_out", kernel_initializer=init(), dtype=p)
+        self.global_hidden = layers.Dense(t * self.alpha, use_bias=False, name="global_hidden", kernel_initializer=init(),
+                                          dtype=p)
         self.global_bn = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="global_bn", dtype=p)
-        self.global_out = layers.Dense(self.kernel_size, use_bias=False, name="global_out", dtype=p)
+        self.global_out = layers.Dense(self.kernel_size, use_bias=False, name="global_out", kernel_initializer=init(),
+                                       dtype=p)
         self.local_conv.build((None, t, c))
         self.local_bn.build((None, t, max(c // self.beta, 1)))
         self.local_out.build((None, t, max(c // self.beta, 1)))
