@@ -116,6 +116,59 @@ def test_temporal_relation_matches_loop_by_hand():
     assert not np.allclose(keras.ops.convert_to_numpy(layer(x[:, ::-1])), got, atol=1e-4)
 
 
+def _relation_contribution(layer, x, subset, scale_index):
+    w1, b1 = [keras.ops.convert_to_numpy(v) for v in layer.hidden[scale_index].weights]
+    w2, b2 = [keras.ops.convert_to_numpy(v) for v in layer.out[scale_index].weights]
+    rel = np.maximum(np.concatenate([x[:, j] for j in subset], axis=-1), 0)
+    return np.maximum(rel @ w1 + b1, 0) @ w2 + b2
+
+
+@pytest.mark.parametrize("per_scale", [1, 2])
+def test_temporal_relation_draws_random_subsets_in_training(per_scale):
+    # As the authors' RelationModuleMultiScale: in training each call reads `per_scale`
+    # distinct ordered pairs drawn at random; over many calls every pair is read.
+    t = 4
+    layer = tvl.TemporalRelation(t, 3, bottleneck=5, scales=(2,), subsets_per_scale=per_scale, seed=1)
+    x = RNG.normal(size=(2, t, 6)).astype("float32")
+    layer(x)
+    pairs = list(itertools.combinations(range(t), 2))
+    single = {p: _relation_contribution(layer, x, p, 0) for p in pairs}
+    choices = list(itertools.combinations(pairs, per_scale))
+    seen = set()
+    for _ in range(60):
+        got = keras.ops.convert_to_numpy(layer(x, training=True))
+        matches = [c for c in choices if np.allclose(got, sum(single[p] for p in c), rtol=1e-4, atol=1e-5)]
+        assert len(matches) == 1, "a training call must read exactly per_scale distinct pairs"
+        seen.update(matches[0])
+    assert seen == set(pairs)
+    # Inference reads the fixed subsets.
+    fixed = sum(single[p] for p in layer.subsets[2])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), fixed, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=False)), fixed, rtol=1e-4, atol=1e-5)
+
+
+def test_temporal_relation_starts_as_pytorch_linear():
+    layer = tvl.TemporalRelation(8, 10, bottleneck=256)
+    layer.build((None, 8, 64))
+    assert len(layer.weights) == 2 * 2 * 7  # kernel and bias of two Dense per scale: no extra weights
+    for dense, fan_in in [(layer.hidden[0], 8 * 64), (layer.hidden[-1], 2 * 64), (layer.out[0], 256)]:
+        kernel = keras.ops.convert_to_numpy(dense.kernel)
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
+
+
+def test_temporal_adaptive_starts_as_the_authors_pytorch_module():
+    # The authors' TAM (nn.Linear / nn.Conv1d, default init): kernels uniform in +-1/sqrt(fan_in).
+    t, c = 8, 32
+    layer = tvl.TemporalAdaptive(t)
+    layer.build((None, 4, 4, c))
+    fans = {"local_conv": 3 * c, "local_out": c // 4, "global_hidden": t, "global_out": 2 * t}
+    for name, fan_in in fans.items():
+        kernel = keras.ops.convert_to_numpy(getattr(layer, name).kernel)
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.8 * bound, name
+
+
 def test_temporal_adaptive_matches_numpy():
     t, c = 4, 8
     layer = tvl.TemporalAdaptive(t, kernel_size=3)
