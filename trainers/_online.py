@@ -41,7 +41,7 @@ RECOGNITION_ONLY_FLAGS = (
     "recipe", "lr_schedule", "warmup_epochs", "lr_decay_at", "lr_decay_rate", "clip_norm", "steps_per_epoch",
     "eval_batches", "checkpoint_every_steps", "log_every_steps", "partial_bn", "sync_batchnorm", "dropout", "remat",
     "mixed_precision", "jit_compile", "strategy", "logical_cpus", "init_checkpoint", "feature_spec", "on_error",
-    "shuffle_buffer", "num_segments", "crop_size", "resize_short", "flip", "flip_label_map")
+    "shuffle_buffer", "num_segments", "crop_size", "resize_short", "train_crop", "flip", "flip_label_map")
 # Optimizer flags -> OptimizerConfig fields.
 _OPTIMIZER_FLAGS = {"optimizer": "name", "learning_rate": "learning_rate", "momentum": "momentum",
                     "weight_decay": "weight_decay"}

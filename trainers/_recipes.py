@@ -16,6 +16,7 @@ from tfvideo import data, models
 from tfvideo.data import _flip
 
 AUTO = "auto"  # Resolved per run by `auto_recipe`; the named recipes: tfvideo.models.list_recipes().
+_INPUT_KEYS = ("crop_size", "resize_short", "train_crop")  # Set by auto only when the caller has them.
 
 
 class _RecipeNames:
@@ -79,30 +80,29 @@ def input_size(model, short_side):
 
 
 # Adam's rate for a batch of 8 from scratch where a family differs from 2e-3 (see `auto_recipe`).
-SCRATCH_LR = {"trn": 1e-3, "tam": 4e-3}
+SCRATCH_LR = {"tam": 4e-3}
 
 
 def auto_recipe(facts, batch_size):
-    """The `auto` settings for a run: a dict of training-flag values plus `crop_size`, `resize_short`.
+    """The `auto` settings for a run: training-flag values plus `crop_size`, `resize_short`, `train_crop`.
 
     * From scratch: Adam at 2e-3 for a batch of 8 (square-root scaled with the batch),
       cosine decay, one epoch of linear warm-up (a tenth of the run when shorter than 10
-      epochs), no weight decay, the preset's dropout. Measured on small sets (the demo's
-      and benchmarks/default_recipe.py): SGD 0.01 without schedule barely moves a network
-      trained from scratch in 15 epochs, Adam with cosine converges. TRN presets start at
-      1e-3: their head sums the outputs of 19 relation MLPs, and at 2e-3 the loss spiked
-      to ~8 during warm-up (87.5% top-1 after 15 epochs on the benchmark, 90.6% at 1e-3).
-      TAM presets start at 4e-3: a TAM's temporal kernel is a softmax average of 3 frames
-      that one MLP, shared by all channels, generates from each channel's pooled time
-      series, so temporal order reaches the network mostly through kernels it has learned
-      to skew (unlike TSM's fixed per-channel shifts). At 2e-3 tam_tiny still underfit
-      after 15 epochs (train accuracy 0.68, 79.2% top-1 on the benchmark: moving_up/down
-      mixed, rotations all read anticlockwise); at 4e-3 train accuracy 0.82, 91.7% (84.4%
-      on a second video set: the rotation pair stays hard, docs/notes/trainers.md).
+      epochs), no weight decay, the preset's dropout, and the centre crop (with flips) in
+      training. Measured on small sets (the demo's and benchmarks/default_recipe.py): SGD
+      0.01 without schedule barely moves a network trained from scratch in 15 epochs, Adam
+      with cosine converges. TAM presets start at 4e-3: at 2e-3 tam_tiny still underfit
+      after 15 epochs (train accuracy 0.68). The centre crop: TSN's multi-scale crops take
+      a 0.66-1.0 square of the shorter side at a corner or the centre, so on 4:3 frames a
+      corner crop loses up to half the width, and an action near the middle (a rotation)
+      is cut away in a fifth of the clips while keeping its label. TRN and TAM, which
+      compare frames late or through learned kernels, then learned the rotation's sense
+      at chance (84-88% top-1 on two video sets); with the centre crop 99.0% and 97.9%
+      (docs/notes/trainers.md).
     * From pretrained weights: the TSM fine-tuning recipe (SGD momentum 0.9, 0.01 per 64
-      clips, weight decay 1e-4, gradient clip 20) with cosine decay and the same warm-up;
-      TSN presets also freeze all BatchNorm layers but the first (partial BN), as the
-      TSN paper does with ImageNet weights.
+      clips, weight decay 1e-4, gradient clip 20) with cosine decay, the same warm-up and
+      TSN's multi-scale crops; TSN presets also freeze all BatchNorm layers but the first
+      (partial BN), as the TSN paper does with ImageNet weights.
     * Input size from the preset and the frames (`input_size`).
     """
     epochs = facts.epochs
@@ -115,6 +115,7 @@ def auto_recipe(facts, batch_size):
     if facts.pretrained:
         out["partial_bn"] = facts.model.startswith("tsn")
     out["crop_size"], out["resize_short"] = input_size(facts.model, facts.short_side)
+    out["train_crop"] = "multi_scale" if facts.pretrained else "center"
     return out
 
 
@@ -123,8 +124,8 @@ def apply_recipe(name, values, explicit, facts=None):
 
     The papers' recipes scale their learning rate linearly by `batch_size /
     lr_reference_batch` (only when --learning_rate was not given explicitly). `auto`
-    needs `facts` (a `RunFacts`) and may also set `crop_size` / `resize_short` when those
-    keys are in `values`.
+    needs `facts` (a `RunFacts`) and may also set `crop_size` / `resize_short` /
+    `train_crop` when those keys are in `values`.
 
     Returns:
       A new dict of resolved values (keys of `values`, plus `recipe`).
@@ -136,7 +137,7 @@ def apply_recipe(name, values, explicit, facts=None):
         if facts is None:
             raise ValueError("--recipe=auto needs the run's facts (model, pretrained weights, frame sizes).")
         for key, value in auto_recipe(facts, out["batch_size"]).items():
-            if key not in explicit and (key in values or key not in ("crop_size", "resize_short")):
+            if key not in explicit and (key in values or key not in _INPUT_KEYS):
                 out[key] = value
         if "crop_size" in explicit and "resize_short" not in explicit and "resize_short" in out:
             out["resize_short"] = max(out["resize_short"], out["crop_size"])  # Room for the asked crop.
@@ -153,7 +154,7 @@ def apply_recipe(name, values, explicit, facts=None):
 
 
 _SHOWN = ("optimizer", "learning_rate", "momentum", "weight_decay", "lr_schedule", "warmup_epochs", "lr_decay_at",
-          "clip_norm", "partial_bn", "dropout", "crop_size", "resize_short", "flip", "flip_label_map")
+          "clip_norm", "partial_bn", "dropout", "crop_size", "resize_short", "train_crop", "flip", "flip_label_map")
 
 
 def describe(values, explicit, basis=None):
@@ -177,6 +178,8 @@ def describe(values, explicit, basis=None):
             source = values.get("flip_label_map_source", "flag")
         elif key == "dropout" and value is None:
             value, source = "preset's", "preset"
+        elif key == "train_crop" and value is None:
+            value, source = "multi_scale", "default"
         else:
             source = f"recipe {values.get('recipe')}"
         lines.append(f"  {key:<15} {_format(value):<26} ({source})")

@@ -293,7 +293,8 @@ def write_training_report(model_dir, config=None):
                 ("optimizer", f"{train.optimizer.name}, lr {train.optimizer.learning_rate:.4g}, {train.schedule.name}"
                  f", warm-up {train.schedule.warmup_epochs} epochs"),
                 ("batch size", train.batch_size), ("input", f"crop {pre.get('crop_size', 224)} of frames resized "
-                                                                   f"to {pre.get('resize_short', 256)} (short side)"),
+                                                                   f"to {pre.get('resize_short', 256)} (short side), "
+                                                                   f"{pre.get('train_crop', 'multi_scale')} in training"),
                 ("horizontal flip", ("on" if pre.get("flip", True) else "off") + (
                     f", flip label map {pre['flip_label_map']} ({train.flip_label_map_source or 'flag'})"
                     if pre.get("flip_label_map") else ""))]

@@ -77,6 +77,9 @@ flags.DEFINE_integer("num_segments", None, "Segments per clip (default: the pres
 flags.DEFINE_integer("crop_size", None, "Network input side (default: the recipe's; 224 without one).")
 flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (default: the recipe's; 256 without one; "
                      "0 keeps the decoded size).")
+flags.DEFINE_enum("train_crop", None, ["multi_scale", "random_resized", "center"],
+                  "Training crop: TSN's multi-scale corner/centre crops, Inception-style random resized, or the "
+                  "centre (default: the recipe's; auto: centre from scratch, multi_scale from pretrained weights).")
 flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
 flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
                   "0 and 1 when a clip is flipped): for direction classes such as left/right. Default: derived "
@@ -99,7 +102,7 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
     "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint", "keep_checkpoints", "eval_batches")
-_INPUT_FLAGS = ("crop_size", "resize_short")  # The recipe may set them; they go to the clip spec.
+_INPUT_FLAGS = ("crop_size", "resize_short", "train_crop")  # The recipe may set them; they go to the clip spec.
 
 _online.define_flags()
 

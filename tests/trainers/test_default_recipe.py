@@ -29,6 +29,7 @@ def test_short_command_resolves_auto_recipe_flip_map_and_writes_reports(moving_s
     assert rows["optimizer"] == "adam" and float(rows["learning_rate"]) == train["optimizer"]["learning_rate"] == 0.002
     # 32x32 videos are not upscaled: crop 32 of 32 (the preset's 56 of 64 needs bigger frames).
     assert (pre["crop_size"], pre["resize_short"]) == (32, 32) == (int(rows["crop_size"]), int(rows["resize_short"]))
+    assert pre["train_crop"] == rows["train_crop"] == "center"  # From scratch: no corner crops.
     assert pre["flip_label_map"] == [1, 0, 2, 3] and rows["flip_label_map"] == "1,0,2,3"
     assert train["flip_label_map_source"] == "derived from the label names"
     # The training report links pictures that exist; metrics.json holds the epoch's figures.

@@ -7,7 +7,7 @@ from trainers import _recipes
 
 _FLAGS = {"batch_size": 8, "learning_rate": 0.01, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0,
           "lr_schedule": "constant", "warmup_epochs": 0.0, "lr_decay_at": [], "lr_decay_rate": 0.1, "clip_norm": 0.0,
-          "partial_bn": False, "dropout": None, "crop_size": None, "resize_short": None}
+          "partial_bn": False, "dropout": None, "crop_size": None, "resize_short": None, "train_crop": None}
 
 
 def _auto(model, sizes=(), pretrained=False, epochs=15, explicit=(), **values):
@@ -30,12 +30,13 @@ def test_auto_from_scratch_on_small_videos():
     assert (out["optimizer"], out["lr_schedule"], out["learning_rate"]) == ("adam", "cosine", 0.002)
     assert (out["warmup_epochs"], out["weight_decay"], out["partial_bn"]) == (1.0, 0.0, False)
     assert (out["crop_size"], out["resize_short"]) == (56, 64)  # Median short side 64.
+    assert out["train_crop"] == "center"  # Corner crops cut central actions away (a rotation's sense).
     assert out["recipe"] == "auto" and out["dropout"] is None  # The preset's dropout.
     # Square-root learning-rate scaling with the batch for Adam; short runs warm up for a tenth.
     out = _auto("tsm_r50", sizes=[(96, 128)], epochs=5, batch_size=32)
     assert out["learning_rate"] == pytest.approx(0.004)
     assert out["warmup_epochs"] == 0.5 and (out["crop_size"], out["resize_short"]) == (80, 96)
-    assert _auto("trn_tiny")["learning_rate"] == 0.001  # The relation head's 19 summed MLPs: half the rate.
+    assert _auto("trn_tiny")["learning_rate"] == 0.002
     # TANet's generated temporal kernels underfit at 2e-3 in 15 epochs: twice the rate, scaled the same way.
     assert _auto("tam_tiny")["learning_rate"] == 0.004
     assert _auto("tam_r50", batch_size=32)["learning_rate"] == pytest.approx(0.008)
@@ -48,6 +49,7 @@ def test_auto_from_pretrained_weights_fine_tunes_with_sgd():
     assert out["learning_rate"] == pytest.approx(0.01 * 16 / 64)
     assert (out["weight_decay"], out["clip_norm"], out["partial_bn"]) == (1e-4, 20.0, False)
     assert (out["crop_size"], out["resize_short"]) == (224, 256)
+    assert out["train_crop"] == "multi_scale"  # The papers' fine-tuning crops.
     assert _auto("tsn_r50", pretrained=True)["partial_bn"] is True
 
 
@@ -58,6 +60,8 @@ def test_explicit_flags_win_over_auto():
     assert (out["crop_size"], out["resize_short"]) == (96, 96)  # Room for the crop that was asked for.
     out = _auto("tsm_tiny", explicit={"resize_short"}, resize_short=128)
     assert (out["crop_size"], out["resize_short"]) == (56, 128)
+    out = _auto("tsm_tiny", explicit={"train_crop"}, train_crop="random_resized")
+    assert out["train_crop"] == "random_resized"
     # The papers' recipes and none are unchanged by the frames.
     assert _recipes.apply_recipe("none", dict(_FLAGS), set())["optimizer"] == "sgd"
     with pytest.raises(ValueError, match="needs the run's facts"):

@@ -145,7 +145,8 @@ print("OUT" + json.dumps({"mismatch": mismatch, "config": json.loads(config.to_j
 def test_flags_fill_the_train_config(moving_shapes, tmp_path):
     argv = lib.TINY + [f"--train_data={moving_shapes['train']}", f"--label_map={moving_shapes['label_map']}",
                        f"--model_dir={tmp_path / 'run'}", "--train_steps=3", "--keep_checkpoints=2",
-                       "--eval_batches=1", "--lr_schedule=step", "--lr_decay_at=0.5", "--shuffle_buffer=32"]
+                       "--eval_batches=1", "--lr_schedule=step", "--lr_decay_at=0.5", "--shuffle_buffer=32",
+                       "--train_crop=random_resized"]
     proc = lib.subprocess_python(_FLAGS_SCRIPT, argv)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.split("OUT", 1)[1])
@@ -156,6 +157,7 @@ def test_flags_fill_the_train_config(moving_shapes, tmp_path):
     assert train["schedule"] == {"name": "step", "warmup_epochs": 0.0, "decay_at": [0.5], "decay_rate": 0.1}
     assert train["optimizer"]["learning_rate"] == 0.01 and train["online"] is None
     assert "label_map" not in train and "learning_rate" not in train  # Only the typed layout is written.
+    assert out["config"]["clip"]["preprocess"]["train_crop"] == "random_resized"  # --train_crop reaches the clip.
 
 
 def test_keep_checkpoints_and_eval_batches_reach_the_trainer(moving_shapes, tmp_path, monkeypatch):
