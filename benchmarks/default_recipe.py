@@ -125,7 +125,7 @@ def main(argv):
         opt, schedule = t["optimizer"], t["schedule"]
         recipe = (f"batch {t['batch_size']}, {opt['name']} {opt['learning_rate']:.3g} {schedule['name']}, "
                   f"warm-up {schedule['warmup_epochs']}, "
-                  f"crop {p.get('crop_size', 224)} of {p.get('resize_short', 256)}, flip map "
+                  f"{p.get('train_crop', 'multi_scale')} crop {p.get('crop_size', 224)} of {p.get('resize_short', 256)}, flip map "
                   f"{'yes' if p.get('flip_label_map') else 'no'}")
         print(f"{name:<24}{100 * metrics['top1']:>7.1f}%{100 * pair_accuracy(metrics['confusion_matrix'], labels):>8.1f}%"
               f"{seconds / epochs:>9.1f}  {recipe}", flush=True)
