@@ -30,7 +30,6 @@ Needs torch and mmaction2 1.2.0 (+mmengine, mmcv-lite) as scripts/test installs 
 import logging
 import multiprocessing
 import os
-import sys
 import time
 import types
 import warnings
@@ -39,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 from absl import app, flags
+
+from tests.models.mmaction2_import import import_mmaction
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rounds", 5, "Timed rounds (each: forward and train turns of both sides).", lower_bound=1)
@@ -129,23 +130,11 @@ def _inputs(cfg, rng):
 
 
 def _mmaction_tsm_r50(cfg):
-    # mmaction2 1.2.0's wheel lacks the DRN localizer package that mmaction.models imports.
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            stub = types.ModuleType(name)
-            stub.DRN = type("DRN", (), {})
-            stub.__path__ = []
-            sys.modules[name] = stub
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import mmaction
-        import mmaction.models  # noqa: F401 -- registers the models.
+    mmaction = import_mmaction()
     from mmaction.registry import MODELS
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.registry import init_default_scope
 
-    init_default_scope("mmaction")
     MMLogger.get_current_instance().setLevel(logging.ERROR)  # quiet init_weights' per-parameter report
     model_cfg = Config.fromfile(os.path.join(os.path.dirname(mmaction.__file__), ".mim", "configs", "_base_",
                                              "models", "tsm_r50.py")).model

@@ -9,9 +9,6 @@ Skipped where torch or mmaction2 are not installed (scripts/test installs them).
 """
 
 import os
-import sys
-import types
-import warnings
 
 import numpy as np
 import pytest
@@ -23,28 +20,10 @@ pytest.importorskip("mmcv")
 
 import keras  # noqa: E402
 
+from tests.models.mmaction2_import import import_mmaction  # noqa: E402
 from tfvideo import models  # noqa: E402
 
-
-def _import_mmaction():
-    # mmaction2 1.2.0's wheel lacks the DRN localizer package that mmaction.models imports.
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-        if name not in sys.modules:
-            stub = types.ModuleType(name)
-            stub.DRN = type("DRN", (), {})
-            stub.__path__ = []
-            sys.modules[name] = stub
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import mmaction
-        import mmaction.models  # noqa: F401 -- registers the models.
-    from mmengine.registry import init_default_scope
-
-    init_default_scope("mmaction")
-    return mmaction
-
-
-mmaction = pytest.importorskip("mmaction") and _import_mmaction()
+mmaction = pytest.importorskip("mmaction") and import_mmaction()
 from mmaction.registry import MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu  # noqa: E402
