@@ -16,7 +16,8 @@ from tfvideo import data, models
 from tfvideo.data import _flip
 
 AUTO = "auto"  # Resolved per run by `auto_recipe`; the named recipes: tfvideo.models.list_recipes().
-_INPUT_KEYS = ("crop_size", "resize_short", "train_crop")  # Set by auto only when the caller has them.
+# Input flags (they go to the clip spec): auto sets them only when the caller passes them in `values`.
+INPUT_FLAGS = ("crop_size", "resize_short", "train_crop")
 
 
 class _RecipeNames:
@@ -137,7 +138,7 @@ def apply_recipe(name, values, explicit, facts=None):
         if facts is None:
             raise ValueError("--recipe=auto needs the run's facts (model, pretrained weights, frame sizes).")
         for key, value in auto_recipe(facts, out["batch_size"]).items():
-            if key not in explicit and (key in values or key not in _INPUT_KEYS):
+            if key not in explicit and (key in values or key not in INPUT_FLAGS):
                 out[key] = value
         if "crop_size" in explicit and "resize_short" not in explicit and "resize_short" in out:
             out["resize_short"] = max(out["resize_short"], out["crop_size"])  # Room for the asked crop.
@@ -179,7 +180,7 @@ def describe(values, explicit, basis=None):
         elif key == "dropout" and value is None:
             value, source = "preset's", "preset"
         elif key == "train_crop" and value is None:
-            value, source = "multi_scale", "default"
+            value, source = data.PreprocessConfig.train_crop, "default"
         else:
             source = f"recipe {values.get('recipe')}"
         lines.append(f"  {key:<15} {_format(value):<26} ({source})")

@@ -102,7 +102,7 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
     "train_data", "eval_data", "batch_size", "epochs", "train_steps", "steps_per_epoch", "strategy",
     "remat", "mixed_precision", "jit_compile", "seed", "sync_batchnorm", "checkpoint_every_steps",
     "log_every_steps", "on_error", "shuffle_buffer", "init_checkpoint", "keep_checkpoints", "eval_batches")
-_INPUT_FLAGS = ("crop_size", "resize_short", "train_crop")  # The recipe may set them; they go to the clip spec.
+_INPUT_FLAGS = _recipes.INPUT_FLAGS  # The recipe may set them; they go to the clip spec.
 
 _online.define_flags()
 

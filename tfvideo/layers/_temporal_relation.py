@@ -57,7 +57,9 @@ class TemporalRelation(keras.layers.Layer):
         self.subsets_per_scale = int(subsets_per_scale)
         self.subsets = relation_subsets(self.num_segments, self.scales, self.subsets_per_scale)
         self._scale_list = list(self.subsets)
-        # Every ordered combination of each scale, [n_k, k], for the draws in training.
+        # [n, k] frame indices per scale k: the fixed subsets (inference) and every ordered
+        # combination (the draws in training).
+        self._fixed = {k: np.asarray(self.subsets[k], "int32") for k in self._scale_list}
         self._combinations = {k: np.asarray(list(itertools.combinations(range(self.num_segments), k)), "int32")
                               for k in self._scale_list}
         self.seed = seed
@@ -76,20 +78,19 @@ class TemporalRelation(keras.layers.Layer):
             self.out[i].build((None, self.bottleneck))
 
     def _drawn(self, k):
-        """[m, k] frame indices: `len(self.subsets[k])` random ordered combinations of scale k."""
-        combos = self._combinations[k]
-        count = len(self.subsets[k])
+        """[m, k] frame indices: as many random ordered combinations of scale k as it has fixed subsets."""
+        combos, count = self._combinations[k], len(self._fixed[k])
         if count == len(combos):
-            return ops.convert_to_tensor(combos)
+            return combos
         order = keras.random.shuffle(ops.arange(len(combos)), seed=self.seed_generator)
-        return ops.take(ops.convert_to_tensor(combos), order[:count], axis=0)
+        return ops.take(combos, order[:count], axis=0)
 
     def call(self, x, training=None):
         total = None
         features = x.shape[-1]
         for i, k in enumerate(self._scale_list):
-            subsets = self._drawn(k) if training else ops.convert_to_tensor(np.asarray(self.subsets[k], "int32"))
-            count = len(self.subsets[k])
+            subsets = self._drawn(k) if training else self._fixed[k]
+            count = len(self._fixed[k])
             rel = ops.reshape(ops.take(x, ops.reshape(subsets, (-1,)), axis=1), (-1, count, k * features))
             y = ops.sum(self.out[i](ops.relu(self.hidden[i](ops.relu(rel)))), axis=1)
             total = y if total is None else total + y
