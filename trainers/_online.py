@@ -70,10 +70,10 @@ def define_flags():
     f = absl_flags
     _define = _flags.define
     defaults = _experiment.OnlineConfig()
-    _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i], "
-            "concatenated along D in this order (e.g. RGB,flow).")
+    _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i] "
+            "(or of {session}_rgb.npy, or feature pickles: --oad_format), concatenated along D in this order.")
     _define(f.DEFINE_string, "targets_dir", None, "Online detection: folder of {session}.npy one-hot targets [T, C+1] "
-            "(column 0 background).")
+            "(column 0 background), or an anno pickle {session: {'anno': [T, C+1]}}.")
     _define(f.DEFINE_integer, "history", defaults.history, "Online detection: training window length in chunks; also the window of "
             "windowed detectors (IDN, OadTR).")
     _define(f.DEFINE_integer, "window_stride", None, "Online detection: chunks between training windows "

@@ -201,6 +201,7 @@ def test_binaries_train_and_evaluate_every_layout_as_the_own(tmp_path):
         model_dir = str(tmp_path / f"run_{name}")
         trained[name] = _binary("train", *common, f"--model_dir={model_dir}", *args)
         evaluated[name] = _binary("evaluate", f"--model_dir={model_dir}")
+    print(f"per-frame mAP, train+eval: {trained}; tfvideo-evaluate: {evaluated}")
     assert trained["own"] > 0.3  # it learned something: the comparison is not between constants
     for name in layouts:
         assert trained[name] == pytest.approx(trained["own"], abs=1e-6), (name, trained)
@@ -208,3 +209,37 @@ def test_binaries_train_and_evaluate_every_layout_as_the_own(tmp_path):
     with open(tmp_path / "run_pickle" / "config.json") as f:
         saved = json.load(f)
     assert saved["labels"] == CLASSES and saved["train"]["online"]["data_info_dataset"] == "THUMOS"
+
+
+def test_trainer_errors_name_file_and_session(tmp_path, capsys):
+    """tfvideo-train's online task (in process): exit 2 and one line, nothing trained."""
+    import types
+
+    from trainers import _online
+
+    class Flags(types.SimpleNamespace):
+        def __getitem__(self, name):
+            return types.SimpleNamespace(present=hasattr(self, name))
+
+    names, own, trn, suffixed, pickles = _write_layouts(tmp_path)
+    info = json.loads((tmp_path / "trn" / "data_info.json").read_text())
+    info["THUMOS"]["train_session_set"].append("video_val_9999")
+    (tmp_path / "bad.json").write_text(json.dumps(info))
+    base = dict(model="gru_tiny", detector_kwargs="{}", oad_format="auto", oad_modalities=["rgb", "flow"],
+                data_info_dataset="THUMOS", features_dirs=[str(pickles / "thumos_all_feature_val_V3.pickle")],
+                targets_dir=str(pickles / "thumos_val_anno.pickle"))
+    cases = [
+        (dict(data_info=str(tmp_path / "bad.json")),
+         "session 'video_val_9999' is not in " + str(pickles / "thumos_all_feature_val_V3.pickle")),
+        (dict(data_info=str(tmp_path / "trn" / "data_info.json"), data_info_dataset="TVSeries"),
+         "(TVSeries train_session_set) names no sessions"),
+        (dict(data_info=str(tmp_path / "trn" / "data_info.json"), features_dirs=[str(suffixed / "V3")],
+              targets_dir=str(suffixed / "target"), oad_modalities=["rgb", "audio"]),
+         f"has no features: {suffixed / 'V3' / names['val'][0]}_audio.npy does not exist"),
+    ]
+    for overrides, expected in cases:
+        model_dir = tmp_path / f"run{len(expected)}"
+        assert _online.train_main(Flags(**{**base, **overrides, "model_dir": str(model_dir)})) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("tfvideo-train: error: --data_info=") and expected in err, err
+        assert not os.path.exists(model_dir / "model.keras")
