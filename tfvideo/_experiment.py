@@ -64,7 +64,11 @@ class OnlineConfig:
     one-hot targets [T, C+1]; `history`: training window in chunks; `window_stride`: chunks
     between windows (None: `history`); `ambiguous_index`: target column left out of the loss
     and metrics; `anticipation_weight`: decoder anticipation loss weight used (None: the
-    model has none); `chunk_seconds`: seconds per chunk.
+    model has none); `chunk_seconds`: seconds per chunk. The community's layouts
+    (`tfvideo.data.load_online_sessions`): `oad_format` ("auto", "tfvideo", "suffixed",
+    "pickle"), `modalities` (their per-modality keys, in concatenation order), `data_info`
+    / `data_info_dataset` (a `data_info.json` and its dataset: session sets and class names),
+    `eval_features_dirs` / `eval_targets_dir` (evaluation sources, default the training ones).
     """
 
     features_dirs: tuple = ()
@@ -74,6 +78,12 @@ class OnlineConfig:
     ambiguous_index: int = None
     anticipation_weight: float = None
     chunk_seconds: float = 0.25
+    oad_format: str = "auto"
+    modalities: tuple = ("rgb", "flow")
+    data_info: str = None
+    data_info_dataset: str = None
+    eval_features_dirs: tuple = ()
+    eval_targets_dir: str = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,22 @@
 
 `--train_data` / `--eval_data` are session lists (one name per line; features and targets
 come from `--features_dirs` / `--targets_dir`) or TFRecord patterns of
-`tfvideo.data.make_chunk_feature_example` records. `define_flags()` is called by
+`tfvideo.data.make_chunk_feature_example` records.
+
+The community's files (TRN.pytorch, OadTR, LSTR) are read as they are
+(`tfvideo.data.load_online_sessions`; `--oad_format`, detected by default):
+
+  tfvideo-train --task=online_detection --model=oadtr --model_dir=/tmp/oadtr \
+      --data_info=data/data_info_new.json --data_info_dataset=THUMOS \
+      --features_dirs=preprocess/thumos_all_feature_val_V3.pickle \
+      --targets_dir=preprocess/thumos_val_anno.pickle \
+      --eval_features_dirs=preprocess/thumos_all_feature_test_V3.pickle \
+      --eval_targets_dir=preprocess/thumos_test_anno.pickle --ambiguous_index=21
+
+`--data_info` gives the session sets (train_session_set / test_session_set, unless
+`--train_data` / `--eval_data` name lists) and the class names the target columns must match;
+features may be folders of `<session>.npy` (one per modality), folders of
+`<session>_rgb.npy` / `<session>_flow.npy` (`--oad_modalities`), or the pickles. `define_flags()` is called by
 trainers/train.py and trainers/evaluate.py at import; they dispatch to `train_main(flags)`
 and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_dir,
 --batch_size, --epochs, --learning_rate, --optimizer, --seed, --label_map, ...).
@@ -42,6 +57,9 @@ RECOGNITION_ONLY_FLAGS = (
     "eval_batches", "checkpoint_every_steps", "log_every_steps", "partial_bn", "sync_batchnorm", "dropout", "remat",
     "mixed_precision", "jit_compile", "strategy", "logical_cpus", "init_checkpoint", "feature_spec", "on_error",
     "shuffle_buffer", "num_segments", "crop_size", "resize_short", "train_crop", "flip", "flip_label_map")
+# Layout flags tfvideo-evaluate may change from the run's -> OnlineConfig fields.
+_LAYOUT_FLAGS = {"oad_format": "oad_format", "oad_modalities": "modalities", "data_info": "data_info",
+                 "data_info_dataset": "data_info_dataset"}
 # Optimizer flags -> OptimizerConfig fields.
 _OPTIMIZER_FLAGS = {"optimizer": "name", "learning_rate": "learning_rate", "momentum": "momentum",
                     "weight_decay": "weight_decay"}
@@ -52,10 +70,10 @@ def define_flags():
     f = absl_flags
     _define = _flags.define
     defaults = _experiment.OnlineConfig()
-    _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i], "
-            "concatenated along D in this order (e.g. RGB,flow).")
+    _define(f.DEFINE_list, "features_dirs", [], "Online detection: chunk-feature folders of {session}.npy [T, D_i] "
+            "(or of {session}_rgb.npy, or feature pickles: --oad_format), concatenated along D in this order.")
     _define(f.DEFINE_string, "targets_dir", None, "Online detection: folder of {session}.npy one-hot targets [T, C+1] "
-            "(column 0 background).")
+            "(column 0 background), or an anno pickle {session: {'anno': [T, C+1]}}.")
     _define(f.DEFINE_integer, "history", defaults.history, "Online detection: training window length in chunks; also the window of "
             "windowed detectors (IDN, OadTR).")
     _define(f.DEFINE_integer, "window_stride", None, "Online detection: chunks between training windows "
@@ -70,6 +88,18 @@ def define_flags():
             "between the current and past early embeddings (default: the model's, 1.0; 0 turns it off).")
     _define(f.DEFINE_float, "chunk_seconds", defaults.chunk_seconds, "Online detection: seconds per chunk (point-level AP offsets, "
             "tfvideo-stream's per-second output).")
+    _define(f.DEFINE_enum, "oad_format", defaults.oad_format, list(data.OAD_LAYOUTS), "Online detection: layout of "
+            "--features_dirs / --targets_dir: tfvideo (folders of <session>.npy), suffixed (<session>_<modality>.npy, "
+            "OadTR), pickle (OadTR's {session: {modality: [T, D]}} / {session: {'anno': [T, K+1]}}); auto: detected.")
+    _define(f.DEFINE_list, "oad_modalities", list(defaults.modalities), "Online detection: modality keys of the "
+            "suffixed and pickle layouts, concatenated in this order.")
+    _define(f.DEFINE_string, "data_info", None, "Online detection: a data_info.json (TRN.pytorch/OadTR/LSTR): session "
+            "sets for absent --train_data/--eval_data, class names the targets must match.")
+    _define(f.DEFINE_string, "data_info_dataset", None, "Online detection: the --data_info entry (THUMOS, TVSeries, "
+            "HDD, ...); default: the file's only one.")
+    _define(f.DEFINE_list, "eval_features_dirs", [], "Online detection: evaluation feature sources "
+            "(default: --features_dirs), e.g. OadTR's test pickle.")
+    _define(f.DEFINE_string, "eval_targets_dir", None, "Online detection: evaluation targets (default: --targets_dir).")
     _define(f.DEFINE_string, "detector_kwargs", "{}", "Online detection: JSON of detector constructor overrides, "
             "e.g. '{\"embed_dim\": 512}'.")
 
@@ -101,8 +131,11 @@ def _is_tfrecord(spec):
     return "*" in spec or ".tfrecord" in spec or spec.endswith(".tfr")
 
 
-def _read_labels(path, num_columns):
-    """Class names for the K score columns: a label map of K names, or of K-1 actions (background prepended)."""
+def _read_labels(path, num_columns, info=None):
+    """Class names for the K score columns: a label map of K names, or of K-1 actions (background prepended);
+    without one, a data_info's class names."""
+    if not path and info is not None and len(info.class_names) == num_columns:
+        return list(info.class_names)
     if path:
         names = data.read_label_map(path)
         if len(names) == num_columns - 1:
@@ -114,11 +147,19 @@ def _read_labels(path, num_columns):
     return ["background"] + [f"action_{k}" for k in range(1, num_columns)]
 
 
-def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=None, flag="--train_data"):
-    """[(session, features [T, D], targets [T, K])] from a session list or a TFRecord pattern."""
-    if not spec:
-        raise OnlineFlagError(f"{flag} is required: a session list or a TFRecord pattern.")
-    if _is_tfrecord(spec):
+def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=None, flag="--train_data",
+                source=None):
+    """[(session, features [T, D], targets [T, K])] from a session list, a TFRecord pattern, or
+    (`spec` None) the session set of `source.data_info`.
+
+    `source`: an `_experiment.OnlineConfig` with the layout settings (`oad_format`,
+    `modalities`, `data_info`, `data_info_dataset`); None: tfvideo's own layout.
+    """
+    source = source or _experiment.OnlineConfig()
+    info = _data_info(source)
+    if not spec and info is None:
+        raise OnlineFlagError(f"{flag} is required: a session list or a TFRecord pattern (or give --data_info).")
+    if spec and _is_tfrecord(spec):
         files = data.match_shards(spec)
         if not files:
             raise OnlineFlagError(f"{flag}={spec} matches no file.")
@@ -135,15 +176,25 @@ def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=
             videos.append((name, parsed["features"].numpy(), parsed["targets"].numpy()))
         return videos
     if not features_dirs or not targets_dir:
-        raise OnlineFlagError(f"{flag}={spec} is a session list: --features_dirs and --targets_dir are required.")
-    videos = []
-    for session in data.read_session_list(spec):
-        features, targets = data.load_chunk_features(session, features_dirs, targets_dir)
-        videos.append((session, features, targets))
-    widths = {(v[1].shape[1], v[2].shape[1]) for v in videos}
-    if len(widths) != 1:
-        raise OnlineFlagError(f"{flag}={spec}: sessions disagree on (feature, target) widths: {sorted(widths)}.")
-    return videos
+        what = f"{flag}={spec} is a session list" if spec else f"--data_info={source.data_info}"
+        raise OnlineFlagError(f"{what}: --features_dirs and --targets_dir are required.")
+    if spec:
+        sessions, where = data.read_session_list(spec), f"{flag}={spec}"
+    else:
+        split = "train_session_set" if flag == "--train_data" else "test_session_set"
+        sessions = info.train_sessions if flag == "--train_data" else info.test_sessions
+        where = f"--data_info={source.data_info} ({info.name} {split})"
+        if not sessions:
+            raise OnlineFlagError(f"{where} names no sessions; give {flag}.")
+    return data.load_online_sessions(sessions, features_dirs, targets_dir, layout=source.oad_format,
+                                     modalities=source.modalities,
+                                     class_names=info.class_names if info else None, where=where)
+
+
+def _data_info(source):
+    if not source.data_info:
+        return None
+    return data.read_data_info(source.data_info, source.data_info_dataset)
 
 
 def _num_columns_from_flags(flags):
@@ -238,14 +289,22 @@ def train(flags):
     except json.JSONDecodeError as e:
         raise OnlineFlagError(f"--detector_kwargs is not JSON: {e}") from e
     features_dirs, targets_dir = list(_get(flags, "features_dirs", [])), _get(flags, "targets_dir")
+    layout = _experiment.OnlineConfig(
+        oad_format=_get(flags, "oad_format", "auto"), modalities=tuple(_get(flags, "oad_modalities", ("rgb", "flow"))),
+        data_info=_get(flags, "data_info"), data_info_dataset=_get(flags, "data_info_dataset"),
+        eval_features_dirs=tuple(_get(flags, "eval_features_dirs", ())), eval_targets_dir=_get(flags, "eval_targets_dir"))
     num_columns = _num_columns_from_flags(flags)
-    train_videos = load_videos(_get(flags, "train_data"), features_dirs, targets_dir, num_columns=num_columns)
+    train_videos = load_videos(_get(flags, "train_data"), features_dirs, targets_dir, num_columns=num_columns,
+                               source=layout)
     feature_dim, num_columns = train_videos[0][1].shape[1], train_videos[0][2].shape[1]
+    info = _data_info(layout)
     history = int(_get(flags, "history", _experiment.OnlineConfig.history))
     args = _constructor_args(name)
     if _present(flags, "history") and "history" in args:
         overrides.setdefault("history", history)
     ambiguous_index = _get(flags, "ambiguous_index")
+    if ambiguous_index is None and info is not None and info.ignore_index is not None:
+        ambiguous_index = info.ignore_index  # LSTR's data_info names it.
     # Detectors with losses of their own (IDN's early-embedding losses) leave out the same column.
     if ambiguous_index is not None and "ambiguous_index" in args:
         overrides.setdefault("ambiguous_index", int(ambiguous_index))
@@ -262,8 +321,8 @@ def train(flags):
     epochs, train_steps = _get(flags, "epochs"), _get(flags, "train_steps")
     if epochs is None and train_steps is None:
         epochs = DEFAULT_EPOCHS
-    settings = _experiment.OnlineConfig(
-        features_dirs=tuple(features_dirs), targets_dir=targets_dir, history=history,
+    settings = dataclasses.replace(
+        layout, features_dirs=tuple(features_dirs), targets_dir=targets_dir, history=history,
         window_stride=_get(flags, "window_stride"), ambiguous_index=ambiguous_index,
         anticipation_weight=_get(flags, "anticipation_weight"),
         chunk_seconds=float(_get(flags, "chunk_seconds", _experiment.OnlineConfig.chunk_seconds)))
@@ -274,7 +333,7 @@ def train(flags):
         keep_checkpoints=int(_get(flags, "keep_checkpoints", defaults.keep_checkpoints)), online=settings)
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
-        labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, train=train_config)
+        labels=_read_labels(_get(flags, "label_map"), num_columns, info), task=TASK, train=train_config)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:
@@ -313,9 +372,10 @@ def train(flags):
     _loop.save_model(model, model_dir)
 
     results = None
-    if config.train.eval_data:
-        eval_videos = load_videos(config.train.eval_data, features_dirs, targets_dir, feature_dim, num_columns,
-                                  flag="--eval_data")
+    if config.train.eval_data or (info is not None and info.test_sessions):
+        eval_videos = load_videos(config.train.eval_data, list(settings.eval_features_dirs) or features_dirs,
+                                  settings.eval_targets_dir or targets_dir, feature_dim, num_columns,
+                                  flag="--eval_data", source=settings)
         results = evaluate_videos(model, eval_videos, ambiguous_index, settings.chunk_seconds)
         _write_results(model_dir, results)
     return model_dir, results
@@ -404,13 +464,20 @@ def evaluate(flags):
     if config.task != TASK:
         raise OnlineFlagError(f"--model_dir={model_dir} holds a {config.task!r} model, not {TASK!r}.")
     settings = config.train.online or _experiment.OnlineConfig()
+    overrides = {name: _get(flags, flag) for flag, name in _LAYOUT_FLAGS.items() if _present(flags, flag)}
+    if "modalities" in overrides:
+        overrides["modalities"] = tuple(overrides["modalities"])
+    settings = dataclasses.replace(settings, **overrides)
     spec = _get(flags, "eval_data") or config.train.eval_data
-    features_dirs = list(_get(flags, "features_dirs", [])) or list(settings.features_dirs)
-    targets_dir = _get(flags, "targets_dir") or settings.targets_dir
+    features_dirs = (list(_get(flags, "eval_features_dirs", [])) or list(_get(flags, "features_dirs", []))
+                     or list(settings.eval_features_dirs) or list(settings.features_dirs))
+    targets_dir = (_get(flags, "eval_targets_dir") or _get(flags, "targets_dir") or settings.eval_targets_dir
+                   or settings.targets_dir)
     ambiguous_index = _get(flags, "ambiguous_index", settings.ambiguous_index)
     chunk_seconds = float(_get(flags, "chunk_seconds") if _present(flags, "chunk_seconds")
                           else settings.chunk_seconds)
-    videos = load_videos(spec, features_dirs, targets_dir, model.feature_dim, config.num_classes, flag="--eval_data")
+    videos = load_videos(spec, features_dirs, targets_dir, model.feature_dim, config.num_classes, flag="--eval_data",
+                         source=settings)
     results = evaluate_videos(model, videos, ambiguous_index, chunk_seconds)
     _write_results(model_dir, results)
     return results

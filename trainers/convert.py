@@ -2,6 +2,8 @@
 
   tfvideo-convert --source=mmaction2 --checkpoint=tsm_r50_kinetics400.pth --model=tsm_r50 \\
       --num_classes=400 --output=tsm_r50_k400.keras
+  tfvideo-convert --source=tdn --checkpoint=tdn_r50_k400.pth.tar --model=tdn_r50 --num_classes=400 \\
+      --output=tdn_r50_k400.keras   # add --tdn_revision=2020 for checkpoints of their 2020 code
   tfvideo-convert --source=torchvision --checkpoint=resnet50-11ad3fa6.pth --model=tsm_r50 \\
       --num_classes=10 --allow_missing=head --output=tsm_r50_imagenet.keras
 
@@ -16,6 +18,8 @@ import os
 from absl import flags
 
 from tfvideo import models, online
+from tfvideo.layers._temporal_difference import tdn_revision
+from tfvideo.models import _presets
 from trainers import _cli
 
 FLAGS = flags.FLAGS
@@ -28,6 +32,8 @@ flags.DEFINE_integer("num_classes", None, "Classes of the model (the checkpoint'
 flags.DEFINE_integer("num_segments", None, "Segments (2D recognizers) or frames (I3D); default: the preset's.")
 flags.DEFINE_integer("feature_dim", None, "Online detectors (--source=trn_pytorch|oadtr): per-chunk feature width.")
 flags.DEFINE_integer("width", None, "Backbone width override (default: the preset's standard width).")
+flags.DEFINE_string("tdn_revision", None, "TDN presets: the authors' code the network follows, 2021 (MCG-NJU/TDN "
+                    "since bcf28d9, their current model zoo; the default) or 2020 (their December 2020 release).")
 flags.DEFINE_list("allow_missing", [], "Parts the checkpoint may lack or hold with another shape: head.")
 flags.DEFINE_string("output", None, "The .keras file to write.")
 
@@ -48,6 +54,11 @@ def _validate():
             raise ValueError(f"--{name}={value} must be >= 1.")
     if not FLAGS.output.endswith(".keras"):
         raise ValueError(f"--output={FLAGS.output}: must end with .keras.")
+    if FLAGS.tdn_revision is not None:
+        builder = _presets._PRESETS.get(FLAGS.model) if FLAGS.model in models.list_presets() else None
+        if not (isinstance(builder, type) and issubclass(builder, models.TDN)):
+            raise ValueError(f"--tdn_revision applies to TDN presets, not --model={FLAGS.model}.")
+        tdn_revision(FLAGS.tdn_revision)
     if not os.path.isfile(FLAGS.checkpoint):
         raise ValueError(f"--checkpoint={FLAGS.checkpoint}: no such file.")
 
@@ -60,6 +71,8 @@ def main(argv):
         overrides = {"width": FLAGS.width} if FLAGS.width else {}
         if FLAGS.feature_dim:
             overrides["feature_dim"] = FLAGS.feature_dim
+        if FLAGS.tdn_revision is not None:
+            overrides["tdn_revision"] = FLAGS.tdn_revision
         model, report = models.convert_checkpoint(FLAGS.source, FLAGS.checkpoint, FLAGS.model, FLAGS.num_classes,
                                                   FLAGS.num_segments, FLAGS.allow_missing, **overrides)
     except ValueError as e:  # A checkpoint or flag that does not fit: exit 2, nothing written.

@@ -254,9 +254,23 @@ def test_temporal_difference_modules():
     # Gate in [0.5, 1.5] times the input.
     ratio = y / np.where(np.abs(x) > 1e-3, x, np.nan)
     assert np.nanmin(ratio) >= 0.5 - 1e-4 and np.nanmax(ratio) <= 1.5 + 1e-4
-    # Not a per-frame map: reversing the segments does not just reverse the output.
-    assert not np.allclose(keras.ops.convert_to_numpy(layer(x.reshape(2, t, 6, 6, 16)[:, ::-1].reshape(x.shape))),
-                           y.reshape(2, t, 6, 6, 16)[:, ::-1].reshape(x.shape), atol=1e-4)
+    # The two directions share their weights (the authors' current code): reversing the segments
+    # reverses the output. Not a per-frame map: shuffling them does not just shuffle it.
+    def reordered(a, order):
+        return a.reshape(2, t, 6, 6, 16)[:, order].reshape(x.shape)
+
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(reordered(x, [3, 2, 1, 0]))),
+                               reordered(y, [3, 2, 1, 0]), atol=1e-5)
+    assert not np.allclose(keras.ops.convert_to_numpy(layer(reordered(x, [1, 0, 3, 2]))), reordered(y, [1, 0, 3, 2]),
+                           atol=1e-4)
+    # The 2020 revision's backward branch re-reads the forward one: no longer symmetric in time.
+    old = tvl.TemporalDifference(t, reduction=4, revision="2020")
+    old.build(x.shape)
+    old.set_weights(layer.get_weights())
+    y_old = keras.ops.convert_to_numpy(old(x))
+    assert not np.allclose(y_old, y, atol=1e-4)
+    assert not np.allclose(keras.ops.convert_to_numpy(old(reordered(x, [3, 2, 1, 0]))), reordered(y_old, [3, 2, 1, 0]),
+                           atol=1e-4)
     short = tvl.ShortTermDifference(frames_per_segment=3, filters=5)
     frames = np.tile(RNG.normal(size=(4, 16, 16, 3)).astype("float32"), (1, 1, 1, 3))  # 3 identical frames
     # Zero differences -> conv(0) = 0 -> BN(0) = beta = 0 -> ReLU -> max pool: zeros, at 1/8 resolution.

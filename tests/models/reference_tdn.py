@@ -1,24 +1,37 @@
-"""An independent PyTorch forward pass of TDN, written from the paper and the authors' code
-(MCG-NJU/TDN: ops/tdn_net.py `TDN_Net`, ops/base_module.py `mSEModule`, `ShiftModule`,
-`FBResNet`; ops/models.py `TSN` wrapper with `new_fc`) read as documentation.
+"""An independent PyTorch forward pass of TDN, written from the authors' code read as
+documentation: github.com/MCG-NJU/TDN, ops/tdn_net.py `TDN_Net`, ops/base_module.py
+`mSEModule`, `ShiftModule`, `FBResNet`, ops/models.py `TSN` wrapper with `new_fc`.
+
+Two revisions of that code (`revision`):
+- "2021": commit bcf28d9 (2021-03-05, their issue #6), unchanged in ops/ up to a7c7e9b
+  (2022-09-17, the newest): in `mSEModule.forward` the backward full-scale branch is
+  `bn3_smallscale4(conv3_smallscale4(y_backward_smallscale4))`, the backward difference;
+  `TDN_Net` registers the unused stem copy once (`conv1_temp`).
+- "2020": commit c5c5b10 (2020-12-26, the first release): that line reads the *forward*
+  branch's output (`conv3_smallscale4(y_forward_smallscale4)`, after the forward line has
+  overwritten it), and `TDN_Net` registers the stem copy as `conv1_temp` and `conv1_temp1`
+  (one module, so their state_dicts hold both keys).
 
 Module names reproduce the authors' state_dict keys (`module.base_model.layer2_bak.0.mse.conv1.weight`,
-`module.new_fc.weight`, ...), including the unused `conv1_temp`/`conv1_temp1` stem copy
-their network registers. Only the parity tests import it (torch is optional).
+`module.new_fc.weight`, ...). Only the parity tests import it (torch is optional).
 """
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+REVISIONS = ("2021", "2020")
+
 
 class LongTermTDM(nn.Module):
     """L-TDM (`mSEModule`): reduction 16, shared depthwise alignment, three branches at 1/3."""
 
-    def __init__(self, channels, num_segments):
+    def __init__(self, channels, num_segments, revision="2021"):
         super().__init__()
+        assert revision in REVISIONS, revision
         r = channels // 16
         self.t = num_segments
+        self.revision = revision
         self.conv1 = nn.Conv2d(channels, r, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(r)
         self.conv2 = nn.Conv2d(r, r, 3, padding=1, groups=r, bias=False)
@@ -39,8 +52,8 @@ class LongTermTDM(nn.Module):
         half_f = F.interpolate(self.bn3_smallscale2(self.conv3_smallscale2(F.avg_pool2d(fwd, 2))), fwd.shape[2:])
         half_b = F.interpolate(self.bn3_smallscale2(self.conv3_smallscale2(F.avg_pool2d(bwd, 2))), bwd.shape[2:])
         full_f = self.bn3_smallscale4(self.conv3_smallscale4(fwd))
-        # The authors' backward full-scale branch is fed the forward branch's output.
-        full_b = self.bn3_smallscale4(self.conv3_smallscale4(full_f))
+        # bcf28d9 onwards: the backward difference; c5c5b10: the forward branch's output.
+        full_b = self.bn3_smallscale4(self.conv3_smallscale4(bwd if self.revision == "2021" else full_f))
         gate_f = torch.sigmoid(self.bn3(self.conv3((fwd + half_f + full_f) / 3.0))) - 0.5
         gate_b = torch.sigmoid(self.bn3(self.conv3((bwd + half_b + full_b) / 3.0))) - 0.5
         return x + x * (0.5 * gate_f + 0.5 * gate_b)
@@ -64,12 +77,12 @@ class Shift(nn.Module):
 class Bottleneck(nn.Module):
     """FBResNet bottleneck: conv biases, stride in the 3x3; L-TDM + shift after conv1 if `num_segments`."""
 
-    def __init__(self, inplanes, planes, stride=1, num_segments=None):
+    def __init__(self, inplanes, planes, stride=1, num_segments=None, revision="2021"):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1)
         self.bn1 = nn.BatchNorm2d(planes)
         if num_segments:
-            self.mse = LongTermTDM(planes, num_segments)
+            self.mse = LongTermTDM(planes, num_segments, revision)
             self.shift = Shift(planes, num_segments)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1)
         self.bn2 = nn.BatchNorm2d(planes)
@@ -89,16 +102,16 @@ class Bottleneck(nn.Module):
         return F.relu(y + (x if self.downsample is None else self.downsample(x)))
 
 
-def _stage(inplanes, planes, count, stride, num_segments=None):
-    blocks = [Bottleneck(inplanes, planes, stride, num_segments)]
-    blocks += [Bottleneck(planes * 4, planes, 1, num_segments) for _ in range(count - 1)]
+def _stage(inplanes, planes, count, stride, num_segments=None, revision="2021"):
+    blocks = [Bottleneck(inplanes, planes, stride, num_segments, revision)]
+    blocks += [Bottleneck(planes * 4, planes, 1, num_segments, revision) for _ in range(count - 1)]
     return nn.Sequential(*blocks)
 
 
 class TDNNet(nn.Module):
     """`TDN_Net` for ResNet-50: centre frame RGB stem + S-TDM fusions, L-TDM in stages 3-5."""
 
-    def __init__(self, num_segments=8, frames_per_segment=5, counts=(3, 4, 6, 3)):
+    def __init__(self, num_segments=8, frames_per_segment=5, counts=(3, 4, 6, 3), revision="2021"):
         super().__init__()
         self.lps = frames_per_segment
         self.alpha, self.beta = (0.5, 0.5) if num_segments == 8 else (0.75, 0.25)
@@ -106,14 +119,15 @@ class TDNNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         stem_copy = nn.Conv2d(3, 64, 7, stride=2, padding=3)  # registered, unused in forward
         self.conv1_temp = stem_copy
-        self.conv1_temp1 = stem_copy
+        if revision == "2020":
+            self.conv1_temp1 = stem_copy
         self.conv1_5 = nn.Sequential(nn.Conv2d(3 * (frames_per_segment - 1), 64, 7, stride=2, padding=3, bias=False),
                                      nn.BatchNorm2d(64), nn.ReLU())
         self.resnext_layer1 = _stage(64, 64, counts[0], 1)
         self.layer1_bak = _stage(64, 64, counts[0], 1)
-        self.layer2_bak = _stage(256, 128, counts[1], 2, num_segments)
-        self.layer3_bak = _stage(512, 256, counts[2], 2, num_segments)
-        self.layer4_bak = _stage(1024, 512, counts[3], 2, num_segments)
+        self.layer2_bak = _stage(256, 128, counts[1], 2, num_segments, revision)
+        self.layer3_bak = _stage(512, 256, counts[2], 2, num_segments, revision)
+        self.layer4_bak = _stage(1024, 512, counts[3], 2, num_segments, revision)
 
     def forward(self, x):
         frames = [x[:, 3 * i : 3 * (i + 1)] for i in range(self.lps)]
@@ -130,10 +144,10 @@ class TDNNet(nn.Module):
 class TDN(nn.Module):
     """The authors' `TSN` wrapper: `base_model` features, dropout, `new_fc` per segment, averaged."""
 
-    def __init__(self, num_classes, num_segments=8, frames_per_segment=5):
+    def __init__(self, num_classes, num_segments=8, frames_per_segment=5, revision="2021"):
         super().__init__()
         self.t, self.lps = num_segments, frames_per_segment
-        self.base_model = TDNNet(num_segments, frames_per_segment)
+        self.base_model = TDNNet(num_segments, frames_per_segment, revision=revision)
         self.new_fc = nn.Linear(2048, num_classes)
 
     def forward(self, clip):

@@ -9,6 +9,7 @@ from tfvideo.data import (  # noqa: F401 -- importing registers the public symbo
     _errors,
     _features,
     _flip,
+    _oad_layouts,
     _pipeline,
     _prepare,
     _preprocess,

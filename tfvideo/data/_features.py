@@ -62,9 +62,13 @@ def load_chunk_features(session, features_dirs, targets_dir=None):
     if targets_dir is None:
         return features, None
     path = os.path.join(targets_dir, f"{session}.npy")
-    targets = _load_npy(path, "targets")
+    return match_chunk_counts(features, _load_npy(path, "targets"), path, session)
+
+
+def match_chunk_counts(features, targets, path, session):
+    """`(features, targets)` cut to their common length when they differ by one chunk
+    (reference features sometimes end a chunk early); ValueError naming `path` otherwise."""
     if targets.shape[0] != features.shape[0]:
-        # Reference features sometimes end a chunk early: keep the common prefix only if off by one.
         if abs(targets.shape[0] - features.shape[0]) > 1:
             raise ValueError(f"targets {path} has {targets.shape[0]} chunks but the features of {session!r} have "
                              f"{features.shape[0]}.")

@@ -3,6 +3,11 @@
 The reference is MCG-NJU/TDN (`ops/tdn_net.py`: the short-term module and its fusions;
 `ops/base_module.py`: `mSEModule`, the long-term module, and `ShiftModule`, the learnable
 shift). Layer and weight names here map one to one onto theirs (docs/notes/models.md).
+
+Two revisions of the authors' code differ in one line of the long-term module (`revision`):
+"2021" (their commit bcf28d9 of 2021-03-05 onwards, the code behind today's model zoo) and
+"2020" (the December 2020 release, commit c5c5b10, whose backward full-scale branch re-reads
+the forward branch's output; their issue #6).
 """
 
 import keras
@@ -31,6 +36,21 @@ def _at_least_2(x):
     if isinstance(h, int) and isinstance(w, int) and not (h or w):
         return x
     return ops.pad(x, [(0, 0), (0, h), (0, w), (0, 0)], mode="symmetric")
+
+
+# Revision names and the authors' commits that name them (first 7 hex digits).
+TDN_REVISIONS = ("2021", "2020")
+_REVISION_ALIASES = {"2021": "2021", "bcf28d9": "2021", "current": "2021",
+                     "2020": "2020", "c5c5b10": "2020", "2b0a287": "2020"}
+
+
+def tdn_revision(revision):
+    """`revision` ("2021", "2020", or one of the authors' commits) -> "2021" or "2020"."""
+    key = str(revision).strip().lower()
+    if key not in _REVISION_ALIASES:
+        raise ValueError(f"TDN revision={revision!r} must be one of {sorted(_REVISION_ALIASES)} "
+                         "('2021': MCG-NJU/TDN since bcf28d9; '2020': their December 2020 release).")
+    return _REVISION_ALIASES[key]
 
 
 def _bn(name, policy):
@@ -124,15 +144,18 @@ class TemporalDifference(keras.layers.Layer):
     scale, and a 3x3 conv + BN on the x2 average-pooled difference (resized back). A 1x1
     conv + BN back to C, `sigmoid - 0.5`, the mean of both directions `a`; output `x + x * a`.
 
-    As in the authors' code (and so in their checkpoints), the backward full-scale branch
-    applies the full-scale conv + BN to the *forward* branch's output, and the two
-    directions share the branch and expansion weights.
+    The two directions share the branch and expansion weights, as in the authors' code.
+    `revision` "2021" (default) is their current code; "2020" their December 2020 release,
+    where the backward full-scale branch applies the full-scale conv + BN to the *forward*
+    branch's output (checkpoints trained with that code need it). A config saved without a
+    revision (before the option existed) loads as "2020", the behaviour it was saved with.
     """
 
-    def __init__(self, num_segments, reduction=16, **kwargs):
+    def __init__(self, num_segments, reduction=16, revision="2021", **kwargs):
         super().__init__(**kwargs)
         self.num_segments = int(num_segments)
         self.reduction = int(reduction)
+        self.revision = tdn_revision(revision)
         if self.num_segments < 1 or self.reduction < 1:
             raise ValueError(f"TemporalDifference: num_segments={num_segments} and reduction={reduction} must be >= 1.")
 
@@ -178,7 +201,8 @@ class TemporalDifference(keras.layers.Layer):
         d_fwd = ops.reshape(ops.concatenate([aligned[:, 1:] - clips[:, :-1], zero], axis=1), shape)
         d_bwd = ops.reshape(ops.concatenate([zero, aligned[:, :-1] - clips[:, 1:]], axis=1), shape)
         full_fwd = self.full_scale_bn(self.full_scale(d_fwd), training=training)
-        full_bwd = self.full_scale_bn(self.full_scale(full_fwd), training=training)  # sic, see the docstring
+        # The 2020 code fed the forward branch's output here (see the docstring).
+        full_bwd = self.full_scale_bn(self.full_scale(d_bwd if self.revision == "2021" else full_fwd), training=training)
         gate = 0.5 * self._gate(d_fwd, full_fwd, training) + 0.5 * self._gate(d_bwd, full_bwd, training)
         return x + x * gate
 
@@ -186,7 +210,12 @@ class TemporalDifference(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "num_segments": self.num_segments, "reduction": self.reduction}
+        return {**super().get_config(), "num_segments": self.num_segments, "reduction": self.reduction,
+                "revision": self.revision}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"revision": "2020", **config})
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")

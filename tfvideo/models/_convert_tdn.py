@@ -4,11 +4,18 @@ Format `tdn`: a `torch.save` of `{"state_dict": ...}` (or a bare state_dict) of 
 wrapper, keys `module.base_model.<TDN_Net>` and `module.new_fc`. `read_tdn` returns
 NumPy arrays; `map_tdn` returns {keras variable path: array in the variable's layout}.
 The key-walking helpers it shares with the other mappers live in `tfvideo.models._convert`.
+
+The model's `tdn_revision` decides which of the authors' networks the weights fill: "2021"
+(their code since commit bcf28d9, behind the model zoo they have linked since 2021-03-05;
+the default) or "2020" (their December 2020 release). The 2020 code registered the stem copy
+twice (`conv1_temp` and `conv1_temp1`), so its checkpoints hold `conv1_temp1.*` keys that the
+2021 code's do not: `map_tdn` warns when such a checkpoint fills a "2021" model.
 """
 
 import re
 
 import numpy as np
+from absl import logging
 
 from tfvideo.models._convert import (
     assign_checked,
@@ -83,6 +90,10 @@ def map_tdn(state, model):
         assign_checked(out, variables, path, value, original[key], source_shape)
         used.add(key)
     check_unused(state, used, "tdn", _TDN_UNUSED, original)
+    if getattr(model, "tdn_revision", None) == "2021" and any(k.startswith("conv1_temp1.") for k in state):
+        logging.warning("tdn: the checkpoint holds conv1_temp1.* keys, which only the authors' December 2020 "
+                        "code writes; if it was trained with that code, convert with --tdn_revision=2020 "
+                        "(TDN(revision='2020')): its long-term modules differ.")
     return out
 
 

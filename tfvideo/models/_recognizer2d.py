@@ -6,6 +6,7 @@ from keras import layers, ops
 from tfvideo.api._export import tf_export
 from tfvideo.layers._segment_consensus import SegmentConsensus
 from tfvideo.layers._temporal_adaptive import TemporalAdaptive
+from tfvideo.layers._temporal_difference import tdn_revision as _tdn_revision
 from tfvideo.layers._temporal_relation import TemporalRelation
 from tfvideo.layers._temporal_shift import TemporalShift
 from tfvideo.models import _backbones, _tdn, _views
@@ -59,11 +60,14 @@ class Recognizer2D(keras.Model):
       shift_every: TSM shifts in blocks 0, n, 2n, ... of each ResNet stage. None: the
         TSM authors' rule (and MMAction2's): every other block for ResNet-101 (layer3
         of >= 23 blocks), every block otherwise.
+      tdn_revision: TDN only: the authors' code its long-term modules follow, "2021" (their
+        current code, commit bcf28d9; the default) or "2020" (their December 2020 release,
+        which checkpoints trained with that code need). Recorded in `get_config`.
     """
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=None, temporal_module=None,
                  consensus="avg", dropout=0.5, input_channels=3, head="consensus", relation_dim=256,
-                 frames_per_segment=1, shift_every=None, backbone_style="keras", **kwargs):
+                 frames_per_segment=1, shift_every=None, backbone_style="keras", tdn_revision=None, **kwargs):
         super().__init__(**kwargs)
         if temporal_module not in _TEMPORAL_MODULES:
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
@@ -86,6 +90,9 @@ class Recognizer2D(keras.Model):
         self.head = head
         self.relation_dim = int(relation_dim)
         self.frames_per_segment = int(frames_per_segment)
+        if tdn_revision is not None and temporal_module != "tdn":
+            raise ValueError(f"tdn_revision={tdn_revision!r} applies to TDN (temporal_module='tdn') only.")
+        self.tdn_revision = _tdn_revision(tdn_revision or "2021") if temporal_module == "tdn" else None
         if shift_every is None:
             shift_every = 2 if backbone == "resnet101" else 1
         if int(shift_every) < 1:
@@ -100,7 +107,7 @@ class Recognizer2D(keras.Model):
             hooks_style = {}
         if temporal_module == "tdn":
             self.backbone = _tdn.tdn_resnet(int(backbone[len("resnet"):]), self.width or 64, self.num_segments,
-                                            self.frames_per_segment, self.input_channels)
+                                            self.frames_per_segment, self.input_channels, revision=self.tdn_revision)
         else:
             hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels,
                                     self.shift_every)
@@ -165,7 +172,15 @@ class Recognizer2D(keras.Model):
             "frames_per_segment": self.frames_per_segment,
             "shift_every": self.shift_every,
             "backbone_style": self.backbone_style,
+            "tdn_revision": self.tdn_revision,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # A TDN saved before `tdn_revision` existed was built as the authors' 2020 code.
+        if config.get("temporal_module") == "tdn":
+            config = {"tdn_revision": "2020", **config}
+        return cls(**config)
 
 
 def _fixed(kwargs, **fixed):
@@ -211,9 +226,19 @@ class TDN(Recognizer2D):
     at 8 segments, 0.75/0.25 otherwise), the long-term module and a learnable shift sit
     in every block of stages 3-5 (see `tfvideo.models._tdn`). Their checkpoints convert
     with the `tdn` format.
+
+    `revision` (alias of `tdn_revision`): "2021", the authors' current code (commit
+    bcf28d9, the default), or "2020", their December 2020 release, whose long-term module
+    re-reads the forward branch in the backward one (see docs/notes/models.md for which
+    checkpoints need it).
     """
 
-    def __init__(self, num_classes, num_segments=8, backbone="resnet50", frames_per_segment=5, **kwargs):
+    def __init__(self, num_classes, num_segments=8, backbone="resnet50", frames_per_segment=5, revision=None,
+                 **kwargs):
+        if revision is not None:
+            if kwargs.get("tdn_revision") not in (None, revision):
+                raise ValueError(f"TDN: revision={revision!r} and tdn_revision={kwargs['tdn_revision']!r} disagree.")
+            kwargs["tdn_revision"] = revision
         super().__init__(num_classes, num_segments, backbone, frames_per_segment=frames_per_segment,
                          **_fixed(kwargs, temporal_module="tdn", head="consensus"))
 

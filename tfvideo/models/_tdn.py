@@ -6,6 +6,8 @@ stem features, fused into the RGB stem after its max pool; a second copy of the 
 residual stage runs on them and is fused after the RGB first stage. Every residual block
 of stages 3-5 carries the long-term module (L-TDM) then a learnable temporal shift after
 its first conv. Fusions weigh RGB/difference 0.5/0.5 for 8 segments, 0.75/0.25 otherwise.
+The long-term module follows the authors' current code (bcf28d9, "2021") unless
+`revision="2020"` (their December 2020 release; see `TemporalDifference`).
 """
 
 import keras
@@ -44,10 +46,11 @@ def fusion_weights(num_segments):
     return (0.5, 0.5) if num_segments == 8 else (0.75, 0.25)
 
 
-def tdn_resnet(depth, width, num_segments, frames_per_segment, channels=3, name=None):
+def tdn_resnet(depth, width, num_segments, frames_per_segment, channels=3, name=None, revision="2021"):
     """TDN feature extractor `[B * T, H, W, L * C] -> [B * T, H/32, W/32, F]`.
 
-    `frames_per_segment` L = 1 leaves out the short-term module (L-TDM only).
+    `frames_per_segment` L = 1 leaves out the short-term module (L-TDM only). `revision`:
+    the authors' code the long-term modules follow ("2021" or "2020", `TemporalDifference`).
     """
     if depth not in _resnet._BLOCKS:
         raise ValueError(f"TDN: depth={depth} must be one of {sorted(_resnet._BLOCKS)}.")
@@ -65,7 +68,7 @@ def tdn_resnet(depth, width, num_segments, frames_per_segment, channels=3, name=
         x = DifferenceFusion(alpha, beta, name="stdm_fusion_stem")([x, diff])
 
     def long_term(y, block):
-        y = TemporalDifference(num_segments, name=f"{block}_ltdm")(y)
+        y = TemporalDifference(num_segments, revision=revision, name=f"{block}_ltdm")(y)
         return LearnableTemporalShift(num_segments, name=f"{block}_shift")(y)
 
     for stage, count in enumerate(counts):
