@@ -22,6 +22,7 @@ from keras import ops
 
 from tfvideo.api._export import tf_export
 from tfvideo.api._registry import Registry
+from tfvideo.models import _pickle
 
 _ALLOW_MISSING = ("head",)
 # Checkpoint entries that are bookkeeping, not weights.
@@ -121,21 +122,22 @@ def list_checkpoint_formats():
 def read_torch_checkpoint(path):
     """A PyTorch `.pth` file -> `{key: np.ndarray}` (tensors only; `state_dict` unwrapped).
 
-    Reads with `torch.load(weights_only=True)`: no code in the file runs. Checkpoints whose
-    training metadata holds other objects (mmengine's message hub, NumPy arrays) load with
-    those objects replaced by inert placeholders. Needs the `torch` extra
-    (`pip install "tfvideo[torch]"`).
+    Both of torch's file formats (zip, and the legacy pickle stream of torch < 1.6) are read
+    by tfvideo's restricted unpickler (`tfvideo.models._pickle`): no code in the file runs and
+    torch need not be installed. Training metadata (mmengine's message hub, NumPy arrays,
+    `argparse.Namespace`) loads as inert placeholders; any other global the file names is
+    refused with a one-line `CheckpointError` naming it. The arrays are read-only views of the
+    memory-mapped file.
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:
-        import torch
-    except ImportError:
-        raise CheckpointError(f"{path}: reading PyTorch checkpoints needs torch: pip install \"tfvideo[torch]\".") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file; all mean "not readable".
-        obj = _load_with_inert_objects(torch, path, e)
+        obj = _pickle.read_torch_file(path)
+    except _pickle.UnsafeCheckpointError as e:
+        raise CheckpointError(f"{path}: refused: it names the {e}, which is no tensor, container or training "
+                              f"metadata a checkpoint holds (unpickling it would run code); nothing of it ran.") from None
+    except (_pickle.UnreadableCheckpointError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e}).") from None
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model_state_dict", "model", "model_state"):
             if isinstance(obj.get(wrapper), dict):
@@ -143,53 +145,10 @@ def read_torch_checkpoint(path):
                 break
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict of tensors.")
-    state = {str(k): v.detach().cpu().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not state:
         raise CheckpointError(f"{path}: holds no tensors.")
     return state
-
-
-class _Inert:
-    """Stands for an object of a class torch's weights-only loader does not allow (training
-    metadata such as mmengine's message hub): built from nothing, runs no code of the file."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Inert()
-
-
-def _load_with_inert_objects(torch, path, first_error):
-    """Reloads a checkpoint whose metadata holds objects outside torch's weights-only allow-list:
-    the allow-listed globals (tensors, storages, containers) are the real ones, every other
-    global is `_Inert`, so tensors load and nothing in the file runs. Raises CheckpointError
-    (naming the file) when that fails too."""
-    import pickle
-    import types
-
-    message = str(first_error)
-    if not isinstance(first_error, pickle.UnpicklingError) or "Weights only load failed" not in message:
-        reason = message.strip().splitlines()[0].split(". ")[0] if message.strip() else type(first_error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(first_error).__name__}: "
-                              f"{reason[:200]}).") from None
-    from torch import _weights_only_unpickler
-
-    allowed = _weights_only_unpickler._get_allowed_globals()
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            return allowed.get(f"{module}.{name}", _Inert)
-
-    module = types.ModuleType("tfvideo_inert_pickle")
-    module.Unpickler, module.Pickler, module.load = Unpickler, pickle.Pickler, pickle.load
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}).") from None
 
 
 def _head_variables(model):
