@@ -100,9 +100,14 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
         if last >= flat.size:
             raise UnreadableCheckpointError(f"a tensor of size {list(size)} reaching past its storage of "
                                             f"{flat.size} elements")
-        itemsize = flat.dtype.itemsize
-        array = np.lib.stride_tricks.as_strided(flat[offset:], size, tuple(s * itemsize for s in stride),
-                                                writeable=False)
+        numel = int(np.prod(size))
+        contiguous = [int(np.prod(size[i + 1:])) for i in range(len(size))]
+        if all(s == c for n, s, c in zip(size, stride, contiguous) if n > 1):  # A plain view (keeps its base).
+            array = flat[offset:offset + numel].reshape(size)
+        else:
+            itemsize = flat.dtype.itemsize
+            array = np.lib.stride_tricks.as_strided(flat[offset:], size, tuple(s * itemsize for s in stride),
+                                                    writeable=False)
     if storage.bfloat16:  # bfloat16 is the high half of a float32.
         array = (array.astype(np.uint32) << 16).view(np.float32)
     return array
@@ -269,6 +274,36 @@ def _read_legacy(buffer):
 
 def _no_storage(key, dtype, numel):
     raise UnreadableCheckpointError("a storage in the header")
+
+
+def _byte_bounds(array):
+    """(first byte address, one past the last) of `array`'s elements (np.byte_bounds)."""
+    low = high = array.__array_interface__["data"][0]
+    for n, stride in zip(array.shape, array.strides):
+        if stride < 0:
+            low += (n - 1) * stride
+        else:
+            high += (n - 1) * stride
+    return low, high + array.itemsize
+
+
+def release(array):
+    """Drops the pages of the memory-mapped file under `array` (a view of a checkpoint read
+    here) from this process's resident memory, once its values were copied elsewhere: they
+    stay in the page cache and are read back if `array` is used again. A no-op for arrays
+    not backed by a checkpoint mapping."""
+    root = array
+    while isinstance(root, np.ndarray) and not isinstance(getattr(root.base, "obj", None), mmap.mmap):
+        root = root.base
+    if not isinstance(root, np.ndarray) or not hasattr(mmap, "MADV_DONTNEED") or not array.size:
+        return
+    mapping = root.base.obj
+    start = np.frombuffer(mapping, np.uint8, 1, 0).__array_interface__["data"][0]
+    low, high = _byte_bounds(array)
+    begin = (low - start) // mmap.PAGESIZE * mmap.PAGESIZE
+    end = min(len(mapping), high - start)
+    if 0 <= begin < end:
+        mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def read_torch_file(path):
