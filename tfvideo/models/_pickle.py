@@ -46,7 +46,7 @@ _INERT_NAMES = frozenset({
 } | {f"torch.{t}" for t in ("float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8",
                                "uint8", "bool")})
 _CONTAINERS = {"collections.OrderedDict": collections.OrderedDict, "builtins.set": set,
-               "builtins.frozenset": frozenset, "builtins.bytearray": bytearray, "builtins.complex": complex,
+               "builtins.frozenset": frozenset, "builtins.complex": complex,
                "builtins.slice": slice}
 
 
@@ -118,6 +118,8 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor, _rebuild_parameter) or not isinstance(args, tuple):
+        raise UnreadableCheckpointError("a tensor subclass rebuilt by something other than a tensor rebuilder")
     return func(*args)
 
 
