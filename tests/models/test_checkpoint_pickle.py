@@ -198,3 +198,25 @@ def test_damaged_files_are_one_line_errors(tmp_path):
             models._convert.read_torch_checkpoint(str(bad))
         message = str(e.value)
         assert str(bad) in message and "not a readable PyTorch checkpoint" in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_array_pickles_read_with_real_arrays_and_refuse_payloads(tmp_path, protocol):
+    """`read_array_pickle` (for feature files such as the OAD community's): NumPy arrays and
+    scalars round-trip exactly; a payload nested among them is refused, naming the global."""
+    data = {"video_1": {"rgb": np.arange(12, dtype=np.float32).reshape(3, 4), "anno": np.eye(3, dtype=np.int64),
+                        "fps": np.float64(24.0), "names": ["a", "b"], "raw": b"\x00\xff"}}
+    path = tmp_path / "features.pickle"
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
+    got = _pickle.read_array_pickle(str(path))
+    for key in ("rgb", "anno"):
+        np.testing.assert_array_equal(got["video_1"][key], data["video_1"][key])
+        assert got["video_1"][key].dtype == data["video_1"][key].dtype
+    assert got["video_1"]["fps"] == 24.0 and got["video_1"]["names"] == ["a", "b"]
+    assert got["video_1"]["raw"] == b"\x00\xff"
+    marker = tmp_path / "ran"
+    path.write_bytes(pickle.dumps({"video_1": {"rgb": data["video_1"]["rgb"], "x": [_Payload(marker)]}},
+                                  protocol=protocol))
+    with pytest.raises(_pickle.UnsafeCheckpointError, match=f"'{_OPEN}'"):
+        _pickle.read_array_pickle(str(path))
+    assert not marker.exists()

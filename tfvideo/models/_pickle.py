@@ -133,15 +133,32 @@ _TENSOR_GLOBALS = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler whose globals are the allow-list above; storages come from `load_storage`."""
+def _latin1_encode(text, encoding="utf-8"):
+    """`_codecs.encode` as protocol-2 pickles of bytes use it (latin-1 only)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnreadableCheckpointError(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin1")
 
-    def __init__(self, file, load_storage):
+
+# The globals NumPy's own pickles of arrays and scalars name (numpy 1 and 2 module paths).
+_ARRAY_GLOBALS = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype, "_codecs.encode": _latin1_encode}
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ARRAY_GLOBALS[f"{_module}._reconstruct"] = np.zeros(1).__reduce__()[0]
+    _ARRAY_GLOBALS[f"{_module}.scalar"] = np.float64(0).__reduce__()[0]
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler whose globals are the allow-list above; storages come from `load_storage`;
+    with `arrays`, NumPy arrays and scalars are real (`_ARRAY_GLOBALS`) instead of inert."""
+
+    def __init__(self, file, load_storage, arrays=False):
         super().__init__(file, encoding="utf-8")
-        self._load_storage = load_storage
+        self._load_storage, self._arrays = load_storage, arrays
 
     def find_class(self, module, name):
         full = f"{module}.{name}"
+        if self._arrays and full in _ARRAY_GLOBALS:
+            return _ARRAY_GLOBALS[full]
         if full in _TENSOR_GLOBALS:
             return _TENSOR_GLOBALS[full]
         if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
@@ -173,9 +190,9 @@ def _ascii(value):
     return value.decode("ascii") if isinstance(value, bytes) else value
 
 
-def _unpickle(file, load_storage):
+def _unpickle(file, load_storage, arrays=False):
     try:
-        return _RestrictedUnpickler(file, load_storage).load()
+        return _RestrictedUnpickler(file, load_storage, arrays).load()
     except (UnsafeCheckpointError, UnreadableCheckpointError):
         raise
     except RecursionError:
@@ -324,3 +341,16 @@ def read_torch_file(path):
         raise UnreadableCheckpointError("the tar format of torch < 0.4, not supported: re-save it with a "
                                         "recent torch")
     return _read_legacy(buffer)
+
+
+def read_array_pickle(path):
+    """A pickle of plain containers and NumPy arrays (e.g. the online-detection community's
+    `thumos_all_feature_*.pickle`: session -> {"rgb": [T, 2048], ...}) -> the object, read by
+    the same restricted unpickler: NumPy arrays and scalars are real, any other global is
+    refused (`UnsafeCheckpointError` naming it) before it is called.
+
+    Raises:
+      UnsafeCheckpointError, UnreadableCheckpointError (messages without the path).
+    """
+    with open(path, "rb") as f:
+        return _unpickle(f, _no_storage, arrays=True)
