@@ -15,6 +15,9 @@ checkpoint key, so a shape error names the checkpoint key as well as the variabl
 import collections.abc
 import dataclasses
 import os
+import shutil
+import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -22,6 +25,7 @@ from keras import ops
 
 from tfvideo.api._export import tf_export
 from tfvideo.api._registry import Registry
+from tfvideo.models import _fast_build, _pickle
 
 _ALLOW_MISSING = ("head",)
 # Checkpoint entries that are bookkeeping, not weights.
@@ -121,21 +125,22 @@ def list_checkpoint_formats():
 def read_torch_checkpoint(path):
     """A PyTorch `.pth` file -> `{key: np.ndarray}` (tensors only; `state_dict` unwrapped).
 
-    Reads with `torch.load(weights_only=True)`: no code in the file runs. Checkpoints whose
-    training metadata holds other objects (mmengine's message hub, NumPy arrays) load with
-    those objects replaced by inert placeholders. Needs the `torch` extra
-    (`pip install "tfvideo[torch]"`).
+    Both of torch's file formats (zip, and the legacy pickle stream of torch < 1.6) are read
+    by tfvideo's restricted unpickler (`tfvideo.models._pickle`): no code in the file runs and
+    torch need not be installed. Training metadata (mmengine's message hub, NumPy arrays,
+    `argparse.Namespace`) loads as inert placeholders; any other global the file names is
+    refused with a one-line `CheckpointError` naming it. The arrays are read-only views of the
+    memory-mapped file.
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file.")
     try:
-        import torch
-    except ImportError:
-        raise CheckpointError(f"{path}: reading PyTorch checkpoints needs torch: pip install \"tfvideo[torch]\".") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file; all mean "not readable".
-        obj = _load_with_inert_objects(torch, path, e)
+        obj = _pickle.read_torch_file(path)
+    except _pickle.UnsafeCheckpointError as e:
+        raise CheckpointError(f"{path}: refused: it names the {e}, which is no tensor, container or training "
+                              f"metadata a checkpoint holds (unpickling it would run code); nothing of it ran.") from None
+    except (_pickle.UnreadableCheckpointError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e}).") from None
     if isinstance(obj, dict):
         for wrapper in ("state_dict", "model_state_dict", "model", "model_state"):
             if isinstance(obj.get(wrapper), dict):
@@ -143,63 +148,21 @@ def read_torch_checkpoint(path):
                 break
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state_dict of tensors.")
-    state = {str(k): v.detach().cpu().numpy() for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
     if not state:
         raise CheckpointError(f"{path}: holds no tensors.")
     return state
 
 
-class _Inert:
-    """Stands for an object of a class torch's weights-only loader does not allow (training
-    metadata such as mmengine's message hub): built from nothing, runs no code of the file."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Inert()
-
-
-def _load_with_inert_objects(torch, path, first_error):
-    """Reloads a checkpoint whose metadata holds objects outside torch's weights-only allow-list:
-    the allow-listed globals (tensors, storages, containers) are the real ones, every other
-    global is `_Inert`, so tensors load and nothing in the file runs. Raises CheckpointError
-    (naming the file) when that fails too."""
-    import pickle
-    import types
-
-    message = str(first_error)
-    if not isinstance(first_error, pickle.UnpicklingError) or "Weights only load failed" not in message:
-        reason = message.strip().splitlines()[0].split(". ")[0] if message.strip() else type(first_error).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(first_error).__name__}: "
-                              f"{reason[:200]}).") from None
-    from torch import _weights_only_unpickler
-
-    allowed = _weights_only_unpickler._get_allowed_globals()
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            return allowed.get(f"{module}.{name}", _Inert)
-
-    module = types.ModuleType("tfvideo_inert_pickle")
-    module.Unpickler, module.Pickler, module.load = Unpickler, pickle.Pickler, pickle.load
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}).") from None
+def _head_layers(model):
+    """The classifier's layers (what `allow_missing=("head",)` may leave out)."""
+    layers = [getattr(model, attr, None) for attr in ("classifier", "consensus")]
+    return [layer for layer in layers if isinstance(layer, keras.layers.Layer)]
 
 
 def _head_variables(model):
-    """Paths of the classifier's variables (what `allow_missing=("head",)` may leave out)."""
-    head = []
-    for attr in ("classifier", "consensus"):
-        layer = getattr(model, attr, None)
-        if layer is not None:
-            head += [v.path for v in layer.weights]
-    return set(head)
+    """Paths of the classifier's variables."""
+    return {v.path for layer in _head_layers(model) for v in layer.weights}
 
 
 def _model_variables(model):
@@ -219,7 +182,12 @@ def _preset_kwargs(preset, num_segments):
 
 
 def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
-    """The preset's model, built (variables created) for a conversion."""
+    """The preset's model, built (variables created) for a conversion.
+
+    Variables are created without drawing initial values (`_fast_build.zero_initializers`):
+    the conversion assigns every one of them, or fails; the classifier, which
+    `allow_missing=("head",)` may leave out, keeps its initializer.
+    """
     from tfvideo.models import _presets
 
     if int(num_classes) < 1:
@@ -231,11 +199,16 @@ def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
             feature_dim = overrides.pop("feature_dim", None)
             if not feature_dim or int(feature_dim) < 1:
                 raise ValueError(f"model {preset!r} is an online detector: give its feature_dim (--feature_dim).")
-            return detectors.get_detector(preset, int(feature_dim), int(num_classes), **overrides)
+            model = detectors.detector_class(preset)(feature_dim=int(feature_dim), num_classes=int(num_classes),
+                                                     **{**detectors.detector_config(preset), **overrides})
+            with _fast_build.zero_initializers(model, keep=_head_layers(model)):
+                model.build((None, None, int(feature_dim)))
+            return model
     model = _presets.get(preset, int(num_classes), **{**_preset_kwargs(preset, num_segments), **overrides})
     frames = getattr(model, "clip_length", None) or getattr(model, "num_frames", 8)
     channels = getattr(model, "input_channels", 3)
-    model.build((None, frames, 224, 224, channels))
+    with _fast_build.zero_initializers(model, keep=_head_layers(model)):
+        model.build((None, frames, 224, 224, channels))
     return model
 
 
@@ -285,10 +258,30 @@ def convert_checkpoint(source, checkpoint, model, num_classes=None, num_segments
     tracked = _TrackedState(state)
     mapping = mapper(tracked, model)
     values, report = _check_mapping(model, mapping, tracked, source, checkpoint, allow)
-    for path, value in values.items():
-        variable = _model_variables(model)[path]
-        variable.assign(np.asarray(value, dtype=keras.backend.standardize_dtype(variable.dtype)))
+    mapping = tracked = state = None  # `values` holds what is assigned; the rest can go.
+    variables = _model_variables(model)
+    for path in list(values):  # One variable at a time: a transposed copy lives only while assigned.
+        variable = variables[path]
+        value = values.pop(path)
+        variable.assign(_as_tensor(value, keras.backend.standardize_dtype(variable.dtype)))
+        _pickle.release(value)  # The checkpoint's pages under it leave this process's memory.
+        del value
     return model, report
+
+
+def _as_tensor(value, dtype):
+    """An array (often a transposed view of the memory-mapped checkpoint) -> a backend tensor.
+
+    A view whose axes are a permutation of a contiguous array is transposed by the backend
+    (blocked, multi-threaded; NumPy's copy of a transposed view is several times slower).
+    """
+    value = np.asarray(value)
+    if value.ndim >= 2 and not value.flags.c_contiguous:
+        order = np.argsort([-s for s in value.strides], kind="stable")
+        base = value.transpose(order)
+        if base.flags.c_contiguous:
+            return ops.transpose(ops.convert_to_tensor(base, dtype), tuple(int(i) for i in np.argsort(order)))
+    return ops.convert_to_tensor(np.ascontiguousarray(value), dtype)
 
 
 def _where(value):
@@ -347,18 +340,40 @@ def _looks_like_head(key):
 
 @tf_export("tfvideo.models.save_converted")
 def save_converted(model, path):
-    """Saves a converted model as a `.keras` file, atomically (no partial file at `path`)."""
+    """Saves a converted model as a `.keras` file, atomically (no partial file at `path`).
+
+    Keras writes the weights straight to an HDF5 file in a staging folder (`zipped=False`),
+    which is then stored, uncompressed as Keras does, into the `.keras` zip: the weights are
+    not held in memory a second and third time (Keras' in-memory archive), which for a
+    1.4 GB model is both the time and the peak memory of the save.
+    """
     if not str(path).endswith(".keras"):
         raise ValueError(f"{path}: the output must be a .keras file.")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}.keras")
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-{os.getpid()}-", dir=directory)
     try:
-        model.save(tmp)
+        model.save(os.path.join(staging, "model"), zipped=False)
+        _zip_saved_model(os.path.join(staging, "model"), tmp)
         os.replace(tmp, path)
     finally:
+        shutil.rmtree(staging, ignore_errors=True)
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _zip_saved_model(folder, archive):
+    """A `model.save(zipped=False)` folder -> the `.keras` zip Keras writes (members stored)."""
+    first = ("metadata.json", "config.json", "model.weights.h5")
+    names = [os.path.relpath(os.path.join(root, f), folder) for root, _, files in os.walk(folder) for f in files]
+    names = [n for n in first if n in names] + sorted(n for n in names if n not in first)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name in names:
+            source = os.path.join(folder, name)
+            info = zipfile.ZipInfo.from_file(source, name.replace(os.sep, "/"))
+            with open(source, "rb") as src, zf.open(info, "w", force_zip64=info.file_size > 2**31) as dst:
+                shutil.copyfileobj(src, dst, 16 << 20)  # ZipFile.write copies in 8 KiB pieces.
 
 
 @tf_export("tfvideo.models.init_from_converted")
@@ -466,4 +481,5 @@ def assign_checked(out, variables, path, value, key, source_shape=None):
         source = tuple(value.shape) if source_shape is None else tuple(source_shape)
         raise ValueError(f"checkpoint key {key!r} {source} does not fit model variable {variables[path].path!r} "
                          f"{want} (as {tuple(value.shape)} in Keras layout).")
-    out[variables[path].path] = value.astype(np.float32)
+    # A view (of the memory-mapped checkpoint) stays a view: converted one variable at a time on assign.
+    out[variables[path].path] = value if value.dtype == np.float32 else value.astype(np.float32)

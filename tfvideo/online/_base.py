@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from tfvideo.api._export import tf_export
+from tfvideo.models import _fast_build
 
 
 @tf_export("tfvideo.online.OnlineDetector")
@@ -49,6 +50,11 @@ class OnlineDetector(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "feature_dim": self.feature_dim, "num_classes": self.num_classes}
+
+    def build_from_config(self, config):
+        # keras.saving.load_model overwrites every variable next: no initial values drawn
+        # (minutes for the authors' TRN, whose orthogonal LSTM kernels each need a QR).
+        _fast_build.build_from_config_for_load(self, config, super().build_from_config)
 
 
 def sliding_windows(x, history):
