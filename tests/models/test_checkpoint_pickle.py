@@ -1,4 +1,4 @@
-"""Checkpoint files are read without running any of their code (tfvideo.models._pickle):
+"""Checkpoint files are read without running any of their code (tfvideo._pickle):
 a payload in each place a pickle can sit is refused before it runs, naming the file and the
 global; real checkpoints (both torch formats, every dtype, views, training metadata) read
 exactly as torch reads them, with torch not even importable."""
@@ -15,8 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tfvideo import models
-from tfvideo.models import _pickle
+from tfvideo import _pickle, models
 
 _LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
 _OPEN = f"{open.__module__}.open"  # how pickle names the built-in open ("io.open")

@@ -151,7 +151,7 @@ def test_pickles_are_read_without_running_code(tmp_path):
     path = tmp_path / "thumos_all_feature_val_V3.pickle"
     with open(path, "wb") as f:
         pickle.dump({"video_0001": {"rgb": Payload()}}, f)
-    with pytest.raises(ValueError, match=r"not a plain pickle of NumPy arrays \(it names (posix|os|nt)\.system"):
+    with pytest.raises(ValueError, match=r"not a plain pickle of NumPy arrays \(global '(posix|os|nt)\.system'"):
         load_array_pickle(str(path))
     assert not os.path.exists(tmp_path / "ran")
     # Arrays and scalars of every protocol and NumPy's two module names load.

@@ -24,6 +24,7 @@ import pickle
 
 import numpy as np
 
+from tfvideo import _pickle
 from tfvideo.api._export import export_constant, tf_export
 from tfvideo.data._features import match_chunk_counts
 
@@ -31,38 +32,9 @@ OAD_LAYOUTS = export_constant("tfvideo.data.OAD_LAYOUTS", ("auto", "tfvideo", "s
 _PICKLE_SUFFIXES = (".pickle", ".pkl")
 
 
-def _numpy_core():
-    return getattr(np, "_core", None) or np.core  # NumPy 2 / NumPy 1
-
-
-# The globals a pickle of dicts, lists and NumPy arrays/scalars names (protocols 2-5, NumPy 1 and 2).
-def _allowed_globals():
-    core = _numpy_core()
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-               ("_codecs", "encode"): __import__("codecs").encode}
-    for package in ("numpy.core", "numpy._core"):
-        allowed[(f"{package}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
-        allowed[(f"{package}.multiarray", "scalar")] = core.multiarray.scalar
-        allowed[(f"{package}.numeric", "_frombuffer")] = core.numeric._frombuffer
-    return allowed
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Builds containers and NumPy arrays; any other global (code to run) is refused."""
-
-    _allowed = None
-
-    def find_class(self, module, name):
-        if _ArrayUnpickler._allowed is None:
-            _ArrayUnpickler._allowed = _allowed_globals()
-        found = _ArrayUnpickler._allowed.get((module, name))
-        if found is None:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which a pickle of NumPy arrays does not")
-        return found
-
-
 def load_array_pickle(path):
-    """The dicts/lists of NumPy arrays in pickle `path`, read without running code.
+    """The dicts/lists of NumPy arrays in pickle `path`, read without running code (the
+    restricted unpickler of `tfvideo._pickle`, shared with the checkpoint reader).
 
     Raises ValueError naming the file for a pickle that names anything else (a class, a
     function) or cannot be read; FileNotFoundError for a missing file.
@@ -70,9 +42,9 @@ def load_array_pickle(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pickle {path} does not exist.")
     try:
-        with open(path, "rb") as f:
-            return _ArrayUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as e:
+        return _pickle.read_array_pickle(path)
+    except (_pickle.UnsafeCheckpointError, _pickle.UnreadableCheckpointError, pickle.UnpicklingError, EOFError,
+            AttributeError, ImportError, IndexError, TypeError, ValueError) as e:
         raise ValueError(f"pickle {path}: not a plain pickle of NumPy arrays ({e}).") from None
 
 

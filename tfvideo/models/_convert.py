@@ -23,9 +23,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfvideo import _pickle
 from tfvideo.api._export import tf_export
 from tfvideo.api._registry import Registry
-from tfvideo.models import _fast_build, _pickle
+from tfvideo.models import _fast_build
 
 _ALLOW_MISSING = ("head",)
 # Checkpoint entries that are bookkeeping, not weights.
@@ -126,7 +127,7 @@ def read_torch_checkpoint(path):
     """A PyTorch `.pth` file -> `{key: np.ndarray}` (tensors only; `state_dict` unwrapped).
 
     Both of torch's file formats (zip, and the legacy pickle stream of torch < 1.6) are read
-    by tfvideo's restricted unpickler (`tfvideo.models._pickle`): no code in the file runs and
+    by tfvideo's restricted unpickler (`tfvideo._pickle`): no code in the file runs and
     torch need not be installed. Training metadata (mmengine's message hub, NumPy arrays,
     `argparse.Namespace`) loads as inert placeholders; any other global the file names is
     refused with a one-line `CheckpointError` naming it. The arrays are read-only views of the
