@@ -145,6 +145,8 @@ _ARRAY_GLOBALS = {"numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype, "_codecs
 for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ARRAY_GLOBALS[f"{_module}._reconstruct"] = np.zeros(1).__reduce__()[0]
     _ARRAY_GLOBALS[f"{_module}.scalar"] = np.float64(0).__reduce__()[0]
+for _module in ("numpy.core.numeric", "numpy._core.numeric"):  # Protocol 5's out-of-band-capable arrays.
+    _ARRAY_GLOBALS[f"{_module}._frombuffer"] = np.zeros(1).__reduce_ex__(5)[0]
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
