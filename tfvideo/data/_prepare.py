@@ -128,28 +128,74 @@ def tvl1_flow(frames_rgb):
     return np.stack(flows).astype(np.float32)
 
 
-def _flow_jpegs(frames, config):
-    quantized = quantize_flow(tvl1_flow(frames), config.flow_bound)
-    zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
-    return [encode_jpeg(f, config.jpeg_quality, full_chroma=True) for f in np.concatenate([quantized, zeros], -1)]
+class _FlowEncoder:
+    """TV-L1 flow JPEGs of a frame stream, as `tvl1_flow` + `quantize_flow` give for all frames at
+    once, holding only the previous frame (grey)."""
+
+    def __init__(self, config):
+        self._config = config
+        self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+        self._previous = None
+        self.jpegs = []
+
+    def _encode(self, flow):
+        quantized = quantize_flow(flow, self._config.flow_bound)
+        zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
+        return encode_jpeg(np.concatenate([quantized, zeros], -1), self._config.jpeg_quality, full_chroma=True)
+
+    def add(self, frame_rgb):
+        gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+        if self._previous is not None:
+            self.jpegs.append(self._encode(self._tvl1.calc(self._previous, gray, None).astype(np.float32)))
+        self._previous = gray
+
+    def finish(self):
+        """The flow JPEGs, one per frame: the last repeats the one before (zeros for one frame)."""
+        if not self.jpegs:
+            self.jpegs.append(self._encode(np.zeros(self._previous.shape + (2,), np.float32)))
+        self.jpegs.append(self.jpegs[-1])
+        return self.jpegs
+
+
+def resample_indices(frame_times, duration, fps):
+    """Display indices of the frames shown at times 0, 1/fps, 2/fps, ... < duration.
+
+    By timestamps, so variable-frame-rate files are resampled by time, not as if their
+    frames were evenly spaced: the frame shown at time t is the last one starting at or
+    before it. `frame_times` [N] seconds from the first frame; `duration` to the end of
+    the last frame.
+    """
+    count = max(1, int(np.floor(duration * fps + 1e-6)))
+    targets = np.arange(count) / fps + 1e-6  # A tolerance for times that coincide up to rounding.
+    return np.maximum(np.searchsorted(np.asarray(frame_times), targets, side="right") - 1, 0).astype(np.int64)
 
 
 def video_to_sequence_example(record, config, label_names=None):
-    """Decodes one video and returns its SequenceExample (raises VideoDecodeError)."""
-    info = _video_io.probe_video(record.path)
-    indices = np.arange(info.num_frames)
-    frame_rate = info.fps
-    if config.fps and info.fps and config.fps != info.fps:
-        count = max(1, int(np.floor(info.num_frames * config.fps / info.fps)))
-        indices = np.minimum(np.floor(np.arange(count) * info.fps / config.fps).astype(np.int64), info.num_frames - 1)
-        frame_rate = config.fps
-    if len(indices) < config.min_frames:
-        raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    frames = [_resize_short(f, config.resize_short) for f in _video_io.read_frames(record.path, indices)]
-    jpegs = [encode_jpeg(f, config.jpeg_quality) for f in frames]
-    flow = _flow_jpegs(frames, config) if config.flow else None
+    """Decodes one video and returns its SequenceExample (raises VideoDecodeError).
+
+    Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
+    so memory does not grow with the video's length (only its JPEGs are kept).
+    """
+    with _video_io.VideoReader(record.path) as video:
+        indices = np.arange(video.num_frames)
+        frame_rate = video.info.fps
+        if config.fps:
+            indices = resample_indices(video.frame_times, video.duration, config.fps)
+            frame_rate = config.fps
+        if len(indices) < config.min_frames:
+            raise _video_io.VideoDecodeError(record.path,
+                                             f"too short: {len(indices)} frames < min_frames={config.min_frames}")
+        jpegs = []
+        flow = _FlowEncoder(config) if config.flow else None
+        for frame in video.iter_frames(indices):
+            frame = _resize_short(frame, config.resize_short)
+            jpegs.append(encode_jpeg(frame, config.jpeg_quality))
+            if flow is not None:
+                flow.add(frame)
+            del frame
     label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate, flow)
+    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate,
+                                           flow.finish() if flow is not None else None)
 
 
 def _write_shard(path, records, config, label_names):
