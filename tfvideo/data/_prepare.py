@@ -185,17 +185,22 @@ def video_to_sequence_example(record, config, label_names=None):
         if len(indices) < config.min_frames:
             raise _video_io.VideoDecodeError(record.path,
                                              f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-        jpegs = []
+        label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
+        # Each JPEG goes straight into the record: no list of them beside it.
+        example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
+        stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
         flow = _FlowEncoder(config) if config.flow else None
         for frame in video.iter_frames(indices):
             frame = _resize_short(frame, config.resize_short)
-            jpegs.append(encode_jpeg(frame, config.jpeg_quality))
+            stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
             if flow is not None:
                 flow.add(frame)
             del frame
-    label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate,
-                                           flow.finish() if flow is not None else None)
+    if flow is not None:
+        flow_frames = example.feature_lists.feature_list[_tfrecord.FLOW_KEY].feature
+        for jpeg in flow.finish():
+            flow_frames.add().bytes_list.value.append(jpeg)
+    return example
 
 
 def _write_shard(path, records, config, label_names):
