@@ -9,7 +9,9 @@ Each video is decoded and sampled here with the test-time sampler the export rec
 `clip_spec` signature; an export without one: a segment sampler guessed from the signature's
 frame count, with a warning); served models get its
 JPEG frames on the `jpeg_frames` signature (gRPC or REST: the same request, the same
-numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS). Prints
+numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS), symlinked
+sub-folders included (a folder reached twice, e.g. through a symlink loop, is searched once,
+with a warning line naming where). Prints
 `path<TAB>label:prob label:prob ...` per video; `--output_csv` also writes
 `path,label_1,probability_1,...` rows. A file that cannot be read or is rejected is
 reported on one line (`tfvideo-predict: error: PATH: reason`) and the others go on; the
@@ -63,16 +65,29 @@ def format_prediction(prediction):
 
 
 def expand_inputs(args):
-    """Files as given and video files under folders (recursively, sorted): (paths, problems).
+    """Files as given and video files under folders (recursively, sorted): (paths, problems, notes).
 
-    `problems` are (argument, reason) pairs for arguments that are neither.
+    Symlinked sub-folders are searched too; a folder reached a second time (a symlink
+    loop, or two links to one folder) is searched once, and `notes` say where it was
+    skipped. `problems` are (argument, reason) pairs for arguments that are neither a file
+    nor a folder, or folders without videos; `notes` are (folder, reason) pairs.
     """
-    paths, problems = [], []
+    paths, problems, notes = [], [], []
     for arg in args:
         if os.path.isdir(arg):
             found = []
-            for root, dirs, files in os.walk(arg):
-                dirs.sort()
+            searched = {os.path.realpath(arg): arg}  # Real folder -> the path it was searched under.
+            for root, dirs, files in os.walk(arg, followlinks=True):
+                kept = []
+                for name in sorted(dirs):
+                    folder = os.path.join(root, name)
+                    real = os.path.realpath(folder)
+                    if real in searched:
+                        notes.append((folder, f"the same folder as {searched[real]} (via a symlink); searched once"))
+                        continue
+                    searched[real] = folder
+                    kept.append(name)
+                dirs[:] = kept
                 found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
             if not found:
                 problems.append((arg, f"folder holds no video files ({', '.join(VIDEO_EXTENSIONS)})"))
@@ -81,7 +96,7 @@ def expand_inputs(args):
             paths.append(arg)
         else:
             problems.append((arg, "no such file or folder"))
-    return paths, problems
+    return paths, problems, notes
 
 
 def _validate_flags(args):
@@ -285,7 +300,9 @@ def predict_all(paths, predict_one, target=None, writer=None):
 def main(argv):
     args = argv[1:]
     _validate_flags(args)
-    paths, problems = expand_inputs(args)
+    paths, problems, notes = expand_inputs(args)
+    for folder, reason in notes:
+        print(f"{PROG}: warning: {folder}: {reason}", file=sys.stderr)
     for arg, reason in problems:
         print(f"{PROG}: error: {arg}: {reason}", file=sys.stderr)
     if not paths:
