@@ -170,13 +170,14 @@ def resample_indices(frame_times, duration, fps):
     return np.maximum(np.searchsorted(np.asarray(frame_times), targets, side="right") - 1, 0).astype(np.int64)
 
 
-def video_to_sequence_example(record, config, label_names=None):
+def video_to_sequence_example(record, config, label_names=None, decode_threads=None):
     """Decodes one video and returns its SequenceExample (raises VideoDecodeError).
 
     Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
     so memory does not grow with the video's length (only its JPEGs are kept).
+    `decode_threads`: FFmpeg decoding threads (None: one per core).
     """
-    with _video_io.VideoReader(record.path) as video:
+    with _video_io.VideoReader(record.path, num_threads=decode_threads) as video:
         indices = np.arange(video.num_frames)
         frame_rate = video.info.fps
         if config.fps:
@@ -203,7 +204,7 @@ def video_to_sequence_example(record, config, label_names=None):
     return example
 
 
-def _write_shard(path, records, config, label_names):
+def _write_shard(path, records, config, label_names, decode_threads=None):
     """Writes one shard atomically; returns the list of (path, reason) failures."""
     failures = []
     tmp = f"{path}{_TMP_MARK}{os.getpid()}"
@@ -211,7 +212,7 @@ def _write_shard(path, records, config, label_names):
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 try:
-                    example = video_to_sequence_example(record, config, label_names)
+                    example = video_to_sequence_example(record, config, label_names, decode_threads)
                 except _video_io.VideoDecodeError as e:
                     failures.append({"path": record.path, "reason": e.reason})
                     continue
@@ -226,6 +227,7 @@ def _write_shard(path, records, config, label_names):
     return failures
 
 
+_MAX_DECODE_THREADS = 4
 _TMP_MARK = _tfrecord.TMP_MARK  # One marker: match_shards must recognise what this writes.
 
 
@@ -234,8 +236,8 @@ def _failures_path(shard):
 
 
 def _run_shard(args):
-    path, records, config, label_names = args
-    failures = _write_shard(path, records, config, label_names)
+    path, records, config, label_names, decode_threads = args
+    failures = _write_shard(path, records, config, label_names, decode_threads)
     # Written after the shard, atomically: its presence marks the shard complete, and it
     # keeps the shard's failures for a rerun that skips it.
     tmp = _failures_path(path) + _TMP_MARK + str(os.getpid())
@@ -421,8 +423,12 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
                 failures.extend(json.load(f))
             done += len(shard_records)
             continue
-        jobs.append((path, shard_records, config, label_names))
+        jobs.append([path, shard_records, config, label_names])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    # The cores shared among the workers: FFmpeg's default, a thread per core in every worker,
+    # holds a frame in flight per thread (4K: ~12 MB each) and oversubscribes the cores.
+    decode_threads = max(1, min(_MAX_DECODE_THREADS, (os.cpu_count() or 1) // workers))
+    jobs = [(*job, decode_threads) for job in jobs]
     if progress:
         progress(done, len(records))
     if jobs:
