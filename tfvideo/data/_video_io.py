@@ -1,6 +1,7 @@
 """Video file decoding with PyAV: probe, index and decode exactly the frames asked for.
 
-Frame `i` of a video is the i-th frame in presentation order. The index is built by
+Frame `i` of a video is the i-th frame in presentation order, returned as displayed (the
+display matrix's rotation or mirror applied). The index is built by
 demuxing packets (no decoding), so variable-frame-rate files map exactly; decoding seeks
 to the keyframe before each wanted frame when that skips several frames, so sparse sampling never
 decodes the whole video.
@@ -82,7 +83,11 @@ class VideoDecodeError(ValueError):
 @tf_export("tfvideo.data.VideoInfo")
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-    """What `probe_video` learns about a file without decoding it."""
+    """What `probe_video` learns about a file without decoding it.
+
+    `height` and `width` are the coded frame size: a file whose display matrix turns it a
+    quarter (portrait phone footage) reads as `width x height` frames (see `VideoReader.read`).
+    """
 
     path: str
     num_frames: int
@@ -521,7 +526,8 @@ def read_frames(path, indices, stats=None, num_threads=None, short_side=None):
       short_side: resize so the shorter side is this many pixels (see `VideoReader.read`).
 
     Returns:
-      uint8 array `indices.shape + [H, W, 3]` in RGB.
+      uint8 array `indices.shape + [H, W, 3]` in RGB, as displayed (the file's display
+      rotation applied).
     """
     with VideoReader(path, num_threads=num_threads) as video:
         return video.read(indices, stats=stats, short_side=short_side)
