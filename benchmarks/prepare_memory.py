@@ -137,7 +137,7 @@ def main():
           f"holding decoded frames would be ~{args.width * args.height * 4.5 / 2**20:.1f} MB/frame")
     minute = 60 * args.fps
     if long_frames < minute:
-        print(f"  extrapolated to 60 s ({minute} frames): peak {long['peak'] + growth * (minute - long_frames):.0f} MB, "
+        print(f"  extrapolated to 60 s ({minute} frames): peak {long['peak'] + max(growth, 0) * (minute - long_frames):.0f} MB, "
               f"anon peak {long['anon'] + max(anon_growth, 0) * (minute - long_frames):.0f} MB")
     for what, value in (("peak RSS", long["peak"]), ("private (anon) peak", long["anon"])):
         verdict = "meets" if value <= TARGET_MB else "MISSES"
