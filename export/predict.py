@@ -9,11 +9,15 @@ Each video is decoded and sampled here with the test-time sampler the export rec
 `clip_spec` signature; an export without one: a segment sampler guessed from the signature's
 frame count, with a warning); served models get its
 JPEG frames on the `jpeg_frames` signature (gRPC or REST: the same request, the same
-numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS). Prints
+numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS), symlinked
+sub-folders included (a folder reached twice, e.g. through a symlink loop, is searched once,
+with a warning line naming where). Prints
 `path<TAB>label:prob label:prob ...` per video; `--output_csv` also writes
 `path,label_1,probability_1,...` rows. A file that cannot be read or is rejected is
 reported on one line (`tfvideo-predict: error: PATH: reason`) and the others go on; the
-exit status is then 1. An unreachable server or unknown model is one line and exit 1;
+exit status is then 1. Served models: without --model_version, each video goes to the
+version served at the time (a newer one published during the run takes over, sampled as
+its own clip spec says, with a warning line); --model_version pins one. An unreachable server or unknown model is one line and exit 1;
 bad flags are one line and exit 2.
 """
 
@@ -28,7 +32,8 @@ flags.DEFINE_string("server", None, "host:port of the model server (default loca
                     "localhost:8501 with --rest).")
 flags.DEFINE_bool("rest", False, "Use TF Serving's REST API (tfvideo-serve --rest_api_port) instead of gRPC.")
 flags.DEFINE_string("model", None, "Served model name (with a server).")
-flags.DEFINE_integer("model_version", None, "A specific served version (default: the latest).")
+flags.DEFINE_integer("model_version", None, "A specific served version (default: the latest, followed as newer "
+                     "versions are published during the run).")
 flags.DEFINE_string("saved_model", None, "Offline: an exported SavedModel, a version directory or a model base path "
                     "(its highest version).")
 flags.DEFINE_string("model_dir", None, "Offline: a training run's model_dir (config.json + model.keras).")
@@ -63,16 +68,29 @@ def format_prediction(prediction):
 
 
 def expand_inputs(args):
-    """Files as given and video files under folders (recursively, sorted): (paths, problems).
+    """Files as given and video files under folders (recursively, sorted): (paths, problems, notes).
 
-    `problems` are (argument, reason) pairs for arguments that are neither.
+    Symlinked sub-folders are searched too; a folder reached a second time (a symlink
+    loop, or two links to one folder) is searched once, and `notes` say where it was
+    skipped. `problems` are (argument, reason) pairs for arguments that are neither a file
+    nor a folder, or folders without videos; `notes` are (folder, reason) pairs.
     """
-    paths, problems = [], []
+    paths, problems, notes = [], [], []
     for arg in args:
         if os.path.isdir(arg):
             found = []
-            for root, dirs, files in os.walk(arg):
-                dirs.sort()
+            searched = {os.path.realpath(arg): arg}  # Real folder -> the path it was searched under.
+            for root, dirs, files in os.walk(arg, followlinks=True):
+                kept = []
+                for name in sorted(dirs):
+                    folder = os.path.join(root, name)
+                    real = os.path.realpath(folder)
+                    if real in searched:
+                        notes.append((folder, f"the same folder as {searched[real]} (via a symlink); searched once"))
+                        continue
+                    searched[real] = folder
+                    kept.append(name)
+                dirs[:] = kept
                 found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(VIDEO_EXTENSIONS)]
             if not found:
                 problems.append((arg, f"folder holds no video files ({', '.join(VIDEO_EXTENSIONS)})"))
@@ -81,7 +99,7 @@ def expand_inputs(args):
             paths.append(arg)
         else:
             problems.append((arg, "no such file or folder"))
-    return paths, problems
+    return paths, problems, notes
 
 
 def _validate_flags(args):
@@ -120,7 +138,20 @@ def _top_k(available, what):
     return available
 
 
+class _ServedVersion:
+    """A served model version and what requests to it need: its test-time sampler (from its
+    own clip spec: versions may sample differently) and its top-k size."""
+
+    def __init__(self, client, version):
+        self.version = version
+        self.sampler, self.fallback = client.sampler_and_fallback(FLAGS.model, FLAGS.signature, version,
+                                                                  FLAGS.num_clips)
+        self.available = client.top_k_size(FLAGS.model, FLAGS.signature, version)
+
+
 def _server_predictor():
+    from tqdm import tqdm
+
     from tfvideo import serving
 
     if FLAGS.rest:
@@ -130,22 +161,63 @@ def _server_predictor():
         target = FLAGS.server or "localhost:8500"
         client = serving.Client(target, timeout=FLAGS.timeout)
     try:
-        version = client.serving_version(FLAGS.model, FLAGS.model_version)
-        sampler, fallback = client.sampler_and_fallback(FLAGS.model, FLAGS.signature, version, FLAGS.num_clips)
-        available = client.top_k_size(FLAGS.model, FLAGS.signature, version)
+        served = _ServedVersion(client, client.serving_version(FLAGS.model, FLAGS.model_version))
     except ValueError as e:
         raise Fatal(str(e)) from None
     except Exception as e:  # noqa: BLE001 -- gRPC / HTTP errors: one line naming the server.
         raise Fatal(_server_problem(e, target)) from None
-    if fallback:
-        print(f"{PROG}: warning: {fallback}", file=sys.stderr)
-    top_k = _top_k(available, f"the {available} labels model '{FLAGS.model}' returns (its export's --top_k)")
+    if served.fallback:
+        print(f"{PROG}: warning: {served.fallback}", file=sys.stderr)
+    top_k = _top_k(served.available, f"the {served.available} labels model '{FLAGS.model}' returns (its export's "
+                                     "--top_k)")
+    pinned = FLAGS.model_version is not None
 
-    def predict_one(path):  # Pinned to the version whose clip spec chose the frames.
+    def follow():
+        """Moves to the version the server serves now (its highest available); True if it changed.
+
+        A run outlives model versions: when a newer one is published (and the old one
+        unloaded), the next videos go to it, sampled as its own clip spec says.
+        """
+        nonlocal served
+        version = client.serving_version(FLAGS.model)
+        if version is None or version == served.version:
+            return False
+        try:
+            newer = _ServedVersion(client, version)
+        except ValueError as e:
+            raise Fatal(f"model '{FLAGS.model}' version {version}: {e}") from None
+        tqdm.write(f"{PROG}: warning: model '{FLAGS.model}' now serves version {version} (was {served.version}); "
+                   "the next videos go to it", file=sys.stderr)
+        if newer.fallback:
+            tqdm.write(f"{PROG}: warning: {newer.fallback}", file=sys.stderr)
+        served = newer
+        return True
+
+    def predict_one(path):  # Each request is pinned to the version whose clip spec chose its frames.
+        if not pinned:
+            follow()
+        try:
+            return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
+                                        version=served.version, sampler=served.sampler)
+        except Exception as e:
+            # Unloaded between the status check and the request: follow, and send it again.
+            if pinned or not _version_gone(e) or not follow():
+                raise
         return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
-                                    version=version, sampler=sampler)
+                                    version=served.version, sampler=served.sampler)
 
     return predict_one, client.close, target, top_k
+
+
+def _version_gone(error):
+    """The request's model version is not (or no longer) served."""
+    import grpc
+
+    from tfvideo import serving
+
+    if isinstance(error, grpc.RpcError):
+        return error.code() == grpc.StatusCode.NOT_FOUND
+    return isinstance(error, serving.RestError) and error.status == 404
 
 
 def _server_problem(error, target):
@@ -269,6 +341,8 @@ def predict_all(paths, predict_one, target=None, writer=None):
             failures += 1
             tqdm.write(f"{PROG}: error: {e.path}: {_one_line(e.reason)}", file=sys.stderr)
             continue
+        except Fatal:
+            raise
         except Exception as e:  # noqa: BLE001 -- one line per file; the others go on.
             if _is_fatal(e):
                 raise Fatal(f"{path}: {_one_line(_server_problem(e, target))}") from None
@@ -285,7 +359,9 @@ def predict_all(paths, predict_one, target=None, writer=None):
 def main(argv):
     args = argv[1:]
     _validate_flags(args)
-    paths, problems = expand_inputs(args)
+    paths, problems, notes = expand_inputs(args)
+    for folder, reason in notes:
+        print(f"{PROG}: warning: {folder}: {reason}", file=sys.stderr)
     for arg, reason in problems:
         print(f"{PROG}: error: {arg}: {reason}", file=sys.stderr)
     if not paths:

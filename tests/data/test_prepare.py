@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 from absl import flags
 from framecode import read_frame_code
-from videofiles import write_bad_files, write_code_video
+from videofiles import (
+    corner_marked_frames,
+    marked_corner,
+    write_bad_files,
+    write_code_video,
+    write_rotated_video,
+    write_vfr_video,
+)
 
 from tfvideo import data
+from tfvideo.data import _prepare
 from trainers import prepare_data
 
 
@@ -92,6 +100,98 @@ def test_fps_change_keeps_the_right_frames(tmp_path):
     element = next(data.video_dataset(str(tmp_path / "o/f-*.tfrecord"), data.DenseSampler(20, 1), preprocess=False).as_numpy_iterator())
     # 40 frames at 10 fps -> 20 frames at 5 fps: every second source frame.
     assert [read_frame_code(f) for f in element["video"][0]] == list(range(0, 40, 2))
+
+
+def test_fps_change_follows_timestamps_of_a_variable_frame_rate_file(tmp_path):
+    # 1 s at 25 fps (frames 0-24), then 1 s at 5 fps (frames 25-29). Resampled to 5 fps by
+    # time: 0, 0.2, ..., 1.8 s. By frame index (as if 15 fps throughout) the second second
+    # would get 1 frame of its 5.
+    path = str(write_vfr_video(tmp_path / "vfr.mp4", [40] * 25 + [200] * 5))
+    records = [data.VideoRecord(path, 0, "vfr")]
+    data.prepare_tfrecords(records, str(tmp_path / "o"), "v", 1, data.PrepareConfig(resize_short=0, fps=5), workers=1)
+    element = next(data.video_dataset(str(tmp_path / "o/v-*.tfrecord"), data.DenseSampler(10, 1),
+                                      preprocess=False).as_numpy_iterator())
+    assert [read_frame_code(f) for f in element["video"][0]] == [0, 5, 10, 15, 20, 25, 26, 27, 28, 29]
+
+
+def test_resample_indices_by_time():
+    times = np.array([0.0, 0.1, 0.2, 1.0, 1.5])
+    np.testing.assert_array_equal(_prepare.resample_indices(times, 2.0, 2), [0, 2, 3, 4])
+    np.testing.assert_array_equal(_prepare.resample_indices(times, 2.0, 5), [0, 2, 2, 2, 2, 3, 3, 3, 4, 4])
+    np.testing.assert_array_equal(_prepare.resample_indices(np.arange(40) / 10, 4.0, 5), np.arange(0, 40, 2))
+
+
+def test_portrait_phone_video_is_stored_upright(tmp_path):
+    # Coded 64x32 landscape with a "rotate=90" display matrix (turn clockwise): shown 32x64,
+    # the coded top-left corner at the top right.
+    path = write_rotated_video(tmp_path / "phone.mp4", corner_marked_frames(6, 32, 64), -90)
+    data.prepare_tfrecords([data.VideoRecord(path, 0, "phone")], str(tmp_path / "o"), "p", 1,
+                           data.PrepareConfig(resize_short=16), workers=1)
+    element = next(data.video_dataset(str(tmp_path / "o/p-*.tfrecord"), data.DenseSampler(6, 1),
+                                      preprocess=False).as_numpy_iterator())
+    assert element["video"].shape == (1, 6, 32, 16, 3)
+    assert [marked_corner(f) for f in element["video"][0]] == ["top-right"] * 6
+    # The same from the file itself (video_dataset on an annotation list) and as predict samples it.
+    (tmp_path / "list.txt").write_text(f"{path} 0\n")
+    element = next(data.video_dataset(str(tmp_path / "list.txt"), data.DenseSampler(6, 1),
+                                      preprocess=False).as_numpy_iterator())
+    assert element["video"].shape == (1, 6, 64, 32, 3)
+    assert [marked_corner(f) for f in element["video"][0]] == ["top-right"] * 6
+    from tfvideo.serving import _client
+
+    sampled = _client.sample_video(path, data.SegmentSampler(3))
+    assert sampled.shape == (3, 64, 32, 3) and [marked_corner(f) for f in sampled] == ["top-right"] * 3
+
+
+_PEAK_RSS_SCRIPT = """
+import sys
+import numpy as np
+from tfvideo import data
+
+def peak_kib():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmHWM")).split()[1])
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+out = sys.argv[1]
+config = data.PrepareConfig(resize_short=32, jpeg_quality=50)
+data.prepare_tfrecords([data.VideoRecord(sys.argv[2], 0, "warm")], out + "/warm", "w", 1, config, workers=1)
+peaks = []
+for name, path in [("short", sys.argv[2]), ("long", sys.argv[3])]:
+    reset_peak()
+    data.prepare_tfrecords([data.VideoRecord(path, 0, name)], out + "/" + name, name, 1, config, workers=1)
+    peaks.append(peak_kib())
+print(*peaks)
+"""
+
+
+@pytest.mark.slow
+def test_prepare_memory_does_not_grow_with_video_length(tmp_path):
+    # A 4x longer video must not raise the worker's peak RSS (VmHWM, reset between the two
+    # runs): frames stream through decode, resize and JPEG. Holding the decoded frames
+    # costs ~0.8 MB per 360x480 frame here (+~90 MB for the long video).
+    import subprocess
+    import sys
+
+    def video(name, frames):  # Noise stripes that move: every frame decodes to new pixels.
+        rng = np.random.default_rng(0)
+        row = rng.integers(0, 256, (1, 480 + frames, 3), np.uint8)
+        clip = np.stack([np.broadcast_to(row[:, i:i + 480], (360, 480, 3)) for i in range(frames)])
+        data.write_video(str(tmp_path / name), clip, fps=25, options={"preset": "ultrafast"})
+        return str(tmp_path / name)
+
+    short, long = video("short.mp4", 40), video("long.mp4", 160)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+           "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", _PEAK_RSS_SCRIPT, str(tmp_path), short, long], capture_output=True,
+                            text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    short_peak, long_peak = (int(v) for v in result.stdout.split()[-2:])
+    assert long_peak - short_peak < 30 * 1024, (short_peak, long_peak)
 
 
 def test_flow_quantization_round_trip():

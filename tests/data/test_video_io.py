@@ -9,7 +9,15 @@ import pytest
 import tensorflow as tf
 from av.video.frame import PictureType
 from framecode import read_frame_code
-from videofiles import FORMATS, write_bad_files, write_code_video, write_vfr_video
+from videofiles import (
+    FORMATS,
+    corner_marked_frames,
+    marked_corner,
+    write_bad_files,
+    write_code_video,
+    write_rotated_video,
+    write_vfr_video,
+)
 
 from tfvideo import data
 
@@ -253,3 +261,51 @@ def test_a_reader_converts_with_its_own_single_threaded_scalers(textured_video, 
     np.testing.assert_array_equal(fresh[None], reference)
     assert len(made) == 4, len(made)  # Full-size RGB; planar RGB, its scaled copy, packed RGB.
     assert len(calls) == 12 * 2 + 12 * 3 * 3 and set(calls) == {1}, (len(calls), set(calls))
+
+
+# (degrees counterclockwise, hflip) -> where the coded frame's top-left block is shown.
+ORIENTATIONS = {(0, False): "top-left", (90, False): "bottom-left", (-90, False): "top-right",
+                (180, False): "bottom-right", (0, True): "top-right", (90, True): "bottom-right"}
+
+
+@pytest.mark.parametrize("degrees,hflip", list(ORIENTATIONS), ids=[f"{d}{'_hflip' if f else ''}" for d, f in ORIENTATIONS])
+def test_display_rotation_is_applied(tmp_path, degrees, hflip):
+    # A portrait phone video is coded landscape with a display matrix saying how to turn it.
+    path = write_rotated_video(tmp_path / "r.mp4", corner_marked_frames(6, 32, 64), degrees, hflip)
+    with av.open(path) as container:  # PyAV reads the rotation back as written.
+        assert hflip or (next(container.decode(video=0)).rotation - degrees) % 360 == 0
+    portrait = degrees in (90, -90)
+    frames = data.read_frames(path, [0, 5, 2])
+    assert frames.shape == ((3, 64, 32, 3) if portrait else (3, 32, 64, 3))
+    assert [marked_corner(f) for f in frames] == [ORIENTATIONS[degrees, hflip]] * 3
+    with data.VideoReader(path) as video:  # Resized in the coded orientation, then turned: the same short side.
+        small = video.read([1], short_side=16)[0]
+        assert small.shape == ((32, 16, 3) if portrait else (16, 32, 3)) and marked_corner(small) == ORIENTATIONS[
+            degrees, hflip]
+        np.testing.assert_array_equal(np.stack(list(video.iter_frames([0, 2, 5]))), frames[[0, 2, 1]])
+
+
+def test_iter_frames_streams_what_read_gives(coded_video):
+    indices = np.array([0, 0, 3, 4, 4, 4, 17, 30, 39])
+    with data.VideoReader(coded_video) as video:
+        expected = video.read(indices)
+        stats = {}
+        frames = video.iter_frames(indices, stats=stats)
+        first = next(frames)
+        assert stats == {}  # Lazy: nothing past the first frame decoded yet.
+        got = np.stack([first, *frames])
+        assert stats["decoded"] >= 6
+        np.testing.assert_array_equal(got, expected)
+        assert codes(got) == indices.tolist()
+        with pytest.raises(ValueError, match="non-decreasing"):
+            next(video.iter_frames([3, 1]))
+        with pytest.raises(data.VideoDecodeError, match=r"outside \[0, 40\)"):
+            next(video.iter_frames([0, 40]))
+
+
+def test_frame_times_follow_the_timestamps(tmp_path):
+    durations = [40] * 5 + [200] * 3
+    with data.VideoReader(write_vfr_video(tmp_path / "vfr.mp4", durations)) as video:
+        np.testing.assert_allclose(video.frame_times, np.cumsum([0] + durations[:-1]) / 1000.0, atol=1e-9)
+        assert video.duration == pytest.approx(sum(durations) / 1000.0)
+

@@ -52,6 +52,39 @@ def write_vfr_video(path, durations_ms, height=48, width=64):
     return path
 
 
+def write_rotated_video(path, frames, degrees, hflip=False, fps=10):
+    """An H.264 mp4 of `frames` [N, H, W, 3] (RGB, stored as coded) whose display matrix says
+    to rotate them `degrees` counterclockwise (then mirror left-right with `hflip`) for display,
+    as a phone writes portrait footage (its "rotate=90" tag: degrees=-90)."""
+    frames = np.asarray(frames, np.uint8)
+    with av.open(os.fspath(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return os.fspath(path)
+
+
+def corner_marked_frames(num_frames, height=32, width=64):
+    """uint8 [N, H, W, 3] black frames with a white block in the top-left corner (a quarter of each side)."""
+    frames = np.zeros((num_frames, height, width, 3), np.uint8)
+    frames[:, : height // 4, : width // 4] = 255
+    return frames
+
+
+def marked_corner(frame):
+    """Which corner of a decoded frame holds the white block: "top-left", "bottom-right", ..."""
+    h, w = frame.shape[:2]
+    corners = {"top-left": frame[: h // 8, : w // 8], "top-right": frame[: h // 8, -(w // 8):],
+               "bottom-left": frame[-(h // 8):, : w // 8], "bottom-right": frame[-(h // 8):, -(w // 8):]}
+    lit = [name for name, patch in corners.items() if patch.mean() > 127]
+    return lit[0] if len(lit) == 1 else lit
+
+
 def write_audio_only(path):
     """A WAV file: valid media, no video stream."""
     with av.open(os.fspath(path), mode="w") as container:

@@ -128,31 +128,83 @@ def tvl1_flow(frames_rgb):
     return np.stack(flows).astype(np.float32)
 
 
-def _flow_jpegs(frames, config):
-    quantized = quantize_flow(tvl1_flow(frames), config.flow_bound)
-    zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
-    return [encode_jpeg(f, config.jpeg_quality, full_chroma=True) for f in np.concatenate([quantized, zeros], -1)]
+class _FlowEncoder:
+    """TV-L1 flow JPEGs of a frame stream, as `tvl1_flow` + `quantize_flow` give for all frames at
+    once, holding only the previous frame (grey)."""
+
+    def __init__(self, config):
+        self._config = config
+        self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+        self._previous = None
+        self.jpegs = []
+
+    def _encode(self, flow):
+        quantized = quantize_flow(flow, self._config.flow_bound)
+        zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
+        return encode_jpeg(np.concatenate([quantized, zeros], -1), self._config.jpeg_quality, full_chroma=True)
+
+    def add(self, frame_rgb):
+        gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+        if self._previous is not None:
+            self.jpegs.append(self._encode(self._tvl1.calc(self._previous, gray, None).astype(np.float32)))
+        self._previous = gray
+
+    def finish(self):
+        """The flow JPEGs, one per frame: the last repeats the one before (zeros for one frame)."""
+        if not self.jpegs:
+            self.jpegs.append(self._encode(np.zeros(self._previous.shape + (2,), np.float32)))
+        self.jpegs.append(self.jpegs[-1])
+        return self.jpegs
 
 
-def video_to_sequence_example(record, config, label_names=None):
-    """Decodes one video and returns its SequenceExample (raises VideoDecodeError)."""
-    info = _video_io.probe_video(record.path)
-    indices = np.arange(info.num_frames)
-    frame_rate = info.fps
-    if config.fps and info.fps and config.fps != info.fps:
-        count = max(1, int(np.floor(info.num_frames * config.fps / info.fps)))
-        indices = np.minimum(np.floor(np.arange(count) * info.fps / config.fps).astype(np.int64), info.num_frames - 1)
-        frame_rate = config.fps
-    if len(indices) < config.min_frames:
-        raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    frames = [_resize_short(f, config.resize_short) for f in _video_io.read_frames(record.path, indices)]
-    jpegs = [encode_jpeg(f, config.jpeg_quality) for f in frames]
-    flow = _flow_jpegs(frames, config) if config.flow else None
-    label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-    return _tfrecord.make_sequence_example(jpegs, record.label, label_string, record.media_id, frame_rate, flow)
+def resample_indices(frame_times, duration, fps):
+    """Display indices of the frames shown at times 0, 1/fps, 2/fps, ... < duration.
+
+    By timestamps, so variable-frame-rate files are resampled by time, not as if their
+    frames were evenly spaced: the frame shown at time t is the last one starting at or
+    before it. `frame_times` [N] seconds from the first frame; `duration` to the end of
+    the last frame.
+    """
+    count = max(1, int(np.floor(duration * fps + 1e-6)))
+    targets = np.arange(count) / fps + 1e-6  # A tolerance for times that coincide up to rounding.
+    return np.maximum(np.searchsorted(np.asarray(frame_times), targets, side="right") - 1, 0).astype(np.int64)
 
 
-def _write_shard(path, records, config, label_names):
+def video_to_sequence_example(record, config, label_names=None, decode_threads=None):
+    """Decodes one video and returns its SequenceExample (raises VideoDecodeError).
+
+    Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
+    so memory does not grow with the video's length (only its JPEGs are kept).
+    `decode_threads`: FFmpeg decoding threads (None: one per core).
+    """
+    with _video_io.VideoReader(record.path, num_threads=decode_threads) as video:
+        indices = np.arange(video.num_frames)
+        frame_rate = video.info.fps
+        if config.fps:
+            indices = resample_indices(video.frame_times, video.duration, config.fps)
+            frame_rate = config.fps
+        if len(indices) < config.min_frames:
+            raise _video_io.VideoDecodeError(record.path,
+                                             f"too short: {len(indices)} frames < min_frames={config.min_frames}")
+        label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
+        # Each JPEG goes straight into the record: no list of them beside it.
+        example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
+        stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
+        flow = _FlowEncoder(config) if config.flow else None
+        for frame in video.iter_frames(indices):
+            frame = _resize_short(frame, config.resize_short)
+            stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
+            if flow is not None:
+                flow.add(frame)
+            del frame
+    if flow is not None:
+        flow_frames = example.feature_lists.feature_list[_tfrecord.FLOW_KEY].feature
+        for jpeg in flow.finish():
+            flow_frames.add().bytes_list.value.append(jpeg)
+    return example
+
+
+def _write_shard(path, records, config, label_names, decode_threads=None):
     """Writes one shard atomically; returns the list of (path, reason) failures."""
     failures = []
     tmp = f"{path}{_TMP_MARK}{os.getpid()}"
@@ -160,7 +212,7 @@ def _write_shard(path, records, config, label_names):
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 try:
-                    example = video_to_sequence_example(record, config, label_names)
+                    example = video_to_sequence_example(record, config, label_names, decode_threads)
                 except _video_io.VideoDecodeError as e:
                     failures.append({"path": record.path, "reason": e.reason})
                     continue
@@ -175,6 +227,7 @@ def _write_shard(path, records, config, label_names):
     return failures
 
 
+_MAX_DECODE_THREADS = 4
 _TMP_MARK = _tfrecord.TMP_MARK  # One marker: match_shards must recognise what this writes.
 
 
@@ -183,8 +236,8 @@ def _failures_path(shard):
 
 
 def _run_shard(args):
-    path, records, config, label_names = args
-    failures = _write_shard(path, records, config, label_names)
+    path, records, config, label_names, decode_threads = args
+    failures = _write_shard(path, records, config, label_names, decode_threads)
     # Written after the shard, atomically: its presence marks the shard complete, and it
     # keeps the shard's failures for a rerun that skips it.
     tmp = _failures_path(path) + _TMP_MARK + str(os.getpid())
@@ -370,8 +423,12 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
                 failures.extend(json.load(f))
             done += len(shard_records)
             continue
-        jobs.append((path, shard_records, config, label_names))
+        jobs.append([path, shard_records, config, label_names])
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    # The cores shared among the workers: FFmpeg's default, a thread per core in every worker,
+    # holds a frame in flight per thread (4K: ~12 MB each) and oversubscribes the cores.
+    decode_threads = max(1, min(_MAX_DECODE_THREADS, (os.cpu_count() or 1) // workers))
+    jobs = [(*job, decode_threads) for job in jobs]
     if progress:
         progress(done, len(records))
     if jobs:

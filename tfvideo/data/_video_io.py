@@ -1,6 +1,7 @@
 """Video file decoding with PyAV: probe, index and decode exactly the frames asked for.
 
-Frame `i` of a video is the i-th frame in presentation order. The index is built by
+Frame `i` of a video is the i-th frame in presentation order, returned as displayed (the
+display matrix's rotation or mirror applied). The index is built by
 demuxing packets (no decoding), so variable-frame-rate files map exactly; decoding seeks
 to the keyframe before each wanted frame when that skips several frames, so sparse sampling never
 decodes the whole video.
@@ -82,7 +83,11 @@ class VideoDecodeError(ValueError):
 @tf_export("tfvideo.data.VideoInfo")
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-    """What `probe_video` learns about a file without decoding it."""
+    """What `probe_video` learns about a file without decoding it.
+
+    `height` and `width` are the coded frame size: a file whose display matrix turns it a
+    quarter (portrait phone footage) reads as `width x height` frames (see `VideoReader.read`).
+    """
 
     path: str
     num_frames: int
@@ -98,6 +103,7 @@ class _FrameIndex:
     dts: np.ndarray  # [N] decode timestamp of each frame's packet (its pts where the container has none).
     keyframe: np.ndarray  # [N] index of the last keyframe at or before each frame.
     position: dict  # packet/frame timestamp -> display index.
+    end: int  # Where the last frame's display ends (its pts + duration), in the stream's time base.
 
 
 def _open(path):
@@ -123,7 +129,7 @@ def _timestamp(item):
 
 def _build_index(container, path):
     stream = container.streams.video[0]
-    pts, dts, keys = [], [], []
+    pts, dts, keys, ends = [], [], [], []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -136,6 +142,7 @@ def _build_index(container, path):
             pts.append(t)
             dts.append(t if d is None else d)
             keys.append(packet.is_keyframe)
+            ends.append(t + (packet.duration or 0))
     except av.FFmpegError as e:
         raise VideoDecodeError(path, f"corrupt stream while indexing: {e}") from e
     if not pts:
@@ -146,7 +153,11 @@ def _build_index(container, path):
     keys = np.asarray(keys, bool)[order]
     keys[0] = True  # Decoding always starts from the stream's beginning.
     last_key = np.maximum.accumulate(np.where(keys, np.arange(len(keys)), 0))
-    return _FrameIndex(pts=pts, dts=dts, keyframe=last_key, position={int(p): i for i, p in enumerate(pts.tolist())})
+    # The last frame is taken to last as long as the one before it: packet durations are
+    # often the decode-order spacing (MP4's stts), not the display time of a variable-rate file.
+    last = int(pts[-1] - pts[-2]) if len(pts) > 1 else max(ends[-1] - pts[-1] if ends else 1, 1)
+    return _FrameIndex(pts=pts, dts=dts, keyframe=last_key, position={int(p): i for i, p in enumerate(pts.tolist())},
+                       end=int(pts[-1]) + max(last, 1))
 
 
 def _info(path, container, index):
@@ -272,6 +283,8 @@ class VideoReader:
         context = self._stream.codec_context
         position = self._index.position
         mode = None
+        if not skip:
+            context.skip_frame = "DEFAULT"  # An abandoned skipping pass may have left NONREF on.
         for packet in self._seek(key):
             if skip:
                 i = position.get(_timestamp(packet)) if packet.size else None
@@ -286,13 +299,17 @@ class VideoReader:
             context.skip_frame = "DEFAULT"
 
     def _decode(self, wanted, skip, stats):
-        """{display index: frame} for the sorted unique `wanted` indices (missing ones left out)."""
+        """Yields (display index, frame) for the sorted unique `wanted` indices, each once.
+
+        Ascending, except that a frame the decoder skipped may come after later ones (or
+        never: the caller checks). Only the frame being handed out is held.
+        """
         keyframe = self._index.keyframe
         wanted_set = set(wanted.tolist())
-        decoded = {}
+        given = set()
         frames = last = None  # `last`: display index of the last frame the decoder produced.
         for target in wanted.tolist():
-            if target in decoded:
+            if target in given:
                 continue
             key = int(keyframe[target])
             if frames is None or last is None or target <= last or key - last - 1 >= _SEEK_SKIPS_AT_LEAST:
@@ -302,14 +319,38 @@ class VideoReader:
             for i, frame in frames:
                 stats["decoded"] += 1
                 last = i
-                if i in wanted_set and i not in decoded:
-                    decoded[i] = frame
+                if i in wanted_set and i not in given:
+                    given.add(i)
+                    yield i, frame
                 if i >= target:
                     break
-        return decoded
+
+    def _decode_in_order(self, wanted, stats):
+        """Yields (display index, frame) for every index of the sorted unique `wanted`, ascending.
+
+        Raises `VideoDecodeError` for a frame that does not decode. Skipping non-reference
+        frames is turned off for good (and decoding resumes at the missing frame) should a
+        wanted frame ever go missing with it on.
+        """
+        pos = 0
+        while pos < len(wanted):
+            skip = self._skip_nonref
+            for i, frame in self._decode(wanted[pos:], skip, stats):
+                if i != wanted[pos]:
+                    break  # wanted[pos] was passed over.
+                yield i, frame
+                pos += 1
+            if pos < len(wanted):
+                if not skip:
+                    raise VideoDecodeError(self.path, f"frame {int(wanted[pos])} of {self.num_frames} could not be "
+                                                      "decoded (truncated?)")
+                self._skip_nonref = False  # Never seen: a frame went missing with skipping on.
 
     def _to_rgb(self, frame, size):
-        """uint8 [h, w, 3] RGB of a decoded frame, resized to `size` = (h, w) when given.
+        """uint8 [h, w, 3] RGB of a decoded frame as displayed, resized to `size` = (h, w) when given.
+
+        `size` is in the coded orientation (the frame's own height and width); the display
+        rotation (see `_display_transform`) is applied to the resized frame.
 
         Converted to planar RGB at full size first (the same pixels as without resizing),
         then scaled with FFmpeg's bilinear filter (widened when shrinking: antialiased, as
@@ -325,13 +366,33 @@ class VideoReader:
         if self._scalers is None:
             self._scalers = tuple(VideoReformatter() for _ in range(4))
         if size is None or size == (frame.height, frame.width):
-            return self._scalers[3].reformat(frame, format="rgb24", threads=1).to_ndarray()
-        planar = self._scalers[0].reformat(frame, format="gbrp", threads=1)
-        planar = self._scalers[1].reformat(planar, size[1], size[0], format="gbrp", interpolation="BILINEAR", threads=1)
-        return self._scalers[2].reformat(planar, format="rgb24", threads=1).to_ndarray()
+            rgb = self._scalers[3].reformat(frame, format="rgb24", threads=1).to_ndarray()
+        else:
+            planar = self._scalers[0].reformat(frame, format="gbrp", threads=1)
+            planar = self._scalers[1].reformat(planar, size[1], size[0], format="gbrp", interpolation="BILINEAR",
+                                               threads=1)
+            rgb = self._scalers[2].reformat(planar, format="rgb24", threads=1).to_ndarray()
+        return _orient(rgb, _display_transform(frame))
+
+    def _check_read(self, indices, short_side):
+        """(int64 indices, target size in the coded orientation or None); raises for bad ones."""
+        if short_side is not None and (isinstance(short_side, bool) or not isinstance(short_side, (int, np.integer))
+                                       or short_side < 1):
+            raise ValueError(f"{self.path}: short_side={short_side!r} must be an integer >= 1 or None.")
+        size = None if short_side is None else _short_side_size(self.info.height, self.info.width, int(short_side))
+        indices = np.asarray(indices, np.int64)
+        n = self.num_frames
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
+            raise VideoDecodeError(self.path, f"frame indices {indices.min()}..{indices.max()} outside [0, {n})")
+        return indices, size
 
     def read(self, indices, stats=None, short_side=None):
         """Decodes the frames at `indices` (display order): uint8 `indices.shape + [H, W, 3]` RGB.
+
+        Frames come out as displayed: a display rotation or flip the file records (a
+        portrait phone video's 90-degree display matrix) is applied, so such a file reads
+        as `[..., width, height, 3]` of its coded size. Each frame is converted (and
+        resized) as soon as it is decoded: memory holds the output and one decoded frame.
 
         Args:
           indices: int array of any shape; values in [0, num_frames).
@@ -341,40 +402,104 @@ class VideoReader:
             bilinear, antialiased when shrinking; on average within 1-2 levels (of
             0..255) of `resize_short_side` on the full-size frames, several times cheaper.
         """
-        if short_side is not None and (isinstance(short_side, bool) or not isinstance(short_side, (int, np.integer))
-                                       or short_side < 1):
-            raise ValueError(f"{self.path}: short_side={short_side!r} must be an integer >= 1 or None.")
-        size = None if short_side is None else _short_side_size(self.info.height, self.info.width, int(short_side))
-        indices = np.asarray(indices, np.int64)
-        n, path = self.num_frames, self.path
-        if indices.size and (indices.min() < 0 or indices.max() >= n):
-            raise VideoDecodeError(path, f"frame indices {indices.min()}..{indices.max()} outside [0, {n})")
+        indices, size = self._check_read(indices, short_side)
         wanted, inverse = np.unique(indices, return_inverse=True)
         counts = {"decoded": 0, "seeks": 0}
+        out = None
         try:
-            decoded = self._decode(wanted, self._skip_nonref, counts)
-            if self._skip_nonref and len(decoded) < len(wanted):
-                # Never seen: a frame went missing with skipping on. Decode everything instead.
-                self._skip_nonref = False
-                decoded.update(self._decode(np.setdiff1d(wanted, list(decoded)), False, counts))
-            missing = [i for i in wanted.tolist() if i not in decoded]
-            if missing:
-                raise VideoDecodeError(path, f"frame {missing[0]} of {n} could not be decoded (truncated?)")
-            if stats is not None:
-                stats.update(counts)
-            if not indices.size:
-                return np.zeros(indices.shape + (0, 0, 3), np.uint8)
-            first = self._to_rgb(decoded[int(wanted[0])], size)
-            out = np.empty((len(wanted),) + first.shape, np.uint8)
-            out[0] = first
-            for k, i in enumerate(wanted[1:].tolist(), 1):
-                out[k] = self._to_rgb(decoded[i], size)
+            for k, (_, frame) in enumerate(self._decode_in_order(wanted, counts)):
+                rgb = self._to_rgb(frame, size)
+                if out is None:
+                    out = np.empty((len(wanted),) + rgb.shape, np.uint8)
+                out[k] = rgb
         except av.FFmpegError as e:
-            raise VideoDecodeError(path, f"corrupt data while decoding: {e}") from e
+            raise VideoDecodeError(self.path, f"corrupt data while decoding: {e}") from e
+        if stats is not None:
+            stats.update(counts)
+        if out is None:
+            return np.zeros(indices.shape + (0, 0, 3), np.uint8)
         inverse = inverse.reshape(-1)
         if len(wanted) != indices.size or np.any(inverse != np.arange(indices.size)):
             out = out[inverse]  # Back to the caller's order (and repeats).
-        return out.reshape(indices.shape + first.shape)
+        return out.reshape(indices.shape + out.shape[1:])
+
+    def iter_frames(self, indices, short_side=None, stats=None):
+        """Yields the frames at `indices` one at a time: uint8 [H, W, 3] RGB, as `read` gives them.
+
+        For long reads (a whole video): each frame is decoded, converted and handed out
+        before the next is decoded, so memory does not grow with the number of frames.
+
+        Args:
+          indices: 1-D int array, non-decreasing (repeats allowed), values in [0, num_frames).
+          short_side: see `read`.
+          stats: optional dict; receives `decoded` and `seeks` once the last frame is out.
+        """
+        indices, size = self._check_read(indices, short_side)
+        if indices.ndim != 1 or np.any(np.diff(indices) < 0):
+            raise ValueError(f"{self.path}: iter_frames takes 1-D non-decreasing indices (use read for any order).")
+        wanted, counts_per_frame = np.unique(indices, return_counts=True)
+        counts = {"decoded": 0, "seeks": 0}
+        try:
+            for k, (_, frame) in enumerate(self._decode_in_order(wanted, counts)):
+                rgb = self._to_rgb(frame, size)
+                del frame
+                for _ in range(int(counts_per_frame[k])):
+                    yield rgb
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"corrupt data while decoding: {e}") from e
+        if stats is not None:
+            stats.update(counts)
+
+    @property
+    def frame_times(self):
+        """float64 [N]: when each frame (display order) is shown, in seconds from the first."""
+        index = self._index
+        return ((index.pts - index.pts[0]) * float(self._stream.time_base)).astype(np.float64)
+
+    @property
+    def duration(self):
+        """Seconds from the first frame's display to the end of the last's."""
+        index = self._index
+        return float((index.end - index.pts[0]) * self._stream.time_base)
+
+
+def _display_transform(frame):
+    """How to turn a decoded frame as displayed: (transpose, flip rows, flip columns), or None.
+
+    From the frame's display matrix (FFmpeg's AV_FRAME_DATA_DISPLAYMATRIX, which decoders
+    attach from the container's, e.g. an MP4 track's rotation). A source pixel at (column x,
+    row y) is shown at (a x + c y, b x + d y) (plus a translation), [a b . c d .] the
+    matrix's first two rows in 16.16 fixed point. Right angles and mirrors only; another
+    angle is taken to the nearest right angle.
+    """
+    if not frame.side_data:
+        return None
+    matrix = frame.side_data.get(_DISPLAYMATRIX)
+    if matrix is None:
+        return None
+    a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32)[:5].astype(np.int64).tolist()
+    if abs(a) + abs(d) >= abs(b) + abs(c):  # Rows stay rows: y' = d y, x' = a x.
+        transform = (False, d < 0, a < 0)
+    else:  # Rows become columns: y' = b x, x' = c y.
+        transform = (True, b < 0, c < 0)
+    return transform if any(transform) else None
+
+
+def _orient(image, transform):
+    """`image` [H, W, C] turned by `_display_transform`'s (transpose, flip rows, flip columns)."""
+    if transform is None:
+        return image
+    transpose, flip_rows, flip_columns = transform
+    if transpose:
+        image = image.transpose(1, 0, 2)
+    if flip_rows:
+        image = image[::-1]
+    if flip_columns:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
+
+
+_DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
 
 def _short_side_size(height, width, size):
@@ -401,7 +526,8 @@ def read_frames(path, indices, stats=None, num_threads=None, short_side=None):
       short_side: resize so the shorter side is this many pixels (see `VideoReader.read`).
 
     Returns:
-      uint8 array `indices.shape + [H, W, 3]` in RGB.
+      uint8 array `indices.shape + [H, W, 3]` in RGB, as displayed (the file's display
+      rotation applied).
     """
     with VideoReader(path, num_threads=num_threads) as video:
         return video.read(indices, stats=stats, short_side=short_side)

@@ -13,6 +13,10 @@ Inputs per type (V = num_clips test clips, T = the sampler's clip length):
   features          the raw feature dict of a FeatureLayer's serving input signature (a
                     video column: encoded JPEG frames string [B, N] of whole videos, padded
                     with "", sampled in the graph); the layer's output goes to the model.
+Frames are taken as given: the graph applies no display rotation (a video file's display
+matrix is applied where files are decoded, by `tfvideo.data.VideoReader` and so by
+tfvideo-prepare, `video_dataset` and tfvideo-predict) and ignores JPEG EXIF orientation;
+clients send frames upright.
 Sampling and preprocessing are the run's `tfvideo.data.ClipSpec` (test-time sampler,
 `tfvideo.data.preprocess_eval`: resize, num_crops crops, normalize), the spec evaluation
 uses, so training and serving see identical pixels.
