@@ -39,6 +39,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from google.protobuf import wrappers_pb2
@@ -54,18 +55,31 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfvideo.api._export import tf_export
+from tfvideo.serving import _limits
 
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+# Decoded pixels an image (JPEG/PNG/GIF/BMP/WebP string input) may claim: a 4096x4096 frame,
+# and 64 Mi pixels a request (e.g. 32 frames of 1920x1080); both read from headers before decoding.
+DEFAULT_MAX_FRAME_PIXELS = 4096 * 4096
+DEFAULT_MAX_REQUEST_PIXELS = 64 << 20
 _DEFAULT_SIGNATURE = "serving_default"
 
 
 class RequestError(Exception):
-    """A request the server rejects: a gRPC status code and a message naming the input."""
+    """A request the server rejects: a gRPC status code and a message naming the input.
 
-    def __init__(self, code, message):
+    `over_limit`: the request exceeds a size limit (RESOURCE_EXHAUSTED; REST answers 413).
+    """
+
+    def __init__(self, code, message, over_limit=False):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.over_limit = over_limit
+
+
+def _over_limit(message):
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, over_limit=True)
 
 
 def _list_versions(base_path):
@@ -350,16 +364,22 @@ class ModelServer:
       models: `{name: base_path}` (each served with the `latest` policy), or a
         `ModelServerConfig` (e.g. read from models.config) with per-model
         `model_version_policy` and `version_labels`.
-      max_request_bytes: larger Predict requests get RESOURCE_EXHAUSTED.
+      max_request_bytes: larger Predict requests get RESOURCE_EXHAUSTED; it also bounds the
+        decoded size of the inputs (declared shape x dtype size), checked before any input is
+        expanded.
       poll_seconds: how often base paths are scanned for new versions.
       max_workers: threads answering requests concurrently.
       warmup: replay each version's `assets.extra/tf_serving_warmup_requests` on load.
       load_retry_seconds: a version that failed to load is retried when its files change,
         and otherwise every this many seconds.
+      max_frame_pixels: an encoded image (JPEG/PNG/GIF/BMP/WebP string input) whose header
+        claims more pixels gets RESOURCE_EXHAUSTED before it is decoded.
+      max_request_pixels: the same for the pixels all images of one request claim together.
     """
 
     def __init__(self, models, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, max_workers=8,
-                 warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS):
+                 warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS,
+                 max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS, max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS):
         if isinstance(models, model_server_config_pb2.ModelServerConfig):
             entries = [(c.name, c.base_path, _policy_from_proto(c), dict(c.version_labels))
                        for c in models.model_config_list.config]
@@ -371,6 +391,8 @@ class ModelServer:
         self.poll_seconds = _positive("poll_seconds", poll_seconds)
         self.max_workers = _positive("max_workers", max_workers, int)
         self.load_retry_seconds = _positive("load_retry_seconds", load_retry_seconds)
+        self.max_frame_pixels = _positive("max_frame_pixels", max_frame_pixels, int)
+        self.max_request_pixels = _positive("max_request_pixels", max_request_pixels, int)
         self._models = {}
         for name, base_path, policy, labels in entries:
             if not name:
@@ -534,7 +556,9 @@ class ModelServer:
                     f"input '{key}' is not an input of signature '{signature_name}'; "
                     f"it takes {', '.join(sorted(expected))}",
                 )
+        self._check_declared_sizes(request)
         arrays = {}
+        pixels = 0
         for key, info in expected.items():
             if key not in request.inputs:
                 raise RequestError(
@@ -569,11 +593,59 @@ class ModelServer:
                         )
             if array.size == 0:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is empty: {_shape_str(array.shape)}")
+            if array.dtype == object:
+                pixels = self._check_image_sizes(key, array, pixels)
             arrays[key] = array
         return arrays
 
-    def predict(self, request):
-        """Answers a `PredictRequest`; raises `RequestError` for bad requests."""
+    def _check_declared_sizes(self, request):
+        """RESOURCE_EXHAUSTED when the inputs' declared shapes x dtype sizes exceed max_request_bytes.
+
+        Read from each TensorProto's shape before it is expanded (a proto declaring a large shape
+        with one value otherwise becomes the full array).
+        """
+        total = 0
+        for key in sorted(request.inputs):
+            try:
+                shape, count, size = _limits.declared_bytes(request.inputs[key])
+            except ValueError as e:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is not a valid TensorProto: {e}") from e
+            total += size
+            if total > self.max_request_bytes:
+                dtype = tf.dtypes.as_dtype(request.inputs[key].dtype).name if request.inputs[key].dtype else "unset"
+                raise _over_limit(
+                    f"input '{key}' declares shape {_shape_str(shape)} of {dtype} ({count} values, {size} bytes "
+                    f"decoded{'' if total == size else f'; {total} with the inputs before it'}): over the server's "
+                    f"limit of {self.max_request_bytes} bytes (--max_request_bytes)")
+
+    def _check_image_sizes(self, key, array, pixels):
+        """Reads each encoded image's header; RESOURCE_EXHAUSTED over the pixel limits. Returns the running total."""
+        for index, value in enumerate(array.reshape(-1)):
+            if not isinstance(value, bytes):
+                continue
+            claim = _limits.image_size(value)
+            if claim is None:
+                continue
+            kind, width, height, frames = claim
+            size = width * height * frames
+            where = f"input '{key}' element {list(np.unravel_index(index, array.shape))}"
+            what = f"a {width}x{height} {kind}" + (f" of {frames} frames" if frames > 1 else "")
+            if size > self.max_frame_pixels:
+                raise _over_limit(f"{where} is {what} ({size} pixels): over the limit of {self.max_frame_pixels} "
+                                  "pixels per image (--max_frame_pixels)")
+            pixels += size
+            if pixels > self.max_request_pixels:
+                raise _over_limit(f"{where} ({what}) brings the request to {pixels} pixels: over the limit of "
+                                  f"{self.max_request_pixels} pixels per request (--max_request_pixels)")
+        return pixels
+
+    def predict(self, request, servable=None):
+        """Answers a `PredictRequest`; raises `RequestError` for bad requests.
+
+        `servable`: run on this version (`resolve_servable`'s result, e.g. the one whose
+        signature a front end read to build the request) instead of resolving
+        `request.model_spec` again; it answers even if it is unloaded meanwhile.
+        """
         if not request.HasField("model_spec"):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request has no model_spec")
         size = request.ByteSize()
@@ -584,7 +656,8 @@ class ModelServer:
                 f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
                 f"(largest input: '{largest}')",
             )
-        servable = self._servable(request.model_spec)
+        if servable is None:
+            servable = self._servable(request.model_spec)
         signature_name, signature_def, function = servable.signature(request.model_spec.signature_name)
         seen = set()
         for key in request.output_filter:
