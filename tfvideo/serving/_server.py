@@ -628,7 +628,7 @@ class ModelServer:
                 continue
             kind, width, height, frames = claim
             size = width * height * frames
-            where = f"input '{key}' element {list(np.unravel_index(index, array.shape))}"
+            where = f"input '{key}' element {[int(i) for i in np.unravel_index(index, array.shape)]}"
             what = f"a {width}x{height} {kind}" + (f" of {frames} frames" if frames > 1 else "")
             if size > self.max_frame_pixels:
                 raise _over_limit(f"{where} is {what} ({size} pixels): over the limit of {self.max_frame_pixels} "
@@ -651,11 +651,8 @@ class ModelServer:
         size = request.ByteSize()
         if size > self.max_request_bytes:
             largest = max(request.inputs, key=lambda k: request.inputs[k].ByteSize(), default="?")
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
-                f"(largest input: '{largest}')",
-            )
+            raise _over_limit(f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
+                              f"(largest input: '{largest}')")
         if servable is None:
             servable = self._servable(request.model_spec)
         signature_name, signature_def, function = servable.signature(request.model_spec.signature_name)
