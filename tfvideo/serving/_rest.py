@@ -465,7 +465,7 @@ class RestServer:
 
     # --- requests --------------------------------------------------------------------
     @contextlib.contextmanager
-    def in_flight(self):
+    def _counted(self):
         """Counts one request as in flight: the HTTP handler holds it until the answer's last byte is sent."""
         with self._in_flight_lock:
             self._in_flight += 1
@@ -629,7 +629,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.rest._connections -= 1
 
     def _answer(self):
-        with self.rest.in_flight():  # Until the answer's last byte is written: stop() waits for it.
+        with self.rest._counted():  # Until the answer's last byte is written: stop() waits for it.
             self._answer_counted()
 
     def _answer_counted(self):
