@@ -206,3 +206,15 @@ def test_bombs_are_refused_before_allocation_and_memory_stays_bounded(limits_ser
         assert rss - base_rss < 100 * MB, (name, f"RSS +{(rss - base_rss) / MB:.0f} MB after the answer")
         assert peak - base_peak < 200 * MB, (name, f"peak RSS +{(peak - base_peak) / MB:.0f} MB")
     assert _rest(served, good_rest)[0] == 200  # Still serving.
+
+
+def test_limit_arguments_are_validated():
+    from tfvideo import serving
+
+    for name in ("max_frame_pixels", "max_request_pixels"):
+        with pytest.raises(ValueError, match=f"{name}=0 must be a finite number > 0"):
+            serving.ModelServer({"m": "/nonexistent"}, **{name: 0})
+    stand_in = type("S", (), {"max_workers": 1, "max_request_bytes": 10})()
+    for name in ("max_body_bytes", "max_json_depth", "max_json_elements", "max_connections"):
+        with pytest.raises(ValueError, match=f"{name}=0 must be an integer >= 1"):
+            serving.RestServer(stand_in, **{name: 0})

@@ -200,3 +200,19 @@ def test_concurrent_json_parsing_leaves_the_garbage_collector_alone():
             t.join(30)
     assert all(seen), f"gc was off in {seen.count(False)} of {len(seen)} samples during parsing"
     assert gc.isenabled()
+
+
+def test_beyond_max_connections_a_request_gets_503_with_a_body():
+    rest = _rest.RestServer(_EchoModelServer(), max_connections=1)
+    port = rest.start(0)
+    idle = socket.create_connection(("127.0.0.1", port), timeout=30)  # Holds the one connection allowed.
+    try:
+        time.sleep(0.3)
+        status, data = _post(port, "/v1/models/m:predict", json.dumps({"instances": [1]}).encode())
+        assert (status, json.loads(data)) == (503, {"error": "the server has 1 connections open; retry later"})
+        idle.close()
+        time.sleep(0.3)
+        assert _post(port, "/v1/models/m:predict", json.dumps({"instances": [1]}).encode()) == (200, b'{"predictions": [1]}')
+    finally:
+        idle.close()
+        rest.stop(grace=5)
