@@ -409,6 +409,7 @@ class ModelServer:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._poller = None
+        self._executor = None
         self.port = None
 
     @property
@@ -440,7 +441,8 @@ class ModelServer:
             ("grpc.max_receive_message_length", self.max_request_bytes + margin),
             ("grpc.max_send_message_length", -1),
         ]
-        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(self.max_workers), options=options)
+        self._executor = _AcceptingExecutor(self.max_workers)
+        self._server = grpc.server(self._executor, options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionServicer(self), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelServicer(self), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -488,8 +490,14 @@ class ModelServer:
             raise ValueError(f"drain: grace_seconds={grace_seconds} must be >= 0")
         self._stop.set()
         logging.info("Draining: no new requests; waiting up to %.1f s for %d in flight", grace_seconds, self.in_flight)
+        deadline = time.monotonic() + grace_seconds
+        if self._executor is not None:
+            # Lame duck first: the RPCs accepted before now are answered, later ones refused with
+            # UNAVAILABLE by their handler; gRPC's own stop() would cancel RPCs it has received but
+            # not yet handed to a thread, so it comes once those have been refused.
+            self._executor.lame_duck(deadline)
         if self._server is not None:
-            self._server.stop(grace_seconds).wait()
+            self._server.stop(max(deadline - time.monotonic(), 0.0)).wait()
         deadline = time.monotonic() + 0.5  # Handlers return just after their RPC completes.
         while self.in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -768,8 +776,64 @@ class _InFlight:
         return False
 
 
+class _AcceptingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The gRPC server's thread pool, knowing when each RPC was accepted (handed to it).
+
+    After `lame_duck()` begins, an RPC accepted later is refused (UNAVAILABLE) by its handler,
+    while the ones accepted before are answered.
+    """
+
+    def __init__(self, max_workers):
+        super().__init__(max_workers)
+        self._lock = threading.Lock()
+        self._accepted = {}  # id -> monotonic time accepted, for RPCs not finished yet.
+        self._next_id = 0
+        self._last_accepted = 0.0
+        self.draining_since = None
+        self._local = threading.local()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._lock:
+            ident, self._next_id = self._next_id, self._next_id + 1
+            self._last_accepted = self._accepted[ident] = time.monotonic()
+
+        def run():
+            self._local.accepted_at = self._accepted[ident]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    del self._accepted[ident]
+
+        return super().submit(run)
+
+    def refuses_current(self):
+        """True in a handler of an RPC accepted after draining began."""
+        since = self.draining_since
+        return since is not None and getattr(self._local, "accepted_at", 0.0) >= since
+
+    def lame_duck(self, deadline, quiet=0.2, settle=1.0):
+        """Refuses new RPCs; returns once the earlier ones have finished and then none arrived for
+        `quiet` s (at most `settle` s more: clients may keep retrying), or at `deadline`."""
+        self.draining_since = time.monotonic()
+        done_at = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            with self._lock:
+                busy = any(t < self.draining_since for t in self._accepted.values())
+                idle_for = now - self._last_accepted
+            if not busy:
+                done_at = done_at or now
+                if idle_for >= quiet or now - done_at >= settle:
+                    return
+            time.sleep(0.02)
+
+
 def _handler(method):
     def handle(self, request, context):
+        executor = self._server._executor
+        if executor is not None and executor.refuses_current():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         with self._server.track_request():
             try:
                 return method(self, request)
