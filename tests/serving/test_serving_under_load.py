@@ -216,3 +216,37 @@ def test_beyond_max_connections_a_request_gets_503_with_a_body():
     finally:
         idle.close()
         rest.stop(grace=5)
+
+
+def test_grpc_drain_answers_what_was_accepted_and_refuses_what_comes_later(tmp_path):
+    """One worker: a slow RPC runs, a second waits in the pool; drain() answers both, refuses a third with UNAVAILABLE."""
+    import grpc
+
+    base = str(tmp_path / "sleepy")
+    _sleepy_saved_model(os.path.join(base, "1"))
+    server = serving.ModelServer({"sleepy": base}, warmup=False, max_workers=1)
+    target = f"127.0.0.1:{server.start(port=0)}"
+    results = {}
+
+    def call(name, micros):
+        with serving.Client(target, timeout=60) as client:
+            try:
+                results[name] = client.predict("sleepy", {"micros": np.array([micros], np.int64)})["slept"].tolist()
+            except grpc.RpcError as e:
+                results[name] = e.code()
+
+    threads = {name: threading.Thread(target=call, args=(name, micros))
+               for name, micros in (("running", 1_500_000), ("queued", 1000), ("late", 1000))}
+    threads["running"].start()
+    time.sleep(0.5)
+    threads["queued"].start()
+    time.sleep(0.5)
+    drained = {}
+    drainer = threading.Thread(target=lambda: drained.setdefault("cut_off", server.drain(30)))
+    drainer.start()
+    time.sleep(0.2)
+    threads["late"].start()
+    for t in (*threads.values(), drainer):
+        t.join(60)
+    assert results == {"running": [1_500_000], "queued": [1000], "late": grpc.StatusCode.UNAVAILABLE}
+    assert drained == {"cut_off": 0}
