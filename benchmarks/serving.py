@@ -10,6 +10,23 @@ plain `http.client` connection per client.
 
   python benchmarks/serving.py                               # tsm_r50, 8x224x224 (slow on CPU)
   python benchmarks/serving.py --model=tsm_tiny --size=64 --requests=40   # a quick run
+
+--mode=load runs the load test of issue 27 instead (loopback only, bounded in time and count),
+for REST and gRPC side by side, on `tsn_tiny` with --frames JPEG frames of --size pixels
+(`jpeg_frames` signature):
+
+* burst: --burst clients (default 512 of each protocol) each open a new connection and send one
+  Predict at the same instant;
+* publish: --clients clients of each protocol (default 64) send Predict in a loop while
+  --publishes new versions (default 5) are published (renamed into the base path, as
+  tfvideo-export does) and the old ones unloaded;
+* sigterm: the same clients while the server gets SIGTERM. A request sent before the signal
+  must be answered; after it, a clean refusal (REST 503 / gRPC UNAVAILABLE / connection
+  refused) is expected and counted apart.
+
+Each row prints the requests, failed requests, p50/p99 latency and requests/s:
+
+  python benchmarks/serving.py --mode=load --size=32 --frames=4
 """
 
 import base64
@@ -40,6 +57,11 @@ flags.DEFINE_enum("signature", "frames", ["frames", "jpeg_frames"], "Signature m
 flags.DEFINE_integer("requests", 30, "Timed requests per client.")
 flags.DEFINE_integer("warmup", 3, "Untimed requests per client first.")
 flags.DEFINE_integer("concurrency", 8, "Concurrent clients of the second measurement.")
+flags.DEFINE_enum("mode", "latency", ["latency", "load"], "latency: p50/p99 vs in-process; load: issue 27's load test.")
+flags.DEFINE_integer("burst", 512, "--mode=load: new connections opened at once, per protocol.")
+flags.DEFINE_integer("clients", 64, "--mode=load: concurrent clients per protocol while publishing / at SIGTERM.")
+flags.DEFINE_integer("publishes", 5, "--mode=load: new versions published under load.")
+flags.DEFINE_float("publish_interval", 2.0, "--mode=load: seconds between publishes.")
 
 
 def _percentiles(seconds):
@@ -76,12 +98,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start_server(base_path, workers, rest_port):
+def _start_server(base_path, workers, rest_port, extra=()):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)  # noqa: SIM115 -- kept for the run.
     proc = subprocess.Popen(
         [sys.executable, "-m", "export.serve", f"--model_base_path={base_path}", "--model_name=bench", "--port=0",
-         f"--max_workers={workers}", "--max_request_bytes=1000000000", f"--rest_api_port={rest_port}"],
+         f"--max_workers={workers}", "--max_request_bytes=1000000000", f"--rest_api_port={rest_port}", *extra],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT,
     )
     lines = queue.Queue()
@@ -94,8 +116,227 @@ def _start_server(base_path, workers, rest_port):
     return proc, line.strip().rsplit(" ", 1)[1]
 
 
+class _Tally:
+    """Outcomes and latencies of one protocol in one phase (thread-safe)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies, self.failures, self.refused, self.after = [], [], 0, 0
+        self.first = self.last = None
+
+    def ok(self, started, seconds):
+        with self.lock:
+            self.latencies.append(seconds)
+            self.first = started if self.first is None else min(self.first, started)
+            self.last = started + seconds if self.last is None else max(self.last, started + seconds)
+
+    def fail(self, what):
+        with self.lock:
+            self.failures.append(what)
+
+    def row(self, phase, protocol):
+        p50, p99 = _percentiles(self.latencies) if self.latencies else (float("nan"),) * 2
+        wall = (self.last - self.first) if self.latencies and self.last > self.first else float("nan")
+        total = len(self.latencies) + len(self.failures) + self.refused
+        kinds = sorted({f.split(":")[0] for f in self.failures})
+        return (f"{phase:>8} {protocol:>5} {total:>8} {len(self.failures):>7} {self.refused:>8} {self.after:>6} "
+                f"{p50:>8.1f} {p99:>8.1f} {len(self.latencies) / wall:>8.1f}  {', '.join(kinds)[:60]}")
+
+
+def _rest_once(connection, body):
+    connection.request("POST", "/v1/models/bench:predict", body, {"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    data = answer.read()
+    return answer.status, data
+
+
+def _load(argv_unused=None):
+    """Issue 27's load test: burst, publishes under load, SIGTERM under load; prints one row per protocol."""
+    import signal
+
+    import grpc
+    import keras
+
+    from tfvideo import _experiment, models, serving
+    from tfvideo import export as tfv_export
+    from tfvideo.serving._client import encode_jpeg_frames
+
+    keras.utils.set_random_seed(0)
+    name = "tsn_tiny"
+    config = _experiment.ExperimentConfig(
+        model=name, num_classes=FLAGS.num_classes, sampler={"type": "segment", "num_segments": FLAGS.frames},
+        preprocess={"crop_size": FLAGS.size, "resize_short": FLAGS.size})
+    model = models.get(name, num_classes=FLAGS.num_classes, num_segments=FLAGS.frames)
+    model(np.zeros((1, FLAGS.frames, FLAGS.size, FLAGS.size, 3), np.float32))
+    root = tempfile.mkdtemp(prefix="tfvideo-load-")
+    staging = os.path.join(root, "staging")
+    for version in range(1, FLAGS.publishes + 2):  # Version 1 served first; the rest published under load.
+        tfv_export.export_saved_model(staging, model=model, config=config, model_name="bench",
+                                      input_types=["jpeg_frames"], version=version)  # Warm-up records: a
+        # new version is traced before it serves, as TF Serving's warm-up does.
+    base = os.path.join(root, "bench")
+    os.makedirs(base)
+    os.rename(os.path.join(staging, "bench", "1"), os.path.join(base, "1"))
+    clip = np.random.default_rng(0).integers(0, 256, size=(FLAGS.frames, FLAGS.size, FLAGS.size, 3), dtype=np.uint8)
+    jpegs = encode_jpeg_frames(clip)
+    inputs = {"jpeg_frames": np.array([jpegs], dtype=object)}
+    body = json.dumps({"instances": [[{"b64": base64.b64encode(j).decode()} for j in jpegs]]}).encode()
+    rest_port = _free_port()
+    proc, target = _start_server(base, 8, rest_port, ["--file_system_poll_wait_seconds=0.2",
+                                                       "--drain_grace_period_s=30"])
+    rows = []
+    try:
+        with serving.Client(target, timeout=300) as client:  # Untimed: the first call of each protocol.
+            client.predict("bench", inputs, signature_name="jpeg_frames")
+        _rest_once(http.client.HTTPConnection("127.0.0.1", rest_port, timeout=300), body)
+        # --- burst: every client opens a new connection at the same instant ---
+        tallies = {"REST": _Tally(), "gRPC": _Tally()}
+        barrier = threading.Barrier(2 * FLAGS.burst)
+
+        def burst_rest():
+            barrier.wait()
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=300)
+            try:
+                status, data = _rest_once(connection, body)
+                if status == 200:
+                    tallies["REST"].ok(started, time.perf_counter() - started)
+                else:
+                    tallies["REST"].fail(f"HTTP {status}: {data[:80]!r}")
+            except OSError as e:
+                tallies["REST"].fail(f"{type(e).__name__}: {e}")
+            finally:
+                connection.close()
+
+        def burst_grpc():
+            client = serving.Client(target, timeout=300)
+            barrier.wait()
+            started = time.perf_counter()
+            try:
+                client.predict("bench", inputs, signature_name="jpeg_frames")
+                tallies["gRPC"].ok(started, time.perf_counter() - started)
+            except grpc.RpcError as e:
+                tallies["gRPC"].fail(f"{e.code().name}: {e.details()[:80]}")
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=f) for f in (burst_rest, burst_grpc) for _ in range(FLAGS.burst)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rows += [tallies[p].row("burst", p) for p in ("REST", "gRPC")]
+
+        # --- clients in a loop, for the publish and SIGTERM phases ---
+        def run_clients(tallies, stop, signalled):
+            def rest_client():
+                connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=300)
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    before = not signalled.is_set()
+                    try:
+                        status, data = _rest_once(connection, body)
+                        if status == 200:
+                            tallies["REST"].ok(started, time.perf_counter() - started)
+                            continue
+                        what = f"HTTP {status}: {data[:80]!r}"
+                        error = status != 503
+                    except (OSError, http.client.HTTPException) as e:
+                        what = f"{type(e).__name__}: {e}"
+                        error = not isinstance(e, ConnectionRefusedError)
+                        connection.close()
+                        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=300)
+                    if signalled.is_set() and not before:
+                        with tallies["REST"].lock:
+                            tallies["REST"].after += 1
+                        return  # The server is going away: this client stops.
+                    if error:
+                        tallies["REST"].fail(what)
+                    else:
+                        with tallies["REST"].lock:
+                            tallies["REST"].refused += 1
+                    if signalled.is_set():
+                        return
+                connection.close()
+
+            def grpc_client():
+                client = serving.Client(target, timeout=300)
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    before = not signalled.is_set()
+                    try:
+                        client.predict("bench", inputs, signature_name="jpeg_frames")
+                        tallies["gRPC"].ok(started, time.perf_counter() - started)
+                        continue
+                    except grpc.RpcError as e:
+                        code = e.code()
+                        what = f"{code.name}: {e.details()[:80]}"
+                    if signalled.is_set() and not before:
+                        with tallies["gRPC"].lock:
+                            tallies["gRPC"].after += 1
+                        break
+                    if code == grpc.StatusCode.UNAVAILABLE and signalled.is_set():
+                        with tallies["gRPC"].lock:
+                            tallies["gRPC"].refused += 1
+                    else:
+                        tallies["gRPC"].fail(what)
+                    if signalled.is_set():
+                        break
+                client.close()
+
+            threads = [threading.Thread(target=f) for f in (rest_client, grpc_client) for _ in range(FLAGS.clients)]
+            for t in threads:
+                t.start()
+            return threads
+
+        # --- publish: new versions replace the served one under load ---
+        tallies = {"REST": _Tally(), "gRPC": _Tally()}
+        stop, signalled = threading.Event(), threading.Event()
+        threads = run_clients(tallies, stop, signalled)
+        time.sleep(FLAGS.publish_interval)
+        with serving.Client(target, timeout=60) as watcher:
+            for version in range(2, FLAGS.publishes + 2):
+                os.rename(os.path.join(staging, "bench", str(version)), os.path.join(base, str(version)))
+                deadline = time.monotonic() + 120
+                while watcher.status("bench") != [(version, "AVAILABLE")] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(FLAGS.publish_interval)
+        stop.set()
+        for t in threads:
+            t.join()
+        rows += [tallies[p].row("publish", p) for p in ("REST", "gRPC")]
+
+        # --- sigterm: the server drains under load ---
+        tallies = {"REST": _Tally(), "gRPC": _Tally()}
+        stop, signalled = threading.Event(), threading.Event()
+        threads = run_clients(tallies, stop, signalled)
+        time.sleep(FLAGS.publish_interval)
+        signalled.set()
+        proc.send_signal(signal.SIGTERM)
+        exit_code = proc.wait(timeout=120)
+        stop.set()
+        for t in threads:
+            t.join()
+        rows += [tallies[p].row("sigterm", p) for p in ("REST", "gRPC")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(f"load test: model={name} {FLAGS.frames} JPEG frames of {FLAGS.size}x{FLAGS.size}, server --max_workers=8, "
+          f"burst={FLAGS.burst}, clients={FLAGS.clients} per protocol, publishes={FLAGS.publishes}, cpus={os.cpu_count()}; "
+          f"server exit code after SIGTERM: {exit_code}")
+    print("failed: requests sent before SIGTERM (all of them in burst/publish) that got no answer; refused: REST 503 / "
+          "gRPC UNAVAILABLE sent before SIGTERM, answered cleanly while draining; after: a client's first request "
+          "sent after SIGTERM (not answered, expected)")
+    print(f"{'phase':>8} {'proto':>5} {'requests':>8} {'failed':>7} {'refused':>8} {'after':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'req/s':>8}  failure kinds")
+    for row in rows:
+        print(row)
+
+
 def main(argv):
     del argv
+    if FLAGS.mode == "load":
+        return _load()
     import keras
     import tensorflow as tf
 

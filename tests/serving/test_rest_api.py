@@ -223,7 +223,7 @@ def test_bad_requests_get_tf_serving_statuses_and_server_keeps_serving(rest_serv
         ("GET", "/v1/models/tiny:predict", None, 400, "malformed request: GET /v1/models/tiny:predict"),
         ("POST", "/v1/models/tiny:classify", good, 501, "classify is not served"),
         ("GET", "/index.html", None, 404, "no such resource"),
-        ("POST", predict, frames_body(too_large, "inputs"), 429, "exceeds the server's limit of 2000000 bytes "
+        ("POST", predict, frames_body(too_large, "inputs"), 413, "exceeds the server's limit of 2000000 bytes "
                                                                   "(largest input: 'frames')"),
     ]
     for method, path, body, status, fragment in bad:

@@ -2,6 +2,7 @@
 
 import base64
 import time
+import types
 
 import numpy as np
 import pytest
@@ -116,18 +117,14 @@ class _SlowModelServer:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def metadata(self, request):
-        from google.protobuf import wrappers_pb2
-        from tensorflow_serving.apis import get_model_metadata_pb2
+    def resolve_servable(self, name, version=None, label=None):
+        from tensorflow.core.protobuf import meta_graph_pb2
 
-        response = get_model_metadata_pb2.GetModelMetadataResponse(
-            model_spec=model_pb2.ModelSpec(name="m", version=wrappers_pb2.Int64Value(value=3)))
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        signatures.signature_def["serving_default"].inputs["ids"].CopyFrom(_info(tf.int64, [-1]))
-        response.metadata["signature_def"].Pack(signatures)
-        return response
+        signature = meta_graph_pb2.SignatureDef()
+        signature.inputs["ids"].CopyFrom(_info(tf.int64, [-1]))
+        return types.SimpleNamespace(name="m", version=3, signature_defs={"serving_default": signature})
 
-    def predict(self, request):
+    def predict(self, request, servable=None):
         self.started.set()
         assert self.release.wait(30)
         response = predict_pb2.PredictResponse()

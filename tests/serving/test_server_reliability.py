@@ -241,7 +241,8 @@ def test_bad_serve_flags_are_one_line_usage_errors(tmp_path):
     cases = [
         (["--drain_grace_period_s=-1"], "--drain_grace_period_s=-1 must be >= 0."),
         (["--model_version_policy=specific"], "--model_version_policy=specific needs --model_versions"),
-    ]  # Two cases only: each is a process start (~10 s on 2 cores).
+        (["--max_frame_pixels=0"], "--max_frame_pixels=0 must be >= 1."),
+    ]  # Three cases only: each is a process start (~10 s on 2 cores).
     for flags, message in cases:
         out = subprocess.run([sys.executable, "-m", "export.serve", f"--model_base_path={tmp_path}", *flags],
                              check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)

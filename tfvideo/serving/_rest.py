@@ -14,12 +14,23 @@ input dtypes (as TF Serving does) into a `PredictRequest` that goes through
 `ModelServer.predict`, so both protocols check inputs the same way and return the same
 numbers. Errors are `{"error": "<message>"}` with the HTTP status TF Serving maps the
 gRPC code to (INVALID_ARGUMENT / FAILED_PRECONDITION 400, NOT_FOUND 404,
-RESOURCE_EXHAUSTED 429, UNIMPLEMENTED 501, UNAVAILABLE 503, internal errors 500).
+RESOURCE_EXHAUSTED 429, UNIMPLEMENTED 501, UNAVAILABLE 503, internal errors 500); a request
+over a size limit (body bytes, JSON depth or elements, decoded bytes or pixels) is 413.
+
+Memory per request is bounded before it is spent: the body's size (Content-Length), then its
+JSON nesting depth and element count read from the raw text, then (in the model server) the
+decoded tensor bytes and the pixels image headers claim. At most `max_workers` bodies are
+parsed and run at once.
+
+Under load: the listen backlog takes a burst of `BACKLOG` new connections; a request that
+names no version is bound to the version current when it gets a worker slot, and that
+version answers it even if it is unloaded meanwhile; `stop()` waits for every request
+until the last byte of its answer is written.
 """
 
 import base64
 import binascii
-import gc
+import contextlib
 import http.server
 import json
 import re
@@ -36,7 +47,7 @@ from google.protobuf import json_format, wrappers_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
 
 from tfvideo.api._export import tf_export
-from tfvideo.serving import _server
+from tfvideo.serving import _limits, _server
 
 _CODE = grpc.StatusCode
 # TF Serving's mapping of error codes to HTTP statuses (model_servers/http_server.cc).
@@ -62,6 +73,10 @@ HTTP_STATUS = {
 # The JSON body may be this many times --max_request_bytes (numbers as text are longer than
 # their bytes); the decoded tensors are then held to --max_request_bytes as over gRPC.
 BODY_LIMIT_FACTOR = 4
+DEFAULT_MAX_JSON_DEPTH = 64
+DEFAULT_MAX_JSON_ELEMENTS = 1 << 23  # 8 Mi values and lists: a 32x224x224x3 clip as numbers is 6.4 Mi.
+BACKLOG = 1024  # Pending connections the kernel queues (a burst of 512 new connections fits).
+DEFAULT_MAX_CONNECTIONS = 2048  # Open connections; more are answered 503 (with a body) and closed.
 _VERSION_OR_LABEL = r"(?:/versions/([^/:]+)|/labels/([^/:]+))?"
 _PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)" + _VERSION_OR_LABEL + r":(classify|regress|predict)", re.I)
 _STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?" + _VERSION_OR_LABEL + r"(?:/(metadata))?", re.I)
@@ -74,6 +89,10 @@ def _error(code, message):
 
 def _invalid(message):
     return _error(_CODE.INVALID_ARGUMENT, message)
+
+
+def _too_large(message):
+    return _server.RequestError(_CODE.RESOURCE_EXHAUSTED, message, over_limit=True)
 
 
 def _brief(value, limit=60):
@@ -377,18 +396,36 @@ class RestServer:
     Args:
       model_server: a `tfvideo.serving.ModelServer` (started or not; its models, version
         policy and input checks answer both protocols).
-      max_workers: requests running a model at once (default: the model server's).
+      max_workers: requests parsed and running a model at once (default: the model server's).
       request_timeout: seconds a connection may take to send its request.
+      max_body_bytes: larger bodies get 413 before they are read (default: 4 x the model
+        server's `max_request_bytes`).
+      max_json_depth: bodies nested deeper get 400 before they are parsed.
+      max_json_elements: bodies with more JSON values and containers get 413 before they
+        are parsed.
+      max_connections: open connections; beyond them a request is answered 503.
     """
 
-    def __init__(self, model_server, max_workers=None, request_timeout=60.0):
+    def __init__(self, model_server, max_workers=None, request_timeout=60.0, max_body_bytes=None,
+                 max_json_depth=DEFAULT_MAX_JSON_DEPTH, max_json_elements=DEFAULT_MAX_JSON_ELEMENTS,
+                 max_connections=DEFAULT_MAX_CONNECTIONS):
         self.model_server = model_server
         workers = model_server.max_workers if max_workers is None else int(max_workers)
         if workers < 1:
             raise ValueError(f"RestServer: max_workers={workers} must be >= 1")
         if not request_timeout > 0:
             raise ValueError(f"RestServer: request_timeout={request_timeout} must be > 0")
-        self.max_body_bytes = BODY_LIMIT_FACTOR * model_server.max_request_bytes
+        if max_body_bytes is None:
+            max_body_bytes = BODY_LIMIT_FACTOR * model_server.max_request_bytes
+        for name, value in (("max_body_bytes", max_body_bytes), ("max_json_depth", max_json_depth),
+                            ("max_json_elements", max_json_elements), ("max_connections", max_connections)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"RestServer: {name}={value} must be an integer >= 1")
+        self.max_body_bytes = int(max_body_bytes)
+        self.max_json_depth = int(max_json_depth)
+        self.max_json_elements = int(max_json_elements)
+        self.max_connections = int(max_connections)
+        self._connections = 0
         self.request_timeout = float(request_timeout)
         self._slots = threading.BoundedSemaphore(workers)
         self._httpd = None
@@ -427,22 +464,28 @@ class RestServer:
         self._httpd = None
 
     # --- requests --------------------------------------------------------------------
-    def handle(self, method, path, body=b""):
-        """Answers one request (`body`: bytes or str): (HTTP status, JSON-able body). Never raises."""
+    @contextlib.contextmanager
+    def _counted(self):
+        """Counts one request as in flight: the HTTP handler holds it until the answer's last byte is sent."""
         with self._in_flight_lock:
             self._in_flight += 1
         try:
-            return 200, self._dispatch(method.upper(), path, body)
-        except _server.RequestError as e:
-            logging.info("REST %s %s: %s %s", method, path, e.code.name, e.message)
-            return HTTP_STATUS.get(e.code, 500), {"error": e.message}
-        except Exception as e:  # noqa: BLE001 -- a bug must not take the server down; the client learns.
-            logging.exception("REST %s %s failed", method, path)
-            return 500, {"error": f"internal error: {type(e).__name__}: {e}"}
+            yield
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
                 self._in_flight_lock.notify_all()
+
+    def handle(self, method, path, body=b""):
+        """Answers one request (`body`: bytes or str): (HTTP status, JSON-able body). Never raises."""
+        try:
+            return 200, self._dispatch(method.upper(), path, body)
+        except _server.RequestError as e:
+            logging.info("REST %s %s: %s %s", method, path, e.code.name, e.message)
+            return (413 if getattr(e, "over_limit", False) else HTTP_STATUS.get(e.code, 500)), {"error": e.message}
+        except Exception as e:  # noqa: BLE001 -- a bug must not take the server down; the client learns.
+            logging.exception("REST %s %s failed", method, path)
+            return 500, {"error": f"internal error: {type(e).__name__}: {e}"}
 
     def _dispatch(self, method, path, body):
         path = urllib.parse.urlsplit(path).path
@@ -490,40 +533,52 @@ class RestServer:
             "metadata": {"signature_def": _message_to_dict(signature_map, preserve_names=True)},
         }
 
+    def _check_body(self, body):
+        """413 / 400 for a body over the size, element or depth limits, read before it is parsed."""
+        if len(body) > self.max_body_bytes:
+            raise _too_large(f"request body of {len(body)} bytes exceeds the REST limit of {self.max_body_bytes} "
+                             "bytes (--rest_max_body_bytes)")
+        depth, elements = _limits.json_structure(body)
+        if depth > self.max_json_depth:
+            raise _invalid(f"JSON parse error: the body nests {depth} levels deep; the limit is "
+                           f"{self.max_json_depth} (--rest_max_json_depth)")
+        if elements > self.max_json_elements:
+            raise _too_large(f"the request body holds about {elements} JSON values and containers; the limit is "
+                             f"{self.max_json_elements} (--rest_max_json_elements)")
+
     def _predict(self, spec, body):
         body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        if len(body) > self.max_body_bytes:
-            raise _error(_CODE.RESOURCE_EXHAUSTED, f"request body of {len(body)} bytes exceeds the REST limit of "
-                                                   f"{self.max_body_bytes} bytes")
-        document = _parse_json(body)
-        signature = document.get("signature_name", "")
-        if not isinstance(signature, str):
-            raise _invalid(f"'signature_name' must be a string, got {_brief(signature)}")
-        spec.signature_name = signature
-        metadata, signature_map = self._signature_defs(spec)
-        key = signature or _server._DEFAULT_SIGNATURE
-        if key not in signature_map.signature_def:
-            # TF Serving's REST handler answers INVALID_ARGUMENT (400) here.
-            raise _invalid(f"model '{metadata.model_spec.name}' version {metadata.model_spec.version.value} has no "
-                           f"signature '{key}'; it has {', '.join(sorted(signature_map.signature_def))}")
-        inputs_info = signature_map.signature_def[key].inputs
-        # Pin the version the signature came from, so a new version loading meanwhile cannot
-        # answer with other inputs.
-        spec.version.CopyFrom(metadata.model_spec.version)
-        request, layout = request_from_json(document, inputs_info, spec,
-                                            check_booleans=b"true" in body or b"false" in body)
+        self._check_body(body)
+        # Parsed, converted and run inside a worker slot: at most max_workers bodies in memory as
+        # Python objects at once, and the version is chosen when the request runs.
         with self._slots:
-            response = self.model_server.predict(request)
+            document = _parse_json(body)
+            signature = document.get("signature_name", "")
+            if not isinstance(signature, str):
+                raise _invalid(f"'signature_name' must be a string, got {_brief(signature)}")
+            spec.signature_name = signature
+            which = spec.WhichOneof("version_choice")
+            # Held until it answers: the version keeps serving this request if a newer one replaces it.
+            servable = self.model_server.resolve_servable(
+                spec.name, version=spec.version.value if which == "version" else None,
+                label=spec.version_label if which == "version_label" else None)
+            key = signature or _server._DEFAULT_SIGNATURE
+            if key not in servable.signature_defs:
+                # TF Serving's REST handler answers INVALID_ARGUMENT (400) here.
+                raise _invalid(f"model '{servable.name}' version {servable.version} has no signature '{key}'; it has "
+                               f"{', '.join(sorted(servable.signature_defs))}")
+            inputs_info = servable.signature_defs[key].inputs
+            request, layout = request_from_json(document, inputs_info, spec,
+                                                check_booleans=b"true" in body or b"false" in body)
+            del document
+            response = self.model_server.predict(request, servable=servable)
         return response_to_json(response, layout)
 
 
 def _parse_json(body):
     if not body.strip():
         raise _invalid("JSON parse error: the request body is empty")
-    # A clip as JSON numbers is ~100k small lists and ints: with TensorFlow's objects on the
-    # heap, the collections they trigger cost ~10x the parse itself. Nothing cyclic is made here.
-    collecting = gc.isenabled()
-    gc.disable()
+    # No process-wide state (e.g. gc.disable()) is changed per request: requests run in parallel.
     try:
         document = json.loads(body)
     except UnicodeDecodeError as e:
@@ -532,9 +587,6 @@ def _parse_json(body):
         raise _invalid(f"JSON parse error: {e.msg} at line {e.lineno} column {e.colno} (offset {e.pos})") from e
     except RecursionError as e:
         raise _invalid("JSON parse error: nested too deeply") from e
-    finally:
-        if collecting:
-            gc.enable()
     if not isinstance(document, dict):
         raise _invalid(f"the request body must be a JSON object, got {_json_type(document)}")
     return document
@@ -551,6 +603,7 @@ def _message_to_dict(message, preserve_names):
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = BACKLOG  # listen(); Python's default of 5 resets a burst of new connections.
 
 
 class _IPv6HTTPServer(_HTTPServer):
@@ -563,10 +616,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # Headers and body are two writes: no 40 ms delayed-ACK stall between them.
     rest = None  # The RestServer; set on the subclass start() makes.
 
+    def setup(self):
+        super().setup()
+        with self.rest._in_flight_lock:
+            self.rest._connections += 1
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.rest._in_flight_lock:
+                self.rest._connections -= 1
+
     def _answer(self):
+        with self.rest._counted():  # Until the answer's last byte is written: stop() waits for it.
+            self._answer_counted()
+
+    def _answer_counted(self):
         if self.rest.stopping:
             self.close_connection = True
             return self._send(503, {"error": "the server is shutting down"})
+        if self.rest._connections > self.rest.max_connections:
+            self.close_connection = True
+            self._read_body_or_none()
+            return self._send(503, {"error": f"the server has {self.rest.max_connections} connections open; "
+                                             "retry later"})
         length = self.headers.get("Content-Length")
         body = b""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -583,10 +657,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if length > self.rest.max_body_bytes:
                 self.close_connection = True  # The body is not read: the connection cannot be reused.
                 return self._send(413, {"error": f"request body of {length} bytes exceeds the REST limit of "
-                                                 f"{self.rest.max_body_bytes} bytes (4 x --max_request_bytes)"})
+                                                 f"{self.rest.max_body_bytes} bytes (--rest_max_body_bytes)"})
             body = self.rfile.read(length)
         status, answer = self.rest.handle(self.command, self.path, body)
         self._send(status, answer)
+
+    def _read_body_or_none(self):
+        """Reads a small body (so closing does not reset the connection before the answer arrives)."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if 0 < length <= 1 << 20:
+            self.rfile.read(length)
 
     def _send(self, status, answer):
         data = json.dumps(answer).encode("utf-8")

@@ -39,6 +39,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from google.protobuf import wrappers_pb2
@@ -54,18 +55,31 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfvideo.api._export import tf_export
+from tfvideo.serving import _limits
 
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+# Decoded pixels an image (JPEG/PNG/GIF/BMP/WebP string input) may claim: a 4096x4096 frame,
+# and 64 Mi pixels a request (e.g. 32 frames of 1920x1080); both read from headers before decoding.
+DEFAULT_MAX_FRAME_PIXELS = 4096 * 4096
+DEFAULT_MAX_REQUEST_PIXELS = 64 << 20
 _DEFAULT_SIGNATURE = "serving_default"
 
 
 class RequestError(Exception):
-    """A request the server rejects: a gRPC status code and a message naming the input."""
+    """A request the server rejects: a gRPC status code and a message naming the input.
 
-    def __init__(self, code, message):
+    `over_limit`: the request exceeds a size limit (RESOURCE_EXHAUSTED; REST answers 413).
+    """
+
+    def __init__(self, code, message, over_limit=False):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.over_limit = over_limit
+
+
+def _over_limit(message):
+    return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, over_limit=True)
 
 
 def _list_versions(base_path):
@@ -350,16 +364,22 @@ class ModelServer:
       models: `{name: base_path}` (each served with the `latest` policy), or a
         `ModelServerConfig` (e.g. read from models.config) with per-model
         `model_version_policy` and `version_labels`.
-      max_request_bytes: larger Predict requests get RESOURCE_EXHAUSTED.
+      max_request_bytes: larger Predict requests get RESOURCE_EXHAUSTED; it also bounds the
+        decoded size of the inputs (declared shape x dtype size), checked before any input is
+        expanded.
       poll_seconds: how often base paths are scanned for new versions.
       max_workers: threads answering requests concurrently.
       warmup: replay each version's `assets.extra/tf_serving_warmup_requests` on load.
       load_retry_seconds: a version that failed to load is retried when its files change,
         and otherwise every this many seconds.
+      max_frame_pixels: an encoded image (JPEG/PNG/GIF/BMP/WebP string input) whose header
+        claims more pixels gets RESOURCE_EXHAUSTED before it is decoded.
+      max_request_pixels: the same for the pixels all images of one request claim together.
     """
 
     def __init__(self, models, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, max_workers=8,
-                 warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS):
+                 warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS,
+                 max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS, max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS):
         if isinstance(models, model_server_config_pb2.ModelServerConfig):
             entries = [(c.name, c.base_path, _policy_from_proto(c), dict(c.version_labels))
                        for c in models.model_config_list.config]
@@ -371,6 +391,8 @@ class ModelServer:
         self.poll_seconds = _positive("poll_seconds", poll_seconds)
         self.max_workers = _positive("max_workers", max_workers, int)
         self.load_retry_seconds = _positive("load_retry_seconds", load_retry_seconds)
+        self.max_frame_pixels = _positive("max_frame_pixels", max_frame_pixels, int)
+        self.max_request_pixels = _positive("max_request_pixels", max_request_pixels, int)
         self._models = {}
         for name, base_path, policy, labels in entries:
             if not name:
@@ -387,6 +409,7 @@ class ModelServer:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._poller = None
+        self._executor = None
         self.port = None
 
     @property
@@ -418,7 +441,8 @@ class ModelServer:
             ("grpc.max_receive_message_length", self.max_request_bytes + margin),
             ("grpc.max_send_message_length", -1),
         ]
-        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(self.max_workers), options=options)
+        self._executor = _AcceptingExecutor(self.max_workers)
+        self._server = grpc.server(self._executor, options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_PredictionServicer(self), self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelServicer(self), self._server)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -466,8 +490,14 @@ class ModelServer:
             raise ValueError(f"drain: grace_seconds={grace_seconds} must be >= 0")
         self._stop.set()
         logging.info("Draining: no new requests; waiting up to %.1f s for %d in flight", grace_seconds, self.in_flight)
+        deadline = time.monotonic() + grace_seconds
+        if self._executor is not None:
+            # Lame duck first: the RPCs accepted before now are answered, later ones refused with
+            # UNAVAILABLE by their handler; gRPC's own stop() would cancel RPCs it has received but
+            # not yet handed to a thread, so it comes once those have been refused.
+            self._executor.lame_duck(deadline)
         if self._server is not None:
-            self._server.stop(grace_seconds).wait()
+            self._server.stop(max(deadline - time.monotonic(), 0.0)).wait()
         deadline = time.monotonic() + 0.5  # Handlers return just after their RPC completes.
         while self.in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -534,7 +564,9 @@ class ModelServer:
                     f"input '{key}' is not an input of signature '{signature_name}'; "
                     f"it takes {', '.join(sorted(expected))}",
                 )
+        self._check_declared_sizes(request)
         arrays = {}
+        pixels = 0
         for key, info in expected.items():
             if key not in request.inputs:
                 raise RequestError(
@@ -569,22 +601,68 @@ class ModelServer:
                         )
             if array.size == 0:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is empty: {_shape_str(array.shape)}")
+            if array.dtype == object:
+                pixels = self._check_image_sizes(key, array, pixels)
             arrays[key] = array
         return arrays
 
-    def predict(self, request):
-        """Answers a `PredictRequest`; raises `RequestError` for bad requests."""
+    def _check_declared_sizes(self, request):
+        """RESOURCE_EXHAUSTED when the inputs' declared shapes x dtype sizes exceed max_request_bytes.
+
+        Read from each TensorProto's shape before it is expanded (a proto declaring a large shape
+        with one value otherwise becomes the full array).
+        """
+        total = 0
+        for key in sorted(request.inputs):
+            try:
+                shape, count, size = _limits.declared_bytes(request.inputs[key])
+            except ValueError as e:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input '{key}' is not a valid TensorProto: {e}") from e
+            total += size
+            if total > self.max_request_bytes:
+                dtype = tf.dtypes.as_dtype(request.inputs[key].dtype).name if request.inputs[key].dtype else "unset"
+                raise _over_limit(
+                    f"input '{key}' declares shape {_shape_str(shape)} of {dtype} ({count} values, {size} bytes "
+                    f"decoded{'' if total == size else f'; {total} with the inputs before it'}): over the server's "
+                    f"limit of {self.max_request_bytes} bytes (--max_request_bytes)")
+
+    def _check_image_sizes(self, key, array, pixels):
+        """Reads each encoded image's header; RESOURCE_EXHAUSTED over the pixel limits. Returns the running total."""
+        for index, value in enumerate(array.reshape(-1)):
+            if not isinstance(value, bytes):
+                continue
+            claim = _limits.image_size(value)
+            if claim is None:
+                continue
+            kind, width, height, frames = claim
+            size = width * height * frames
+            where = f"input '{key}' element {[int(i) for i in np.unravel_index(index, array.shape)]}"
+            what = f"a {width}x{height} {kind}" + (f" of {frames} frames" if frames > 1 else "")
+            if size > self.max_frame_pixels:
+                raise _over_limit(f"{where} is {what} ({size} pixels): over the limit of {self.max_frame_pixels} "
+                                  "pixels per image (--max_frame_pixels)")
+            pixels += size
+            if pixels > self.max_request_pixels:
+                raise _over_limit(f"{where} ({what}) brings the request to {pixels} pixels: over the limit of "
+                                  f"{self.max_request_pixels} pixels per request (--max_request_pixels)")
+        return pixels
+
+    def predict(self, request, servable=None):
+        """Answers a `PredictRequest`; raises `RequestError` for bad requests.
+
+        `servable`: run on this version (`resolve_servable`'s result, e.g. the one whose
+        signature a front end read to build the request) instead of resolving
+        `request.model_spec` again; it answers even if it is unloaded meanwhile.
+        """
         if not request.HasField("model_spec"):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request has no model_spec")
         size = request.ByteSize()
         if size > self.max_request_bytes:
             largest = max(request.inputs, key=lambda k: request.inputs[k].ByteSize(), default="?")
-            raise RequestError(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
-                f"(largest input: '{largest}')",
-            )
-        servable = self._servable(request.model_spec)
+            raise _over_limit(f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
+                              f"(largest input: '{largest}')")
+        if servable is None:
+            servable = self._servable(request.model_spec)
         signature_name, signature_def, function = servable.signature(request.model_spec.signature_name)
         seen = set()
         for key in request.output_filter:
@@ -698,8 +776,64 @@ class _InFlight:
         return False
 
 
+class _AcceptingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The gRPC server's thread pool, knowing when each RPC was accepted (handed to it).
+
+    After `lame_duck()` begins, an RPC accepted later is refused (UNAVAILABLE) by its handler,
+    while the ones accepted before are answered.
+    """
+
+    def __init__(self, max_workers):
+        super().__init__(max_workers)
+        self._lock = threading.Lock()
+        self._accepted = {}  # id -> monotonic time accepted, for RPCs not finished yet.
+        self._next_id = 0
+        self._last_accepted = 0.0
+        self.draining_since = None
+        self._local = threading.local()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._lock:
+            ident, self._next_id = self._next_id, self._next_id + 1
+            self._last_accepted = self._accepted[ident] = time.monotonic()
+
+        def run():
+            self._local.accepted_at = self._accepted[ident]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    del self._accepted[ident]
+
+        return super().submit(run)
+
+    def refuses_current(self):
+        """True in a handler of an RPC accepted after draining began."""
+        since = self.draining_since
+        return since is not None and getattr(self._local, "accepted_at", 0.0) >= since
+
+    def lame_duck(self, deadline, quiet=0.2, settle=1.0):
+        """Refuses new RPCs; returns once the earlier ones have finished and then none arrived for
+        `quiet` s (at most `settle` s more: clients may keep retrying), or at `deadline`."""
+        self.draining_since = time.monotonic()
+        done_at = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            with self._lock:
+                busy = any(t < self.draining_since for t in self._accepted.values())
+                idle_for = now - self._last_accepted
+            if not busy:
+                done_at = done_at or now
+                if idle_for >= quiet or now - done_at >= settle:
+                    return
+            time.sleep(0.02)
+
+
 def _handler(method):
     def handle(self, request, context):
+        executor = self._server._executor
+        if executor is not None and executor.refuses_current():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         with self._server.track_request():
             try:
                 return method(self, request)
