@@ -27,6 +27,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 from tfvideo import _experiment, data, metrics, online
+from tfvideo.data import _tfrecord
 from trainers import _cli, _flags, _loop
 
 TASK = "online_detection"
@@ -123,13 +124,13 @@ def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=
         if not files:
             raise OnlineFlagError(f"{flag}={spec} matches no file.")
         if feature_dim is None:
-            first = tf.train.SequenceExample.FromString(next(iter(tf.data.TFRecordDataset(files[:1]))).numpy())
+            first = tf.train.SequenceExample.FromString(next(iter(_tfrecord.shard_records(files[:1]))).numpy())
             feature_dim = len(first.feature_lists.feature_list[data.CHUNK_FEATURES_KEY].feature[0].float_list.value)
         if num_columns is None:
             raise OnlineFlagError(f"{flag}={spec}: TFRecord sources need --num_classes or --label_map "
                                   "(action classes; background is added).")
         videos = []
-        for k, record in enumerate(tf.data.TFRecordDataset(files)):
+        for k, record in enumerate(_tfrecord.shard_records(files)):
             parsed = data.parse_chunk_feature_example(record, feature_dim, num_columns)
             name = parsed["media_id"].numpy().decode() or f"video_{k}"
             videos.append((name, parsed["features"].numpy(), parsed["targets"].numpy()))
