@@ -14,6 +14,7 @@ and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_di
 --batch_size, --epochs, --learning_rate, --optimizer, --seed, --label_map, ...).
 """
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -222,7 +223,23 @@ def _jsonable(results):
 
 
 def train(flags):
-    """Trains an online detector as the flags say; returns (model_dir, eval results or None)."""
+    """Trains an online detector as the flags say; returns (model_dir, eval results or None).
+
+    The run holds model_dir's lock from its first write on (`_experiment.model_dir_lock`).
+    """
+    with contextlib.ExitStack() as lock:
+        return _train(flags, lock)
+
+
+def _lock_model_dir(lock, model_dir):
+    """Enters model_dir's lock into the ExitStack `lock`; a live holder is a usage error (exit 2)."""
+    try:
+        lock.enter_context(_experiment.model_dir_lock(model_dir))
+    except _experiment.ModelDirInUseError as e:
+        raise OnlineFlagError(str(e)) from None
+
+
+def _train(flags, lock):
     model_dir = _get(flags, "model_dir")
     name = _get(flags, "model")
     if not model_dir:
@@ -276,6 +293,7 @@ def train(flags):
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
         labels=_read_labels(_get(flags, "label_map"), num_columns), task=TASK, train=train_config)
+    _lock_model_dir(lock, model_dir)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:
