@@ -33,6 +33,7 @@ import threading
 from absl import flags, logging
 
 from export import _cli
+from tfvideo.export import _versions
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Directory of numeric version sub-directories (one model).")
@@ -169,6 +170,8 @@ def main(argv):
     from tfvideo import serving
 
     models = _models()  # Its flag errors are usage errors (exit 2), outside the runtime guard below.
+    for entry in models.model_config_list.config:  # Interrupted exports' leftovers (one warning line).
+        _versions.remove_stale_staging(entry.base_path)
     try:
         server = serving.ModelServer(
             models,

@@ -6,13 +6,19 @@ A model_dir holds:
   model.keras      the final trained model (Keras v3 format)
   checkpoints/     periodic checkpoints; backup/ the BackupAndRestore state
   logs/            TensorBoard event files
+  train.lock       while a training run works in it: that run's pid, host and start time
 Evaluate, extract_features and export read only this directory.
 """
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import socket
+import time
+
+from absl import logging
 
 from tfvideo import data as tfv_data
 from tfvideo import models as tfv_models
@@ -21,6 +27,7 @@ CONFIG_FILE = "config.json"
 LABELS_FILE = "labels.txt"
 MODEL_FILE = "model.keras"
 CHECKPOINT_DIR = "checkpoints"
+LOCK_FILE = "train.lock"
 
 
 class ConfigError(ValueError):
@@ -295,6 +302,80 @@ _OLD_LAYOUT_KEYS = {"sampler", "preprocess"}
 
 class ModelDirError(OSError):
     """A model_dir that cannot be written (permissions, full disk); the message names it."""
+
+
+class ModelDirInUseError(ModelDirError):
+    """A model_dir another live training run holds (`model_dir_lock`); the message names its pid and host."""
+
+
+def _describe_holder(text):
+    try:
+        holder = json.loads(text)
+        return f"pid {holder['pid']} on host {holder['host']}, started {holder['started']}"
+    except (ValueError, TypeError, KeyError):
+        return "an unknown process"
+
+
+def _read_fd(fd):
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 4096).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def model_dir_lock(model_dir, prog="tfvideo-train"):
+    """Holds model_dir/train.lock for the block: one training run at a time per model_dir.
+
+    The lock is an advisory `flock` on the file, which the kernel drops when its holder
+    exits in any way (SIGKILL included), so a lock left by a dead run is stale whatever
+    its pid: it is taken over, with a warning naming the run that left it. The file holds
+    the holder's pid, host and start time for the messages; it is removed at the end.
+
+    Raises:
+      ModelDirInUseError: a live run holds the lock (naming its pid, host and the file).
+      ModelDirError: model_dir cannot be created.
+    """
+    path = os.path.join(model_dir, LOCK_FILE)
+    fd = None
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe_holder(_read_fd(fd))
+                os.close(fd)
+                fd = None
+                raise ModelDirInUseError(
+                    f"--model_dir={model_dir} is in use by another {prog} run ({holder}; lock {path}): wait for it to "
+                    "finish or use another --model_dir.") from None
+            if os.path.exists(path) and os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+            os.close(fd)  # Its holder removed the file as this run opened it: lock the new one.
+            fd = None
+        left = _read_fd(fd)
+        if left.strip():
+            logging.warning("Taking over the stale lock %s of a run that is no longer running (%s).", path,
+                            _describe_holder(left))
+        mine = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime()), "prog": prog}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(mine) + "\n").encode(), 0)
+    except ModelDirInUseError:
+        raise
+    except OSError as e:
+        if fd is not None:
+            os.close(fd)
+        raise ModelDirError(f"--model_dir={model_dir} cannot be written: {e.strerror or e}"
+                            f"{f' ({e.filename})' if e.filename else ''}.") from e
+    try:
+        yield path
+    finally:
+        try:
+            os.remove(path)  # Before unlocking: a run waiting on this file then locks a new one.
+        except OSError:
+            pass
+        os.close(fd)
 
 
 # The fields that make a model_dir's checkpoints loadable: a rerun must match them to resume.

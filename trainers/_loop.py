@@ -57,11 +57,32 @@ class Checkpoints:
         return self.manager.latest_checkpoint
 
     def restore(self):
-        """Restores the latest checkpoint; returns its path (None when there is none)."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return latest
+        """Restores the newest readable checkpoint; returns its path (None when there is none).
+
+        A checkpoint whose files cannot be read (truncated or corrupt: a copy cut short, a
+        disk that failed) is named in a warning line and the one before it is tried, as Keras
+        BackupAndRestore and Orbax fall back; its files stay (the resumed run overwrites
+        them when it saves that step again). ModelDirError when none is readable.
+        """
+        candidates = list(reversed(self.manager.checkpoints))  # Newest first.
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint not in candidates:
+            candidates.insert(0, self.manager.latest_checkpoint)
+        unreadable = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (IndexError, ValueError, OSError, tf.errors.OpError) as e:
+                # Variables restored before the failure are all overwritten by the next restore.
+                unreadable.append(f"{_unreadable_file(path)}: {_one_line(e)}")
+                continue
+            for bad in unreadable:
+                logging.warning("Unreadable checkpoint %s; resuming from %s, the newest readable one.", bad, path)
+            return path
+        if unreadable:
+            raise _experiment.ModelDirError(
+                f"no readable checkpoint in {self.directory}: {'; '.join(unreadable)}. Move the checkpoints away "
+                "to train from the start.")
+        return None
 
     def save(self, step):
         """Writes ckpt-<step>. On a write error (full disk, permissions) the partial files are
@@ -87,6 +108,21 @@ class Checkpoints:
                     tf.io.gfile.remove(path)
             except (OSError, tf.errors.OpError):
                 logging.warning("Could not remove the partial checkpoint file %s", path)
+
+
+def _unreadable_file(prefix):
+    """The file of checkpoint `prefix` that fails to read: its index when that does not load, else its data."""
+    try:
+        tf.train.load_checkpoint(prefix)
+    except (ValueError, OSError, tf.errors.OpError):
+        return f"{prefix}.index"
+    data = tf.io.gfile.glob(f"{prefix}.data-*")
+    return data[0] if len(data) == 1 else f"{prefix} (data files)"
+
+
+def _one_line(error):
+    text = (getattr(error, "message", None) or str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 def save_model(model, model_dir):

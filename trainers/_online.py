@@ -29,6 +29,7 @@ and `evaluate_main(flags)`, which reuse their generic flags (--model, --model_di
 --batch_size, --epochs, --learning_rate, --optimizer, --seed, --label_map, ...).
 """
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -42,6 +43,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 from tfvideo import _experiment, data, metrics, online
+from tfvideo.data import _tfrecord
 from trainers import _cli, _flags, _loop
 
 TASK = "online_detection"
@@ -164,13 +166,13 @@ def load_videos(spec, features_dirs, targets_dir, feature_dim=None, num_columns=
         if not files:
             raise OnlineFlagError(f"{flag}={spec} matches no file.")
         if feature_dim is None:
-            first = tf.train.SequenceExample.FromString(next(iter(tf.data.TFRecordDataset(files[:1]))).numpy())
+            first = tf.train.SequenceExample.FromString(next(iter(_tfrecord.shard_records(files[:1]))).numpy())
             feature_dim = len(first.feature_lists.feature_list[data.CHUNK_FEATURES_KEY].feature[0].float_list.value)
         if num_columns is None:
             raise OnlineFlagError(f"{flag}={spec}: TFRecord sources need --num_classes or --label_map "
                                   "(action classes; background is added).")
         videos = []
-        for k, record in enumerate(tf.data.TFRecordDataset(files)):
+        for k, record in enumerate(_tfrecord.shard_records(files)):
             parsed = data.parse_chunk_feature_example(record, feature_dim, num_columns)
             name = parsed["media_id"].numpy().decode() or f"video_{k}"
             videos.append((name, parsed["features"].numpy(), parsed["targets"].numpy()))
@@ -272,7 +274,23 @@ def _jsonable(results):
 
 
 def train(flags):
-    """Trains an online detector as the flags say; returns (model_dir, eval results or None)."""
+    """Trains an online detector as the flags say; returns (model_dir, eval results or None).
+
+    The run holds model_dir's lock from its first write on (`_experiment.model_dir_lock`).
+    """
+    with contextlib.ExitStack() as lock:
+        return _train(flags, lock)
+
+
+def _lock_model_dir(lock, model_dir):
+    """Enters model_dir's lock into the ExitStack `lock`; a live holder is a usage error (exit 2)."""
+    try:
+        lock.enter_context(_experiment.model_dir_lock(model_dir))
+    except _experiment.ModelDirInUseError as e:
+        raise OnlineFlagError(str(e)) from None
+
+
+def _train(flags, lock):
     model_dir = _get(flags, "model_dir")
     name = _get(flags, "model")
     if not model_dir:
@@ -334,6 +352,7 @@ def train(flags):
     config = _experiment.ExperimentConfig(
         model=name, num_classes=num_columns, model_kwargs={"feature_dim": int(feature_dim), **overrides},
         labels=_read_labels(_get(flags, "label_map"), num_columns, info), task=TASK, train=train_config)
+    _lock_model_dir(lock, model_dir)
     try:
         _experiment.check_model_dir(model_dir, config)
     except ValueError as e:

@@ -14,7 +14,7 @@ from absl import logging
 from tfvideo import data as tfv_data
 from tfvideo import feature_columns
 from tfvideo import models as tfv_models
-from tfvideo.data import _samplers
+from tfvideo.data import _samplers, _tfrecord
 from tfvideo.feature_columns import _video
 from trainers import _remat
 
@@ -334,7 +334,7 @@ def _first_bad_record_label(path, num_classes):
             serialized, context_features={key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)})
         return context[key]
 
-    labels = tf.data.TFRecordDataset(path).map(label, num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
+    labels = _tfrecord.shard_records([path], on_error="skip").map(label, num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
     offset = 0
     try:
         for batch in labels:

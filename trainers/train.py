@@ -10,6 +10,7 @@ latest checkpoint when restarted with the same command, and saves model_dir/mode
 Flags can also come from a file: --flagfile=run.flags.
 """
 
+import contextlib
 import json
 
 import keras
@@ -192,6 +193,20 @@ def _check_model_dir(config):
         raise FlagError(str(e)) from None
 
 
+@contextlib.contextmanager
+def _lock_model_dir():
+    """One run per model_dir (the chief's lock; workers write under backup/): a second one exits 2 naming the holder."""
+    if not _strategy.is_chief():
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_experiment.model_dir_lock(FLAGS.model_dir))
+        except _experiment.ModelDirInUseError as e:
+            raise FlagError(str(e)) from None
+        yield
+
+
 def _check_labels(config):
     """Every label of the data is a class of the label map / --num_classes (before anything is written)."""
     n = config.num_classes
@@ -215,21 +230,22 @@ def train_recognition():
     _validate()
     config = build_config()
     _check_labels(config)
-    _check_model_dir(config)
-    if _strategy.is_chief():
-        config.write(FLAGS.model_dir)  # Before any training work.
-    _configure_devices()
+    with _lock_model_dir():
+        _check_model_dir(config)
+        if _strategy.is_chief():
+            config.write(FLAGS.model_dir)  # Before any training work.
+        _configure_devices()
 
-    keras.utils.set_random_seed(config.train.seed)
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
-    devices = [f"/cpu:{i}" for i in range(FLAGS.logical_cpus)] if FLAGS.logical_cpus > 1 else None
-    strategy = _strategy.make_strategy(config.train.strategy, devices)
-    logging.info("Strategy %s with %d replicas", config.train.strategy, strategy.num_replicas_in_sync)
-    trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
-    logs = trainer.fit(verbose=FLAGS.verbose)
-    if _strategy.is_chief():
-        print(f"report: {_reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}", flush=True)
+        keras.utils.set_random_seed(config.train.seed)
+        if config.train.mixed_precision:
+            keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+        devices = [f"/cpu:{i}" for i in range(FLAGS.logical_cpus)] if FLAGS.logical_cpus > 1 else None
+        strategy = _strategy.make_strategy(config.train.strategy, devices)
+        logging.info("Strategy %s with %d replicas", config.train.strategy, strategy.num_replicas_in_sync)
+        trainer = _loop.Trainer(config, FLAGS.model_dir, strategy)
+        logs = trainer.fit(verbose=FLAGS.verbose)
+        if _strategy.is_chief():
+            print(f"report: {_reports.write_training_report(FLAGS.model_dir, json.loads(config.to_json()))}", flush=True)
     return logs
 
 

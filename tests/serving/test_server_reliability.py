@@ -134,8 +134,10 @@ def test_start_up_serves_the_highest_loadable_version(good_versions, tmp_path):
     os.makedirs(base)
     shutil.copytree(os.path.join(good_versions, "1"), os.path.join(base, "1"))
     _corrupt_copy(os.path.join(good_versions, "1"), os.path.join(base, "2"), "garbage")
+    os.makedirs(os.path.join(base, ".tmp-killed-export", "variables"))  # What a killed tfvideo-export leaves.
     log = str(tmp_path / "server.log")
     server = ServerProcess([f"--model_base_path={base}", "--warmup=false"], log)  # Today: DecodeError, no ready line.
+    assert not os.path.exists(os.path.join(base, ".tmp-killed-export"))  # Removed at start, with one line.
     try:
         with serving.Client(server.target, timeout=60) as client:
             assert client.status("m") == [(1, "AVAILABLE"), (2, "END")]
@@ -148,6 +150,7 @@ def test_start_up_serves_the_highest_loadable_version(good_versions, tmp_path):
     with open(log) as f:
         text = f.read()
     assert f"version 2 at {os.path.join(base, '2')} failed to load: DecodeError" in text, text[-3000:]
+    assert f"Removed 1 temporary directory left by interrupted exports in {base}: .tmp-killed-export" in text
     assert "Traceback" not in text
 
 

@@ -202,7 +202,7 @@ def feature_window_dataset(source, history, batch_size, stride=None, anticipatio
         files = _tfrecord.match_shards(source)
         if not files:
             raise FileNotFoundError(f"feature_window_dataset: no file matches {source}.")
-        videos = tf.data.TFRecordDataset(sorted(files)).map(
+        videos = _tfrecord.shard_records(sorted(files)).map(
             lambda s: parse_chunk_feature_example(s, feature_dim, num_columns))
         videos = videos.map(lambda v: (v["features"], v["targets"]))
     else:

@@ -44,7 +44,7 @@ def probe_frame_sizes(source, max_videos=8, label_map=None, video_root=None):
             sizes.append((int(info.height), int(info.width)))
         return sizes
     files = _tfrecord.match_shards(source)
-    records = iter(tf.data.TFRecordDataset(files[:max_videos]).take(max_videos))
+    records = iter(_tfrecord.shard_records(files[:max_videos], on_error="skip").take(max_videos))
     while True:
         try:
             serialized = next(records)

@@ -1,6 +1,8 @@
 """`tf.train.SequenceExample` layout for videos (MediaSequence / DMVR / Model Garden keys)."""
 
+import os
 import re
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -126,6 +128,40 @@ def record_fault(serialized, keys=(IMAGE_KEY,), need_label=False):
 _RECORD_FRAMING = 16
 
 
+def framed_records(path, size):
+    """`(count, end)`: how many records of the TFRecord file `path` (`size` bytes) fit in it, and where they end.
+
+    Walks the records' length headers (8 bytes read per record, no data). TensorFlow's
+    reader allocates the length a header declares before reading the record, so a damaged
+    header that declares 2**40 bytes kills the process (a segmentation fault, no error):
+    the readers here read only the first `count` records, and `end < size` marks the file
+    damaged from byte `end` on. The CRCs are left to TensorFlow's reader, which checks a
+    header's CRC before it allocates and a record's CRC after reading it; it reads the
+    same headers as this walk up to the first damage, so it never meets a length that does
+    not fit in the file.
+    """
+    path, size = os.fsdecode(path), int(size)
+    count = end = 0
+    opener = tf.io.gfile.GFile if "://" in path else open  # A local file: Python's buffered file is 10x faster.
+    with opener(path, "rb") as f:
+        while end + _RECORD_FRAMING <= size:
+            f.seek(end)
+            header = f.read(8)
+            if len(header) < 8:  # The file shrank while being read.
+                break
+            record_end = end + struct.unpack("<Q", header)[0] + _RECORD_FRAMING
+            if record_end > size:
+                break
+            count, end = count + 1, record_end
+    return count, end
+
+
+def _framed_count(shard, size):
+    """int64 scalar tensor: `framed_records(shard, size)[0]`, run when a dataset opens the shard."""
+    count = tf.numpy_function(lambda p, s: np.int64(framed_records(p, s)[0]), [shard, size], tf.int64, stateful=False)
+    return tf.ensure_shape(count, [])
+
+
 def read_shard(shard, size):
     """The records of one TFRecord file as dicts `{shard, record, serialized, fault}`.
 
@@ -133,13 +169,14 @@ def read_shard(shard, size):
     corrupt or truncated record; when the records read do not account for all `size`
     bytes of the file, one more element follows whose `fault` says so (and
     `serialized` is empty), so a pipeline can name the damaged file instead of failing
-    with a reader error that does not.
+    with a reader error that does not. A record whose length header claims more bytes
+    than the file holds is not read (see `framed_records`).
 
     Args:
       shard: string scalar tensor, the file path.
       size: int64 scalar tensor, the file's length in bytes.
     """
-    records = tf.data.TFRecordDataset(shard).ignore_errors()
+    records = tf.data.TFRecordDataset(shard).take(_framed_count(shard, size)).ignore_errors()
     marked = records.map(lambda s: (s, False)).concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), True)))
 
     def step(state, item):
@@ -158,6 +195,51 @@ def read_shard(shard, size):
         return {"shard": shard, "record": index, "serialized": serialized, "fault": tf.where(is_end, fault, "")}
 
     return scanned.map(element)
+
+
+def _raise_fault(shard, fault):
+    raise _video_io.VideoDecodeError(shard.decode(errors="replace"), fault.decode(errors="replace"))._remember()
+
+
+def shard_records(files, on_error="raise"):
+    """The serialized records of the TFRecord `files` in order, as `tf.data.TFRecordDataset(files)`, but safe on damage.
+
+    A damaged file (a corrupt or truncated record, or a length header claiming more bytes
+    than the file holds, on which TensorFlow's reader crashes the process) ends after its
+    readable records. Then on_error="raise" stops with `VideoDecodeError(file, "damaged
+    file: N records read, then bytes A..B are corrupt or truncated")` (eager iteration
+    raises it; inside a `tf.function`, `VideoDecodeError.from_error` recovers it from
+    TensorFlow's error), and "skip" goes on with the next file.
+
+    Returns:
+      tf.data of string scalars.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"shard_records: on_error={on_error!r} must be one of ('raise', 'skip').")
+    files = list(files)
+    sizes = np.array([tf.io.gfile.stat(f).length for f in files], np.int64)
+    records = tf.data.Dataset.from_tensor_slices((files, sizes)).flat_map(read_shard)
+
+    @tf.autograph.experimental.do_not_convert  # Tensor ops only; Python runs only for a damaged file's fault.
+    def checked(r):
+        def fail():
+            return tf.ensure_shape(tf.numpy_function(_raise_fault, [r["shard"], r["fault"]], tf.string), [])
+
+        return tf.cond(tf.equal(r["fault"], ""), lambda: r["serialized"], fail)
+
+    @tf.autograph.experimental.do_not_convert
+    def readable(r):
+        return tf.equal(r["fault"], "")
+
+    @tf.autograph.experimental.do_not_convert
+    def serialized(r):
+        return r["serialized"]
+
+    if on_error == "skip":
+        return records.filter(readable).map(serialized)
+    from tfvideo.data import _errors  # Here: _errors imports this module.
+
+    return _errors.RaisesVideoDecodeError(records.map(checked))
 
 
 # Bookkeeping files that `prepare_tfrecords` writes beside its shards (a failures list per
@@ -285,10 +367,14 @@ def count_records(pattern, on_error="raise", skipped=None):
     files = match_shards(pattern)
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {pattern!r}.")
-    try:  # The fast path: one plain pass, which fails on damage without saying where.
-        return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), _plus_one))
-    except tf.errors.OpError:
-        pass
+    # The fast path: one plain pass, which fails on damage without saying where. Only for files
+    # whose record headers all fit in them: a header claiming 2**40 bytes crashes the reader.
+    sizes = {f: tf.io.gfile.stat(f).length for f in files}
+    if all(framed_records(f, size)[1] == size for f, size in sizes.items()):
+        try:
+            return int(tf.data.TFRecordDataset(files).reduce(np.int64(0), _plus_one))
+        except tf.errors.OpError:
+            pass
     total, faults = _count_and_faults(files)  # A few times slower; only for damaged data: names shards, offsets.
     for shard, fault in faults:
         if on_error == "raise":

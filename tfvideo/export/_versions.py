@@ -3,16 +3,21 @@
 TF Serving watches `<base_path>/<version>/` where `<version>` is a decimal integer and
 serves what it finds there; anything else in the base path is ignored. New versions are
 written to a hidden temporary directory and renamed into place, so a server polling the
-base path never loads a half-written SavedModel. What is published is readable by other
+base path never loads a half-written SavedModel. An export holds an advisory lock on
+its temporary directory while it writes; one that was killed (SIGTERM, SIGKILL) leaves
+the directory unlocked, and the next export (or a server starting on the base path,
+`remove_stale_staging`) removes it. What is published is readable by other
 users (directories 0755, files 0644 whatever the umask): TF Serving often runs as another
 user than the one who exported.
 """
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 
+from absl import logging
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -74,6 +79,61 @@ def _makedirs_readable(path):
     return list(reversed(missing))
 
 
+def _is_staging_dir(base_path, name):
+    return name.startswith(_TMP_PREFIX) and os.path.isdir(os.path.join(base_path, name))
+
+
+def remove_stale_staging(base_path):
+    """Removes the temporary directories that killed exports left in `base_path`; returns their paths.
+
+    A running export holds a lock on its temporary directory (`staged_version_dir`), so a
+    directory whose lock can be taken belongs to no live export: it is removed (under
+    that lock, so an export starting meanwhile cannot adopt it). Directories of live
+    exports, and ones this user cannot lock, are left. One warning line lists what was removed.
+    """
+    if not os.path.isdir(base_path):
+        return []
+    removed = []
+    for name in sorted(os.listdir(base_path)):
+        if not _is_staging_dir(base_path, name):
+            continue
+        path = os.path.join(base_path, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # Gone meanwhile, or not ours to open.
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # A live export is writing it.
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(path)
+            removed.append(path)
+        except OSError as e:
+            logging.warning("Could not remove %s left by an interrupted export: %s", path, e.strerror or e)
+        finally:
+            os.close(fd)
+    if removed:
+        logging.warning("Removed %d temporary director%s left by interrupted exports in %s: %s", len(removed),
+                        "y" if len(removed) == 1 else "ies", base_path, ", ".join(os.path.basename(p) for p in removed))
+    return removed
+
+
+def _locked_staging_dir(base_path):
+    """A new `.tmp-*` directory in `base_path` and the open descriptor holding its lock."""
+    while True:
+        tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base_path)
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # Waits while a cleaner that took it first removes it.
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
+                return tmp, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # Removed as stale between its creation and the lock: make another.
+
+
 @contextlib.contextmanager
 def staged_version_dir(base_path, version=None):
     """Yields `(tmp_dir, publish)`: write the SavedModel to tmp_dir, then `publish()`.
@@ -82,10 +142,13 @@ def staged_version_dir(base_path, version=None):
     `<base_path>/<version>` (`next_version` when `version` is None, retrying if a concurrent
     export took the number) and returns the final path. Without `publish()` (an error while
     writing) the temporary directory is removed, and so are the directories this call
-    created for it when they are left empty: a failed export leaves nothing behind.
+    created for it when they are left empty: a failed export leaves nothing behind. A
+    killed export cannot clean up: the temporary directories of dead exports are removed
+    first (`remove_stale_staging`).
     """
     created = _makedirs_readable(base_path)
-    tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base_path)
+    remove_stale_staging(base_path)
+    tmp, lock = _locked_staging_dir(base_path)
     final = {}
 
     def publish():
@@ -112,6 +175,8 @@ def staged_version_dir(base_path, version=None):
     finally:
         if "path" not in final:
             shutil.rmtree(tmp, ignore_errors=True)
+        os.close(lock)  # Published or removed: nothing left to guard.
+        if "path" not in final:
             for directory in reversed(created):  # Deepest first; only if still empty.
                 try:
                     os.rmdir(directory)

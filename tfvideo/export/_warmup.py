@@ -93,7 +93,7 @@ def read_warmup_requests(saved_model_dir):
     if not os.path.exists(path):
         return []
     requests = []
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    for record in _tfrecord.shard_records([path]).as_numpy_iterator():  # A damaged file: VideoDecodeError naming it.
         log = prediction_log_pb2.PredictionLog.FromString(record)
         if log.WhichOneof("log_type") == "predict_log":
             requests.append(log.predict_log.request)
