@@ -14,7 +14,7 @@ from absl import logging
 from tfvideo import data as tfv_data
 from tfvideo import feature_columns
 from tfvideo import models as tfv_models
-from tfvideo.data import _samplers
+from tfvideo.data import _formats, _samplers
 from tfvideo.feature_columns import _video
 from trainers import _remat
 
@@ -58,6 +58,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def data_exists(source):
     """True when an annotation list exists or a TFRecord pattern matches files."""
+    source = _formats.source_path(source)
     if any(c in source for c in "*?["):
         return bool(glob.glob(source))
     return tf.io.gfile.exists(source)
@@ -69,6 +70,8 @@ def count_examples(source, label_map=None, on_error="raise"):
     A damaged shard raises `VideoDecodeError` naming it and the byte offset, or with
     on_error="skip" counts only its readable records (see `tfvideo.data.count_records`).
     """
+    if _formats.parse_source(source) is not None:
+        return len(tfv_data.read_dataset(source, label_map=label_map).records)
     if source.endswith((".txt", ".csv", ".list")):
         return len(tfv_data.read_annotations(source, label_map=label_map))
     return tfv_data.count_records(source, on_error=on_error)
@@ -308,6 +311,17 @@ def check_labels(source, num_classes, label_map=None, flag="--train_data", class
     `on_error=skip`). `classes_from`: how the class count was given, for the message.
     """
     classes_from = classes_from or f"{num_classes} classes"
+    if _formats.parse_source(source) is not None:  # A published layout: its reader checks names and ids.
+        try:
+            listing = tfv_data.read_dataset(source, label_map=label_map)
+        except tfv_data.AnnotationError as e:
+            raise ValueError(f"{flag}: {e} ({classes_from}).") from None
+        bad = next((r for r in listing.records if not -1 <= r.label < num_classes
+                    or any(not 0 <= k < num_classes for k in r.labels or ())), None)
+        if bad is not None:
+            raise ValueError(f"{flag}={source}: {bad.media_id}: label {list(bad.labels or [bad.label])} is not a class "
+                             f"id in [0, {num_classes}) ({classes_from}).")
+        return
     if _is_list(source):
         if label_map is None:
             tfv_data.read_annotations(source)  # Class-name labels need a label map: that error first.

@@ -14,7 +14,7 @@ import os
 from absl import app, flags
 
 from tfvideo import _experiment
-from trainers import _cli, _evaluation, _flags, _online, _reports, _task
+from trainers import _cli, _data_formats, _evaluation, _flags, _online, _reports, _task
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
@@ -26,6 +26,7 @@ _flags.define(flags.DEFINE_integer, "batch_size", 4, "Videos per batch.")
 _flags.define(flags.DEFINE_string, "output_dir", None, "Where reports go (default: model_dir/eval).")
 
 _online.define_flags()
+_data_formats.define_flags()
 
 
 def evaluate_recognition():
@@ -41,6 +42,9 @@ def evaluate_recognition():
         raise ValueError("--eval_data is required (the run has no eval_data).")
     if not _task.data_exists(source):
         raise ValueError(f"--eval_data={source}: no such file (or no file matches the pattern).")
+    if FLAGS.eval_data:  # In the --format given (or detected), with the run's options unless given.
+        source, _ = _data_formats.resolve(source, "test", config.train.eval_data or config.train.train_data,
+                                          config.labels or None)
     ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips, num_crops=FLAGS.num_crops)
     labels, scores, ids = _evaluation.predict(model, ds)
     metrics = _evaluation.classification_metrics(labels, scores, config.num_classes)

@@ -13,7 +13,7 @@ model averages.
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _annotations, _clip_spec, _decode, _errors, _preprocess, _sources
+from tfvideo.data import _annotations, _clip_spec, _decode, _errors, _formats, _preprocess, _sources
 
 
 def _assemble(
@@ -72,8 +72,10 @@ def video_dataset(
     """A tf.data pipeline of video clips.
 
     Args:
-      source: an annotation list (`.txt`/`.csv`, decoded with PyAV), a TFRecord file
-        pattern of SequenceExamples, or a list of `VideoRecord`.
+      source: an annotation list (`.txt`/`.csv`, decoded with PyAV), a dataset in a
+        published layout as a `format_source` string (frame folders are read like
+        video files: same sampling, same errors), a TFRecord file pattern of
+        SequenceExamples, or a list of `VideoRecord`.
       sampler: a `SegmentSampler` / `DenseSampler` (or a registered sampler); its
         `training` flag picks random or deterministic sampling. Or a `ClipSpec`: its
         sampler for `training` (default False), its preprocessing and its modality.
@@ -130,7 +132,16 @@ def video_dataset(
         return _assemble(ds, decode, explain=explain, **tail)
     if "flow" in modality:
         raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
-    records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
+    if isinstance(source, (list, tuple)):
+        records = source
+    elif _formats.parse_source(source) is not None:
+        records = _formats.read_dataset(source, video_root=video_root, label_map=label_map).records
+    else:
+        records = _annotations.read_annotations(source, video_root, label_map)
+    multi = next((r for r in records if r.labels is not None), None)
+    if multi is not None:
+        raise ValueError(f"video_dataset: {multi.media_id} has several labels {list(multi.labels)}; multi-label "
+                         "clips (sigmoid / binary cross-entropy) are not supported by video_dataset yet")
     # Training resizes in the decoder (within a level or two of TensorFlow's resize, much
     # cheaper); evaluation keeps TensorFlow's, so it equals the exported model's transform.
     short_side = (preprocess.resize_short or None) if preprocess and training else None

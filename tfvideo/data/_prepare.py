@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _lifeline, _tfrecord, _video_io
+from tfvideo.data import _lifeline, _rawframes, _tfrecord, _video_io
 
 
 @tf_export("tfvideo.data.PrepareConfig")
@@ -136,7 +136,7 @@ def _flow_jpegs(frames, config):
 
 def video_to_sequence_example(record, config, label_names=None):
     """Decodes one video and returns its SequenceExample (raises VideoDecodeError)."""
-    info = _video_io.probe_video(record.path)
+    info = _rawframes.probe_record(record)  # A video file's VideoInfo; a frame folder's count (fps 0: unknown).
     indices = np.arange(info.num_frames)
     frame_rate = info.fps
     if config.fps and info.fps and config.fps != info.fps:
@@ -145,7 +145,7 @@ def video_to_sequence_example(record, config, label_names=None):
         frame_rate = config.fps
     if len(indices) < config.min_frames:
         raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    frames = [_resize_short(f, config.resize_short) for f in _video_io.read_frames(record.path, indices)]
+    frames = [_resize_short(f, config.resize_short) for f in _rawframes.read_record_frames(record, indices)]
     jpegs = [encode_jpeg(f, config.jpeg_quality) for f in frames]
     flow = _flow_jpegs(frames, config) if config.flow else None
     label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None

@@ -19,11 +19,18 @@ def is_tfrecord_source(source):
 
 
 def file_source(records):
-    """Dataset of (path, label int32, media_id) of `VideoRecord`s, in list order."""
+    """Dataset of (path, label int32, media_id, folder) of `VideoRecord`s, in list order.
+
+    `folder`: (frame template, start index int64, listed frame count int64) of a frame
+    folder; ("", 0, -1) for a video file.
+    """
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
     ids = [r.media_id for r in records]
-    return tf.data.Dataset.from_tensor_slices((paths, labels, ids))
+    templates = [r.frame_template or "" for r in records]
+    starts = np.array([r.start_index if r.frame_template else 0 for r in records], np.int64)
+    counts = np.array([-1 if r.num_frames is None else r.num_frames for r in records], np.int64)
+    return tf.data.Dataset.from_tensor_slices((paths, labels, ids, (templates, starts, counts)))
 
 
 def tfrecord_source(pattern, *, training, seed, deterministic):
