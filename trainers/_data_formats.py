@@ -39,7 +39,7 @@ def _inherited(name, run_source):
     return parsed[2].get(name) if parsed else None
 
 
-def resolve(path, subset, run_source=None, label_map=None):
+def resolve(path, subset, run_source=None, label_map=None, fallback_format=None):
     """(source string, `DatasetListing` or None) of a data flag's value.
 
     TFRecord patterns and plain `path label` lists stay as given (listing None for
@@ -47,12 +47,15 @@ def resolve(path, subset, run_source=None, label_map=None):
     "test" (HMDB51's split files hold both). `label_map`: class names (Kinetics' CSV names
     them; formats with a class file are checked against it). `run_source`: the run's
     recorded source, whose options (video root, frame template, ...) apply unless the
-    flags give them.
+    flags give them. `fallback_format`: the format when --format is auto (an eval list of
+    a multi-label run is read as mmaction even when its first line has one label).
     Raises AnnotationError / ValueError naming the file and line.
     """
     if not path:
         return path, None
     fmt = FLAGS.format
+    if fmt == "auto" and fallback_format:
+        fmt = fallback_format
     if fmt == "auto" and _sources.is_tfrecord_source(path) and _formats.parse_source(path) is None:
         return path, None
     options = {name: _inherited(name, run_source) for name in ("video_root", "split", "filename_tmpl", "start_index")}

@@ -193,6 +193,7 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     ds = tfv_data.video_dataset(
         source, sampler, preprocess=preprocess, batch_size=batch_size, training=training, modality=spec.modality,
         label_map=config.labels or None, seed=seed, on_error=train.on_error,
+        multi_label=config.num_classes if train.multi_label else None,
         shuffle_buffer=int(train.shuffle_buffer),
         repeat=repeat, drop_remainder=drop_remainder)
     layer = feature_layer(config.feature_spec)
@@ -292,9 +293,24 @@ def build_optimizer(train, total_steps, steps_per_epoch):
     return opt
 
 
-def per_example_loss(labels, logits):
-    """Softmax cross-entropy per example: float32 [B]."""
-    return keras.losses.sparse_categorical_crossentropy(labels, keras.ops.cast(logits, "float32"), from_logits=True)
+def per_example_loss(labels, logits, multi_label=False):
+    """Softmax cross-entropy per example: float32 [B].
+
+    `multi_label`: `labels` are multi-hot [B, K]; sigmoid binary cross-entropy averaged
+    over the K classes (MMAction2's BCELossWithLogits).
+    """
+    logits = keras.ops.cast(logits, "float32")
+    if multi_label:
+        return keras.losses.binary_crossentropy(labels, logits, from_logits=True)
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def top1_hits(labels, logits):
+    """float32 [B]: 1 where the top-scoring class is the label (multi-hot [B, K]: one of the labels)."""
+    top = keras.ops.argmax(logits, -1)
+    if len(labels.shape) == 2:
+        return keras.ops.cast(keras.ops.take_along_axis(labels, top[:, None], axis=-1)[:, 0] > 0, "float32")
+    return keras.ops.cast(keras.ops.equal(keras.ops.cast(top, labels.dtype), labels), "float32")
 
 
 def _is_list(source):

@@ -164,6 +164,9 @@ def build_config():
         mirror, mirror_source = _recipes.flip_label_map(FLAGS.flip, FLAGS.flip_label_map, labels, FLAGS.label_map)
     except _recipes.FlipMapError as e:
         raise FlagError(str(e)) from None
+    if mirror is not None and values.get("multi_label"):
+        raise FlagError("--flip_label_map (or one derived from the class names) remaps one label per clip; a "
+                        "multi-label --train_data takes none (use --noflip for direction classes).")
     if mirror is not None:
         preprocess["flip_label_map"] = mirror
     if facts is not None:
@@ -196,10 +199,10 @@ def _data_sources(labels):
         sources["train_data"], listing = _data_formats.resolve(FLAGS.train_data, "train", label_map=labels)
         if not labels and listing is not None and listing.class_names:
             labels = list(listing.class_names)
-        if listing is not None and listing.multi_label:
-            raise FlagError(f"--train_data={FLAGS.train_data}: multi-label entries (several labels on a line); "
-                            "training with sigmoid / binary cross-entropy is not supported yet.")
-        sources["eval_data"], _ = _data_formats.resolve(FLAGS.eval_data, "test", label_map=labels)
+        if listing is not None and listing.multi_label:  # Sigmoid / binary cross-entropy; mAP in evaluation.
+            sources["multi_label"] = True
+        sources["eval_data"], _ = _data_formats.resolve(FLAGS.eval_data, "test", label_map=labels, fallback_format=(
+            "mmaction" if sources.get("multi_label") else None))
     except (data.AnnotationError, ValueError) as e:
         raise FlagError(str(e)) from None
     if not labels and not FLAGS.num_classes:
