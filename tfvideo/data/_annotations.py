@@ -136,9 +136,13 @@ def read_annotations(path, video_root=None, label_map=None):
             parts = line.rsplit(None, 1)
             if len(parts) != 2:
                 raise AnnotationError(f"{path}:{lineno}: expected '<video path> <label>', got {line!r}")
-            if len(line.split()) > 2 and not os.path.isfile(os.path.join(root, parts[0])):
+            fields = line.split()
+            # `dir 24 0` (rawframes) or `a.mp4 0 1` (multi-label) is not the path `dir 24`; a path
+            # with spaces (`my video.avi 2`) is, and so is one that exists.
+            if (len(fields) > 2 and all(f.lstrip("-").isdigit() for f in fields[1:])
+                    and not os.path.isfile(os.path.join(root, parts[0]))):
                 raise AnnotationError(
-                    f"{path}:{lineno}: {line!r} has {len(line.split())} fields; a video list line is "
+                    f"{path}:{lineno}: {line!r} has {len(fields)} fields; a video list line is "
                     "'<video path> <label>' (a rawframes line 'frame_dir total_frames label' needs "
                     "--format=rawframes, a multi-label line 'path l1 l2 ...' --format=mmaction)")
             records.append((lineno, parts[0], parts[1]))
