@@ -332,7 +332,11 @@ def check_labels(source, num_classes, label_map=None, flag="--train_data", class
             listing = tfv_data.read_dataset(source, label_map=label_map)
         except tfv_data.AnnotationError as e:
             raise ValueError(f"{flag}: {e} ({classes_from}).") from None
-        bad = next((r for r in listing.records if not -1 <= r.label < num_classes
+        unlabelled = next((r for r in listing.records if r.label < 0), None)
+        if unlabelled is not None:
+            raise ValueError(f"{flag}={source}: {unlabelled.media_id} has no label (a test split published without "
+                             "labels cannot train or be evaluated).")
+        bad = next((r for r in listing.records if not 0 <= r.label < num_classes
                     or any(not 0 <= k < num_classes for k in r.labels or ())), None)
         if bad is not None:
             raise ValueError(f"{flag}={source}: {bad.media_id}: label {list(bad.labels or [bad.label])} is not a class "

@@ -14,6 +14,7 @@ import os
 from absl import app, flags
 
 from tfvideo import _experiment
+from tfvideo.data import _formats
 from trainers import _cli, _data_formats, _evaluation, _flags, _online, _reports, _task
 
 FLAGS = flags.FLAGS
@@ -45,6 +46,8 @@ def evaluate_recognition():
     if FLAGS.eval_data:  # In the --format given (or detected), with the run's options unless given.
         source, _ = _data_formats.resolve(source, "test", config.train.eval_data or config.train.train_data,
                                           config.labels or None, "mmaction" if config.train.multi_label else None)
+    if _formats.parse_source(source) is not None:  # A published layout: every entry labelled, ids in range.
+        _task.check_labels(source, config.num_classes, config.labels or None, "--eval_data")
     ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips, num_crops=FLAGS.num_crops)
     multi_label = bool(config.train.multi_label)
     labels, scores, ids = _evaluation.predict(model, ds, multi_label)

@@ -149,3 +149,19 @@ def test_video_dataset_over_frame_folders_matches_sampling(built, tmp_path):
     ds = data.video_dataset(data.format_source(short, "rawframes", video_root=spec["video_root"]),
                             data.SegmentSampler(4, training=False), preprocess=False, on_error="skip", skipped=skipped)
     assert list(ds) == [] and skipped.count == 1
+
+
+def test_a_split_without_labels_cannot_train(tmp_path, built):
+    from trainers import _task
+
+    spec = built["sthv2"]
+    labels_dir = os.path.dirname(spec["train"])
+    test_json = _write(os.path.join(labels_dir, "test.json"), '[{"id": "78687"}]')
+    listing = data.read_dataset(test_json, video_root=spec["video_root"])
+    assert [r.label for r in listing.records] == [-1]
+    source = data.format_source(test_json, "sthv2", video_root=spec["video_root"])
+    with pytest.raises(ValueError, match=r"--eval_data=sthv2:.*test\.json.*: 78687 has no label"):
+        _task.check_labels(source, 2, spec["classes"], "--eval_data")
+    _task.check_labels(data.format_source(spec["test"], "sthv2", video_root=spec["video_root"]), 2, spec["classes"])
+    with pytest.raises(ValueError, match=r"label \[1\] is not a class id in \[0, 1\)"):
+        _task.check_labels(data.format_source(spec["test"], "sthv2", video_root=spec["video_root"]), 1)
