@@ -165,3 +165,15 @@ def test_a_split_without_labels_cannot_train(tmp_path, built):
     _task.check_labels(data.format_source(spec["test"], "sthv2", video_root=spec["video_root"]), 2, spec["classes"])
     with pytest.raises(ValueError, match=r"label \[1\] is not a class id in \[0, 1\)"):
         _task.check_labels(data.format_source(spec["test"], "sthv2", video_root=spec["video_root"]), 1)
+
+
+def test_frame_folder_of_mixed_sizes_and_resizing(tmp_path):
+    folder = layouts.write_frame_folder(str(tmp_path / "v"), 0, count=3)
+    small = data.read_frame_folder(folder, [0, 2], short_side=12)
+    assert small.shape == (2, 12, 16, 3)
+    full = data.read_frame_folder(folder, [0, 2])
+    want = cv2.resize(full[1], (16, 12), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(small[1], want)
+    cv2.imwrite(os.path.join(folder, "img_00002.jpg"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(data.VideoDecodeError, match=r"v: frame 1 is 10x10, frame 0 32x24; the frames of a folder"):
+        data.read_frame_folder(folder, [0, 1])

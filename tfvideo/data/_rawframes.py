@@ -127,27 +127,30 @@ def _read(folder, indices, templates, start_index, num_frames, short_side, flags
     start = _check_start(start_index)
     indices = _check_indices(folder, indices, num_frames)
     wanted, inverse = np.unique(indices, return_inverse=True)
-    size = None
-    frames = []
-    for i in wanted.tolist():
+    channels = 3 if flags == cv2.IMREAD_COLOR else len(templates)
+    if not wanted.size:
+        return np.zeros(indices.shape + (0, 0, channels), np.uint8)
+    out = None  # [len(wanted), H, W, channels], written in place (no stacking copies).
+    for k, i in enumerate(wanted.tolist()):
         planes = [_read_image(folder, t, start, i, num_frames, flags) for t in templates]
-        if size is None:
-            h, w = planes[0].shape[:2]
-            size = _video_io._short_side_size(h, w, int(short_side)) if short_side else (h, w)
+        if out is None:
+            first = planes[0].shape[:2]
+            size = _video_io._short_side_size(*first, int(short_side)) if short_side else first
+            out = np.empty((len(wanted),) + size + (channels,), np.uint8)
+        for plane in planes:
+            if plane.shape[:2] != first:
+                raise _video_io.VideoDecodeError(folder, f"frame {i} is {plane.shape[1]}x{plane.shape[0]}, frame "
+                                                 f"{wanted[0]} {first[1]}x{first[0]}; the frames of a folder must "
+                                                 "have one size")
         planes = [_resize(p, size) for p in planes]
         if flags == cv2.IMREAD_COLOR:
-            frame = cv2.cvtColor(planes[0], cv2.COLOR_BGR2RGB)
+            cv2.cvtColor(planes[0], cv2.COLOR_BGR2RGB, dst=out[k])
         else:
-            frame = np.stack(planes, -1)
-        if frames and frame.shape != frames[0].shape:
-            raise _video_io.VideoDecodeError(folder, f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, frame "
-                                             f"{wanted[0]} {frames[0].shape[1]}x{frames[0].shape[0]}; the frames "
-                                             "of a folder must have one size")
-        frames.append(frame)
-    channels = 3 if flags == cv2.IMREAD_COLOR else len(templates)
-    if not frames:
-        return np.zeros(indices.shape + (0, 0, channels), np.uint8)
-    out = np.stack(frames)[inverse.reshape(-1)]
+            for c, plane in enumerate(planes):
+                out[k, ..., c] = plane
+    inverse = inverse.reshape(-1)
+    if len(wanted) != indices.size or np.any(inverse != np.arange(indices.size)):
+        out = out[inverse]  # Back to the caller's order (and repeats).
     return out.reshape(indices.shape + out.shape[1:])
 
 
