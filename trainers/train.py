@@ -24,7 +24,8 @@ FLAGS = flags.FLAGS
 _default = _experiment.TrainConfig.flag_default  # The flags' defaults are the config's (one home).
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
 flags.DEFINE_string("model", None, "Model preset name (tfvideo.models.list_presets()).")
-flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv) or TFRecord file pattern.")
+flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv), a dataset file in its published "
+                    "layout (--format), or a TFRecord file pattern.")
 _flags.define(flags.DEFINE_string, "eval_data", None, "Validation list or TFRecord pattern (top-1 after each epoch).")
 flags.DEFINE_string("label_map", None, "Class names, one per line; defines num_classes.")
 flags.DEFINE_integer("num_classes", None, "Number of classes (checked against --label_map when both are given).")
@@ -142,8 +143,8 @@ def build_config():
     labels = data.read_class_names(FLAGS.label_map) if FLAGS.label_map else []
     sources, labels = _data_sources(labels)
     if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
-        raise FlagError(f"--num_classes={FLAGS.num_classes} does not match --label_map={FLAGS.label_map} "
-                        f"({len(labels)} classes).")
+        given = f"--label_map={FLAGS.label_map}" if FLAGS.label_map else f"the class file of --train_data={FLAGS.train_data}"
+        raise FlagError(f"--num_classes={FLAGS.num_classes} does not match {given} ({len(labels)} classes).")
     num_classes = len(labels) or FLAGS.num_classes
     values = {name: FLAGS[name].value for name in _TRAIN_FLAGS + _INPUT_FLAGS}
     values.update(sources)  # --format: the lists as source strings config.json records.

@@ -177,3 +177,14 @@ def test_frame_folder_of_mixed_sizes_and_resizing(tmp_path):
     cv2.imwrite(os.path.join(folder, "img_00002.jpg"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(data.VideoDecodeError, match=r"v: frame 1 is 10x10, frame 0 32x24; the frames of a folder"):
         data.read_frame_folder(folder, [0, 1])
+
+
+def test_kinetics_classes_in_mmaction2_order(tmp_path):
+    # MMAction2 sorts the names with spaces as '_': "a(c" < "a_b" although "a b" < "a(c".
+    layouts.write_clip(str(tmp_path / "x1_000001_000011.mp4"), 0)
+    csv_path = _write(tmp_path / "train.csv", "label,youtube_id,time_start,time_end,split\n"
+                      "a b,x1,1,11,train\n\"a(c\",x2,1.0,11.0,train\n")
+    listing = data.read_dataset(csv_path)
+    assert listing.class_names == ["a(c", "a b"]
+    assert [(r.media_id, r.label) for r in listing.records] == [("x1_000001_000011", 1)]
+    assert [where for where, _ in listing.missing] == [f"{csv_path}:3"]

@@ -309,7 +309,8 @@ def _read_kinetics(path, root, class_names):
         raise AnnotationError(f"annotation list {path} has no entries")
     has_label = "label" in col
     if class_names is None and has_label:
-        class_names = sorted({row[col["label"]].replace('"', "").strip() for _, row in rows})
+        # MMAction2's order (tools/data/parse_file_list.py): sorted by the name with spaces as '_'.
+        class_names = sorted({row[col["label"]].replace('"', "").strip() for _, row in rows}, key=_kinetics_name)
     by_name = {_kinetics_name(n): k for k, n in enumerate(class_names or [])}
     clips = _index_clips(root)
     records, missing = [], []
