@@ -12,6 +12,7 @@ multi-scale crop to 224 and a random flip, batches of 8:
             MultiScaleCrop(224, (1, .875, .75, .66)) -> Resize(224, 224) -> Flip(0.5) ->
             FormatShape(NCHW) -> PackActionInputs) in a torch DataLoader with 2 workers
             (no turbojpeg / pillow-simd), normalization left to its model's data preprocessor.
+`--pipeline=read` times sampling and reading only on both sides (the same work).
 The two are timed in turns, `--rounds` times (a change in the machine's load hits both);
 each figure is the median over rounds. Target (issue 21): tfvideo >= mmaction. Prints
 figures and the ratio only: the numbers depend on the machine and its load.
@@ -36,6 +37,9 @@ flags.DEFINE_integer("rounds", 3, "Rounds of timing the two readers in turn.")
 flags.DEFINE_integer("batch", 8, "Clips per batch.")
 flags.DEFINE_integer("workers", 2, "DataLoader workers of the MMAction2 pipeline.")
 flags.DEFINE_string("workdir", None, "Where the frame folders are written (default: a temp dir).")
+flags.DEFINE_enum("pipeline", "tsn", ["tsn", "read"], "tsn: TSN's training transforms on both sides; read: sampling "
+                  "and reading only (tfvideo preprocess=False; MMAction2 SampleFrames, RawFrameDecode, FormatShape, "
+                  "PackActionInputs): the same work on both sides.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,8 +69,8 @@ def tfvideo_batches(list_path, root):
     from tfvideo import data
 
     source = data.format_source(list_path, "rawframes", video_root=root)
-    ds = data.video_dataset(source, data.SegmentSampler(8, training=True),
-                            data.PreprocessConfig(crop_size=224, resize_short=256), batch_size=FLAGS.batch,
+    preprocess = data.PreprocessConfig(crop_size=224, resize_short=256) if FLAGS.pipeline == "tsn" else False
+    ds = data.video_dataset(source, data.SegmentSampler(8, training=True), preprocess, batch_size=FLAGS.batch,
                             training=True, repeat=True)
     iterator = iter(ds)
     return lambda: next(iterator)["video"].shape[0]
@@ -91,6 +95,8 @@ def mmaction_batches(list_path, root):
         dict(type="FormatShape", input_format="NCHW"),
         dict(type="PackActionInputs"),
     ]
+    if FLAGS.pipeline == "read":
+        pipeline = pipeline[:2] + pipeline[-2:]
     dataset = RawframeDataset(list_path, pipeline, data_prefix=dict(img=root), filename_tmpl="img_{:05}.jpg")
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=10 ** 7)
     loader = torch.utils.data.DataLoader(dataset, batch_size=FLAGS.batch, sampler=sampler, num_workers=FLAGS.workers,
@@ -120,7 +126,8 @@ def main(argv):
         print(f"round {r + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f} clips/s" for n in readers), flush=True)
     median = {name: float(np.median(v)) for name, v in rates.items()}
     ratios = [t / m for t, m in zip(rates["tfvideo"], rates["mmaction"])]
-    print(f"{FLAGS.num_videos} folders x {FLAGS.num_frames} frames {FLAGS.width}x{FLAGS.height}, 8 segments, crop 224, "
+    print(f"pipeline {FLAGS.pipeline}: {FLAGS.num_videos} folders x {FLAGS.num_frames} frames "
+          f"{FLAGS.width}x{FLAGS.height}, 8 segments, crop 224, "
           f"batch {FLAGS.batch}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(f"tfvideo   {median['tfvideo']:.1f} clips/s")
     print(f"mmaction  {median['mmaction']:.1f} clips/s (RawframeDataset, DataLoader {FLAGS.workers} workers)")
