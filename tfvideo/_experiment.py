@@ -104,7 +104,9 @@ class TrainConfig:
     --eval_data after each epoch; `checkpoint_every_steps` 0: at epoch ends only;
     `keep_checkpoints`: how many checkpoints are kept; `recipe`, `recipe_basis` and
     `flip_label_map_source` record how the settings were chosen. `online` holds the
-    online-detection settings (None for recognition).
+    online-detection settings (None for recognition). `multi_label`: the training list has
+    several labels per video (`path l1 l2 ...`): sigmoid / binary cross-entropy, and
+    evaluation by mean average precision (MMAction2's `multi_class`).
     """
 
     train_data: str = None
@@ -133,6 +135,7 @@ class TrainConfig:
     recipe_basis: str = None
     flip_label_map_source: str = None
     online: OnlineConfig = None
+    multi_label: bool = False
 
     @classmethod
     def from_dict(cls, values, where="train"):

@@ -8,21 +8,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvideo import metrics as tfv_metrics
 from trainers import _reports
 
 
-def predict(model, dataset):
+def predict(model, dataset, multi_label=False):
     """Runs `model` over a dict dataset of `video` [B, V, T, S, S, 3] (views averaged by the model).
 
     Returns:
-      (labels int [N], probabilities float [N, K], media_ids list of str)
+      (labels int [N], probabilities float [N, K], media_ids list of str); with
+      `multi_label`, labels are multi-hot [N, K] and the scores per-class sigmoids.
     """
     labels, probs, ids = [], [], []
     for element in dataset:
         logits = keras.ops.convert_to_numpy(model(element["video"], training=False)).astype(np.float64)
-        logits -= logits.max(-1, keepdims=True)
-        p = np.exp(logits)
-        probs.append(p / p.sum(-1, keepdims=True))
+        if multi_label:
+            probs.append(1.0 / (1.0 + np.exp(-logits)))
+        else:
+            logits -= logits.max(-1, keepdims=True)
+            p = np.exp(logits)
+            probs.append(p / p.sum(-1, keepdims=True))
         labels.append(element["label"].numpy())
         ids.extend(m.decode() for m in element["media_id"].numpy())
     if not probs:
@@ -91,3 +96,37 @@ def write_report(output_dir, metrics, media_ids, labels, scores, class_names, lo
             for key in ("top1", "top5", "mean_class_accuracy"):
                 tf.summary.scalar(key, metrics[key], step=0)
     return path
+
+
+def multilabel_metrics(labels, scores):
+    """Multi-label evaluation: mean average precision (MMAction2's `mean_average_precision`).
+
+    labels: multi-hot [N, K]; scores [N, K]. AP per class (non-interpolated,
+    `tfvideo.metrics.average_precision`), averaged over the classes that have a positive;
+    `top1`: share of videos whose top-scoring class is one of their labels.
+    """
+    labels, scores = np.asarray(labels) > 0, np.asarray(scores, np.float64)
+    per_class = [tfv_metrics.average_precision(scores[:, k], labels[:, k]) for k in range(scores.shape[-1])]
+    present = [ap for ap in per_class if not np.isnan(ap)]
+    return {
+        "mean_average_precision": float(np.mean(present)) if present else float("nan"),
+        "per_class_ap": [None if np.isnan(ap) else float(ap) for ap in per_class],
+        "top1": float(np.mean(labels[np.arange(len(labels)), np.argmax(scores, -1)])),
+        "num_videos": len(labels),
+    }
+
+
+def write_multilabel_report(output_dir, metrics, media_ids, labels, scores, class_names):
+    """metrics.json and predictions.csv (media_id, labels, their names, top-5 classes and scores)."""
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    names = list(class_names) or [str(i) for i in range(scores.shape[-1])]
+    with open(os.path.join(output_dir, "predictions.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["media_id", "labels", "label_names", "top5", "top5_scores"])
+        for media_id, label, p in zip(media_ids, labels, scores):
+            positive = np.flatnonzero(label > 0)
+            top = np.argsort(-p, kind="stable")[:5]
+            writer.writerow([media_id, " ".join(str(int(k)) for k in positive), "|".join(names[k] for k in positive),
+                             " ".join(str(int(c)) for c in top), " ".join(f"{p[c]:.6f}" for c in top)])

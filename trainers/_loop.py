@@ -182,6 +182,7 @@ class Trainer:
 
     def _make_train_step(self, jit_compile):
         model, optimizer, strategy, batch = self.model, self.optimizer, self.strategy, self.global_batch
+        multi_label = bool(self.config.train.multi_label)
         scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
         # XLA compiles the forward/backward pass; the optimizer update (cross-replica
@@ -189,12 +190,13 @@ class Trainer:
         def forward_backward(video, label):
             with tf.GradientTape() as tape:
                 logits = model(video, training=True)
-                loss = tf.nn.compute_average_loss(_task.per_example_loss(label, logits), global_batch_size=batch)
+                loss = tf.nn.compute_average_loss(_task.per_example_loss(label, logits, multi_label),
+                                                  global_batch_size=batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
                 scaled_loss = optimizer.scale_loss(loss) if scaled else loss
             grads = tape.gradient(scaled_loss, model.trainable_variables)
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), label), tf.float32))
+            correct = tf.reduce_sum(_task.top1_hits(label, logits))
             return loss, grads, correct
 
         if jit_compile:
@@ -228,7 +230,7 @@ class Trainer:
             if max_batches and i >= max_batches:
                 break
             logits = self.model(element["video"], training=False)
-            correct += int(np.sum(np.argmax(keras.ops.convert_to_numpy(logits), -1) == element["label"].numpy()))
+            correct += int(np.sum(keras.ops.convert_to_numpy(_task.top1_hits(element["label"], logits))))
             total += int(element["label"].shape[0])
         return correct / max(total, 1)
 

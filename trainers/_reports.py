@@ -317,6 +317,10 @@ def write_training_report(model_dir, config=None):
     if os.path.exists(eval_metrics):
         with open(eval_metrics) as f:
             metrics = json.load(f)
+    if os.path.exists(eval_metrics) and "mean_average_precision" in metrics:  # A multi-label run.
+        lines += ["## Evaluation", "", f"mAP {metrics['mean_average_precision']:.4f}, top-1 (among the labels) "
+                  f"{metrics['top1']:.4f} on {metrics['num_videos']} videos", ""]
+    elif os.path.exists(eval_metrics):
         lines += ["## Evaluation", "",
                   f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, mean class accuracy "
                   f"{metrics['mean_class_accuracy']:.4f} on {metrics['num_videos']} videos "

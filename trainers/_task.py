@@ -14,7 +14,7 @@ from absl import logging
 from tfvideo import data as tfv_data
 from tfvideo import feature_columns
 from tfvideo import models as tfv_models
-from tfvideo.data import _samplers, _tfrecord
+from tfvideo.data import _formats, _samplers, _tfrecord
 from tfvideo.feature_columns import _video
 from trainers import _remat
 
@@ -58,6 +58,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def data_exists(source):
     """True when an annotation list exists or a TFRecord pattern matches files."""
+    source = _formats.source_path(source)
     if any(c in source for c in "*?["):
         return bool(glob.glob(source))
     return tf.io.gfile.exists(source)
@@ -69,6 +70,8 @@ def count_examples(source, label_map=None, on_error="raise"):
     A damaged shard raises `VideoDecodeError` naming it and the byte offset, or with
     on_error="skip" counts only its readable records (see `tfvideo.data.count_records`).
     """
+    if _formats.parse_source(source) is not None:
+        return len(tfv_data.read_dataset(source, label_map=label_map).records)
     if source.endswith((".txt", ".csv", ".list")):
         return len(tfv_data.read_annotations(source, label_map=label_map))
     return tfv_data.count_records(source, on_error=on_error)
@@ -190,6 +193,7 @@ def dataset(config, source, training, batch_size, seed=None, num_clips=1, num_cr
     ds = tfv_data.video_dataset(
         source, sampler, preprocess=preprocess, batch_size=batch_size, training=training, modality=spec.modality,
         label_map=config.labels or None, seed=seed, on_error=train.on_error,
+        multi_label=config.num_classes if train.multi_label else None,
         shuffle_buffer=int(train.shuffle_buffer),
         repeat=repeat, drop_remainder=drop_remainder)
     layer = feature_layer(config.feature_spec)
@@ -289,9 +293,24 @@ def build_optimizer(train, total_steps, steps_per_epoch):
     return opt
 
 
-def per_example_loss(labels, logits):
-    """Softmax cross-entropy per example: float32 [B]."""
-    return keras.losses.sparse_categorical_crossentropy(labels, keras.ops.cast(logits, "float32"), from_logits=True)
+def per_example_loss(labels, logits, multi_label=False):
+    """Softmax cross-entropy per example: float32 [B].
+
+    `multi_label`: `labels` are multi-hot [B, K]; sigmoid binary cross-entropy averaged
+    over the K classes (MMAction2's BCELossWithLogits).
+    """
+    logits = keras.ops.cast(logits, "float32")
+    if multi_label:
+        return keras.losses.binary_crossentropy(labels, logits, from_logits=True)
+    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+def top1_hits(labels, logits):
+    """float32 [B]: 1 where the top-scoring class is the label (multi-hot [B, K]: one of the labels)."""
+    top = keras.ops.argmax(logits, -1)
+    if len(labels.shape) == 2:
+        return keras.ops.cast(keras.ops.take_along_axis(labels, top[:, None], axis=-1)[:, 0] > 0, "float32")
+    return keras.ops.cast(keras.ops.equal(keras.ops.cast(top, labels.dtype), labels), "float32")
 
 
 def _is_list(source):
@@ -308,6 +327,21 @@ def check_labels(source, num_classes, label_map=None, flag="--train_data", class
     `on_error=skip`). `classes_from`: how the class count was given, for the message.
     """
     classes_from = classes_from or f"{num_classes} classes"
+    if _formats.parse_source(source) is not None:  # A published layout: its reader checks names and ids.
+        try:
+            listing = tfv_data.read_dataset(source, label_map=label_map)
+        except tfv_data.AnnotationError as e:
+            raise ValueError(f"{flag}: {e} ({classes_from}).") from None
+        unlabelled = next((r for r in listing.records if r.label < 0), None)
+        if unlabelled is not None:
+            raise ValueError(f"{flag}={source}: {unlabelled.media_id} has no label (a test split published without "
+                             "labels cannot train or be evaluated).")
+        bad = next((r for r in listing.records if not 0 <= r.label < num_classes
+                    or any(not 0 <= k < num_classes for k in r.labels or ())), None)
+        if bad is not None:
+            raise ValueError(f"{flag}={source}: {bad.media_id}: label {list(bad.labels or [bad.label])} is not a class "
+                             f"id in [0, {num_classes}) ({classes_from}).")
+        return
     if _is_list(source):
         if label_map is None:
             tfv_data.read_annotations(source)  # Class-name labels need a label map: that error first.

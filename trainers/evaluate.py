@@ -14,7 +14,8 @@ import os
 from absl import app, flags
 
 from tfvideo import _experiment
-from trainers import _cli, _evaluation, _flags, _online, _reports, _task
+from tfvideo.data import _formats
+from trainers import _cli, _data_formats, _evaluation, _flags, _online, _reports, _task
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
@@ -26,6 +27,7 @@ _flags.define(flags.DEFINE_integer, "batch_size", 4, "Videos per batch.")
 _flags.define(flags.DEFINE_string, "output_dir", None, "Where reports go (default: model_dir/eval).")
 
 _online.define_flags()
+_data_formats.define_flags()
 
 
 def evaluate_recognition():
@@ -41,13 +43,25 @@ def evaluate_recognition():
         raise ValueError("--eval_data is required (the run has no eval_data).")
     if not _task.data_exists(source):
         raise ValueError(f"--eval_data={source}: no such file (or no file matches the pattern).")
+    if FLAGS.eval_data:  # In the --format given (or detected), with the run's options unless given.
+        source, _ = _data_formats.resolve(source, "test", config.train.eval_data or config.train.train_data,
+                                          config.labels or None, "mmaction" if config.train.multi_label else None)
+    if _formats.parse_source(source) is not None:  # A published layout: every entry labelled, ids in range.
+        _task.check_labels(source, config.num_classes, config.labels or None, "--eval_data")
     ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips, num_crops=FLAGS.num_crops)
-    labels, scores, ids = _evaluation.predict(model, ds)
-    metrics = _evaluation.classification_metrics(labels, scores, config.num_classes)
+    multi_label = bool(config.train.multi_label)
+    labels, scores, ids = _evaluation.predict(model, ds, multi_label)
+    if multi_label:
+        metrics = _evaluation.multilabel_metrics(labels, scores)
+    else:
+        metrics = _evaluation.classification_metrics(labels, scores, config.num_classes)
     metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "eval_data": source})
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "eval")
-    _evaluation.write_report(output_dir, metrics, ids, labels, scores, config.labels,
-                             log_dir=os.path.join(FLAGS.model_dir, "logs", "eval"))
+    if multi_label:  # Sigmoid scores, mean average precision (MMAction2's multi_class evaluation).
+        _evaluation.write_multilabel_report(output_dir, metrics, ids, labels, scores, config.labels)
+    else:
+        _evaluation.write_report(output_dir, metrics, ids, labels, scores, config.labels,
+                                 log_dir=os.path.join(FLAGS.model_dir, "logs", "eval"))
     if not FLAGS.output_dir:  # The training report then shows this evaluation.
         _reports.write_training_report(FLAGS.model_dir)
     return metrics, output_dir, config
@@ -63,6 +77,12 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         _cli.report("tfvideo-evaluate", e)
         return 2
+    if "mean_average_precision" in metrics:
+        print(f"mAP: {metrics['mean_average_precision']:.4f}")
+        print(f"top-1 (top class among the labels): {metrics['top1']:.4f}")
+        print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in "
+              f"{output_dir}")
+        return 0
     print(f"top-1: {metrics['top1']:.4f}")
     print(f"top-5: {metrics['top5']:.4f}")
     print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")

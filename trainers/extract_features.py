@@ -15,12 +15,13 @@ import numpy as np
 from absl import app, flags, logging
 
 from tfvideo import _experiment, data
-from trainers import _cli, _features, _flags
+from tfvideo.data import _rawframes
+from trainers import _cli, _data_formats, _features, _flags
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train.")
-_flags.define(flags.DEFINE_string, "data", None, "Annotation list of the videos (path label lines or CSV).")
-_flags.define(flags.DEFINE_string, "video_root", None, "Directory relative video paths are resolved against.")
+_flags.define(flags.DEFINE_string, "data", None, "Annotation list of the videos (path label lines or CSV, or a --format layout).")
+_data_formats.define_flags()  # --format, --video_root, --filename_tmpl, --start_index, --split.
 _flags.define(flags.DEFINE_string, "output_dir", None, "Where the .npy files and manifest.csv go.")
 _flags.define(flags.DEFINE_integer, "chunk_size", 6, "Consecutive frames per chunk.")
 _flags.define(flags.DEFINE_integer, "frames_per_chunk", None,
@@ -35,13 +36,14 @@ def extract_all():
             raise ValueError(f"--{name} is required.")
     _flags.check_ranges(FLAGS, {"chunk_size": ">=1", "frames_per_chunk": ">=1", "chunks_per_batch": ">=1"})
     model, config = _experiment.load_trained_model(FLAGS.model_dir)
-    records = data.read_annotations(FLAGS.data, FLAGS.video_root, config.labels or None)
+    source, _ = _data_formats.resolve(FLAGS.data, "test", label_map=config.labels or None)
+    records = data.read_dataset(source, label_map=config.labels or None).records
     frames_per_chunk = FLAGS.frames_per_chunk or config.build_sampler(training=False).clip_length
     extract = _features.feature_extractor(model)
     preprocess = config.build_preprocess(num_crops=1)
     rows = []
     for k, record in enumerate(records):
-        frames, _ = data.read_all_frames(record.path)
+        frames = _rawframes.read_record_frames(record, np.arange(_rawframes.record_num_frames(record)))
         feats = _features.chunk_features(extract, frames, preprocess, FLAGS.chunk_size, frames_per_chunk,
                                          FLAGS.chunks_per_batch)
         path = os.path.join(FLAGS.output_dir, f"{record.media_id}.npy")

@@ -23,11 +23,13 @@ from absl import app, flags
 from tqdm import tqdm
 
 from tfvideo import data
-from trainers import _cli
+from trainers import _cli, _data_formats
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("annotations", None, "Annotation list: 'path label' lines or CSV with path,label.")
-flags.DEFINE_string("video_root", None, "Directory relative video paths are resolved against (default: the list's).")
+flags.DEFINE_string("annotations", None, "Annotation list: 'path label' lines or CSV with path,label, or a "
+                    "dataset in its published layout (--format).")
+_data_formats.define_flags()  # --format, --video_root, --split, --filename_tmpl, --start_index.
+flags.DEFINE_enum("subset", "train", ["train", "test"], "HMDB51: which half of the split files to prepare.")
 flags.DEFINE_string("label_map", None, "Class names, one per line (resolves class-name labels).")
 flags.DEFINE_string("output_dir", None, "Where the shards are written.")
 flags.DEFINE_string("name", "data", "Shard name prefix.")
@@ -75,6 +77,12 @@ def summary_lines(name, result):
     )
     lines = [head]
     lines += [f"  skipped {failure['path']}: {failure['reason']}" for failure in result["failures"]]
+    missing = result.get("missing") or []
+    if missing:
+        lines.append(f"  {len(missing)} listed clips missing (not found under the video root; listed in the report):")
+        lines += [f"  missing {m['path']} ({m['line']})" for m in missing[:20]]
+        if len(missing) > 20:
+            lines.append(f"  ... and {len(missing) - 20} more")
     return lines
 
 
@@ -107,8 +115,21 @@ def main(argv):
 
 def _prepare(data):
     """Reads the list and label map and runs the conversion; returns its result dict."""
-    label_names = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else None
-    records = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names)
+    label_names = data.read_class_names(FLAGS.label_map) if FLAGS.label_map else None
+    try:
+        _, listing = _data_formats.resolve(FLAGS.annotations, FLAGS.subset, label_map=label_names)
+    except data.AnnotationError:
+        raise
+    except ValueError as e:  # A frame template or option that cannot work.
+        raise FlagError(str(e)) from None
+    if listing is None:
+        records, missing = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names), []
+    else:
+        if listing.multi_label:
+            raise FlagError(f"--annotations={FLAGS.annotations}: multi-label entries (several labels on a line) "
+                            "cannot be stored yet (a record has one label).")
+        records, missing = listing.records, listing.missing
+        label_names = label_names or listing.class_names
     try:
         config = data.PrepareConfig(
             resize_short=FLAGS.resize_short,
@@ -121,11 +142,15 @@ def _prepare(data):
     except ValueError as e:  # PrepareConfig's range checks, named by flag.
         raise FlagError(str(e).replace("PrepareConfig.", "--")) from None
     if FLAGS.beam:
-        return data.run_beam_prepare(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
+        result = data.run_beam_prepare(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
                                      shlex.split(FLAGS.beam_args), overwrite=FLAGS.overwrite)
-    progress = _progress_bar(FLAGS.name) if FLAGS.progress else None
-    return data.prepare_tfrecords(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
-                                  FLAGS.workers, progress, overwrite=FLAGS.overwrite)
+    else:
+        progress = _progress_bar(FLAGS.name) if FLAGS.progress else None
+        result = data.prepare_tfrecords(records, FLAGS.output_dir, FLAGS.name, FLAGS.num_shards, config, label_names,
+                                        FLAGS.workers, progress, overwrite=FLAGS.overwrite)
+    # Listed clips not found (Kinetics: taken down from YouTube): counted and listed, not fatal.
+    result["missing"] = [{"line": where, "path": path} for where, path in missing]
+    return result
 
 
 def run():

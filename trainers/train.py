@@ -19,13 +19,14 @@ from absl import app, flags, logging
 
 from tfvideo import _experiment, data, models
 from tfvideo.models import _clip_specs
-from trainers import _cli, _flags, _loop, _online, _recipes, _reports, _strategy, _task
+from trainers import _cli, _data_formats, _flags, _loop, _online, _recipes, _reports, _strategy, _task
 
 FLAGS = flags.FLAGS
 _default = _experiment.TrainConfig.flag_default  # The flags' defaults are the config's (one home).
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to train.")
 flags.DEFINE_string("model", None, "Model preset name (tfvideo.models.list_presets()).")
-flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv) or TFRecord file pattern.")
+flags.DEFINE_string("train_data", None, "Training annotation list (.txt/.csv), a dataset file in its published "
+                    "layout (--format), or a TFRecord file pattern.")
 _flags.define(flags.DEFINE_string, "eval_data", None, "Validation list or TFRecord pattern (top-1 after each epoch).")
 flags.DEFINE_string("label_map", None, "Class names, one per line; defines num_classes.")
 flags.DEFINE_integer("num_classes", None, "Number of classes (checked against --label_map when both are given).")
@@ -106,6 +107,7 @@ _TRAIN_FLAGS = _RECIPE_FLAGS + (
 _INPUT_FLAGS = _recipes.INPUT_FLAGS  # The recipe may set them; they go to the clip spec.
 
 _online.define_flags()
+_data_formats.define_flags()
 
 # Every number a user passes is checked before any work (nothing falls back to a default).
 _RANGES = {
@@ -135,23 +137,23 @@ def _validate():
     _flags.check_ranges(FLAGS, _RANGES)
     if FLAGS.epochs is None and FLAGS.train_steps is None:
         raise FlagError("--epochs or --train_steps is required.")
-    if not FLAGS.label_map and not FLAGS.num_classes:
-        raise FlagError("--label_map or --num_classes is required.")
 
 
 def build_config():
     """The resolved `ExperimentConfig` of the command line (flags + recipe + preset defaults)."""
-    labels = data.read_label_map(FLAGS.label_map) if FLAGS.label_map else []
+    labels = data.read_class_names(FLAGS.label_map) if FLAGS.label_map else []
+    sources, labels = _data_sources(labels)
     if labels and FLAGS.num_classes and FLAGS.num_classes != len(labels):
-        raise FlagError(f"--num_classes={FLAGS.num_classes} does not match --label_map={FLAGS.label_map} "
-                        f"({len(labels)} classes).")
+        given = f"--label_map={FLAGS.label_map}" if FLAGS.label_map else f"the class file of --train_data={FLAGS.train_data}"
+        raise FlagError(f"--num_classes={FLAGS.num_classes} does not match {given} ({len(labels)} classes).")
     num_classes = len(labels) or FLAGS.num_classes
     values = {name: FLAGS[name].value for name in _TRAIN_FLAGS + _INPUT_FLAGS}
+    values.update(sources)  # --format: the lists as source strings config.json records.
     explicit = {name for name in _TRAIN_FLAGS + _INPUT_FLAGS if FLAGS[name].present}
     facts = None
     if FLAGS.recipe == "auto":
         facts = _recipes.RunFacts(model=FLAGS.model, pretrained=_recipes.pretrained_init(FLAGS), epochs=FLAGS.epochs,
-                                  frame_sizes=data.probe_frame_sizes(FLAGS.train_data, label_map=labels or None))
+                                  frame_sizes=data.probe_frame_sizes(values["train_data"], label_map=labels or None))
     values = _recipes.apply_recipe(FLAGS.recipe, values, explicit, facts)
     values["lr_decay_at"] = [float(v) for v in values["lr_decay_at"]]
     model_kwargs = _clip_specs.clip_model_kwargs(FLAGS.model, FLAGS.num_segments)
@@ -164,6 +166,9 @@ def build_config():
         mirror, mirror_source = _recipes.flip_label_map(FLAGS.flip, FLAGS.flip_label_map, labels, FLAGS.label_map)
     except _recipes.FlipMapError as e:
         raise FlagError(str(e)) from None
+    if mirror is not None and values.get("multi_label"):
+        raise FlagError("--flip_label_map (or one derived from the class names) remaps one label per clip; a "
+                        "multi-label --train_data takes none (use --noflip for direction classes).")
     if mirror is not None:
         preprocess["flip_label_map"] = mirror
     if facts is not None:
@@ -183,6 +188,28 @@ def build_config():
             raise FlagError(str(e)) from None
     print(f"clip (config.json 'clip'): {config.clip_spec.describe()}", flush=True)
     return config
+
+
+def _data_sources(labels):
+    """({train_data, eval_data} as source strings of their --format, class names).
+
+    A layout that ships its classes (classInd.txt, labels.json, *-labels.csv, Kinetics'
+    CSV, HMDB51's split files) gives the class names when --label_map is not given.
+    """
+    sources = {}
+    try:
+        sources["train_data"], listing = _data_formats.resolve(FLAGS.train_data, "train", label_map=labels)
+        if not labels and listing is not None and listing.class_names:
+            labels = list(listing.class_names)
+        if listing is not None and listing.multi_label:  # Sigmoid / binary cross-entropy; mAP in evaluation.
+            sources["multi_label"] = True
+        sources["eval_data"], _ = _data_formats.resolve(FLAGS.eval_data, "test", label_map=labels, fallback_format=(
+            "mmaction" if sources.get("multi_label") else None))
+    except (data.AnnotationError, ValueError) as e:
+        raise FlagError(str(e)) from None
+    if not labels and not FLAGS.num_classes:
+        raise FlagError("--label_map or --num_classes is required (the --format of --train_data has no class file).")
+    return sources, labels
 
 
 def _check_model_dir(config):

@@ -28,11 +28,21 @@ class AnnotationError(ValueError):
 @tf_export("tfvideo.data.VideoRecord")
 @dataclasses.dataclass(frozen=True)
 class VideoRecord:
-    """One annotated video: absolute path, integer label and a media id."""
+    """One annotated video: absolute path, integer label and a media id.
+
+    A frame folder (rawframes, Something-Something V1, Jester) has `frame_template` (frame
+    i is `frame_template.format(start_index + i)` in the folder `path`) and the frame
+    count its list gives in `num_frames` (None: counted from the files). A multi-label
+    entry keeps all its classes in `labels` (`label` is the first).
+    """
 
     path: str
     label: int
     media_id: str
+    num_frames: int = None
+    frame_template: str = None
+    start_index: int = 1
+    labels: tuple = None
 
 
 @tf_export("tfvideo.data.read_label_map")
@@ -126,6 +136,15 @@ def read_annotations(path, video_root=None, label_map=None):
             parts = line.rsplit(None, 1)
             if len(parts) != 2:
                 raise AnnotationError(f"{path}:{lineno}: expected '<video path> <label>', got {line!r}")
+            fields = line.split()
+            # `dir 24 0` (rawframes) or `a.mp4 0 1` (multi-label) is not the path `dir 24`; a path
+            # with spaces (`my video.avi 2`) is, and so is one that exists.
+            if (len(fields) > 2 and all(f.lstrip("-").isdigit() for f in fields[1:])
+                    and not os.path.isfile(os.path.join(root, parts[0]))):
+                raise AnnotationError(
+                    f"{path}:{lineno}: {line!r} has {len(fields)} fields; a video list line is "
+                    "'<video path> <label>' (a rawframes line 'frame_dir total_frames label' needs "
+                    "--format=rawframes, a multi-label line 'path l1 l2 ...' --format=mmaction)")
             records.append((lineno, parts[0], parts[1]))
     out = []
     first = {}  # normalized video path -> (line, label, label text) of its first listing.

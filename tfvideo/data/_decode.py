@@ -10,7 +10,7 @@ media_id, ok}.
 import numpy as np
 import tensorflow as tf
 
-from tfvideo.data import _errors, _tfrecord, _video_io
+from tfvideo.data import _errors, _rawframes, _tfrecord, _video_io
 
 
 def element_seeds(seed):
@@ -97,16 +97,21 @@ def record_decoder(sampler, *, modality, training):
 
 
 def file_decoder(sampler, *, on_error, skipped, short_side=None):
-    """decode((path, label, media_id), seed) for video files, read with PyAV.
+    """decode((path, label, media_id, folder), seed) for video files (PyAV) and frame folders.
 
     With `short_side`, frames are resized while converting to RGB (FFmpeg's bilinear
     scaler), so preprocessing's `resize_short_side` to the same size is skipped. An
     unreadable file raises or is skipped (ok=False) per `on_error`.
     """
 
-    def load(path, seed):
+    def load(path, seed, template, start, count):
         path = path.decode()
         try:
+            if template:  # A frame folder: its listed count (else its files), then the sampled files.
+                template, start, count = template.decode(), int(start), int(count)
+                count = count if count >= 0 else _rawframes.count_frame_files(path, template, start)
+                indices = sampler(count, _numpy_rng(seed))
+                return _rawframes.read_frame_folder(path, indices, template, start, count, short_side), True
             # One pass over the packets indexes the file for the sampler and the read. One
             # decoding thread per clip: tf.data already decodes clips in parallel.
             with _video_io.VideoReader(path, num_threads=1) as video:
@@ -117,8 +122,8 @@ def file_decoder(sampler, *, on_error, skipped, short_side=None):
             return np.zeros((sampler.num_views, sampler.clip_length, 1, 1, 3), np.uint8), False
 
     def decode(element, seed):
-        path, label, media_id = element
-        frames, ok = tf.numpy_function(load, [path, seed], [tf.uint8, tf.bool], stateful=False)
+        path, label, media_id, (template, start, count) = element
+        frames, ok = tf.numpy_function(load, [path, seed, template, start, count], [tf.uint8, tf.bool], stateful=False)
         frames = tf.ensure_shape(frames, [sampler.num_views, sampler.clip_length, None, None, 3])
         return {"frames": frames, "label": label, "media_id": media_id, "ok": tf.ensure_shape(ok, [])}
 

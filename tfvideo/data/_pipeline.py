@@ -13,7 +13,7 @@ model averages.
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _annotations, _clip_spec, _decode, _errors, _preprocess, _sources
+from tfvideo.data import _clip_spec, _decode, _errors, _formats, _preprocess, _sources
 
 
 def _assemble(
@@ -68,12 +68,15 @@ def video_dataset(
     num_parallel_calls=tf.data.AUTOTUNE,
     modality="rgb",
     skipped=None,
+    multi_label=None,
 ):
     """A tf.data pipeline of video clips.
 
     Args:
-      source: an annotation list (`.txt`/`.csv`, decoded with PyAV), a TFRecord file
-        pattern of SequenceExamples, or a list of `VideoRecord`.
+      source: an annotation list (`.txt`/`.csv`, decoded with PyAV), a dataset in a
+        published layout as a `format_source` string (frame folders are read like
+        video files: same sampling, same errors), a TFRecord file pattern of
+        SequenceExamples, or a list of `VideoRecord`.
       sampler: a `SegmentSampler` / `DenseSampler` (or a registered sampler); its
         `training` flag picks random or deterministic sampling. Or a `ClipSpec`: its
         sampler for `training` (default False), its preprocessing and its modality.
@@ -104,10 +107,14 @@ def video_dataset(
         [-1, 1]); "rgb+flow" (two streams from the same frame indices and the same crop
         and flip: `video` is RGB, `flow` is flow).
       skipped: a `SkippedVideos` that collects what `on_error="skip"` dropped.
+      multi_label: the number of classes C of a multi-label list (`path l1 l2 ...`, see
+        `read_dataset`): `label` is then float32 [C], 1 at each of the entry's classes
+        (MMAction2's `multi_class`; train with sigmoid / binary cross-entropy). Lists of
+        files only; a list with several labels on a line needs it.
 
     Returns:
-      A dataset of dicts: `video` float32 [V, T, S, S, C], `label` int32, `media_id`
-      (and `flow` [V, T, S, S, 2] for "rgb+flow").
+      A dataset of dicts: `video` float32 [V, T, S, S, C], `label` int32 (float32 [C]
+      with `multi_label`), `media_id` (and `flow` [V, T, S, S, 2] for "rgb+flow").
     """
     sampler, preprocess, training, modality = _from_clip_spec("video_dataset", sampler, preprocess, training, modality)
     _errors.check_on_error("video_dataset", on_error)
@@ -120,7 +127,13 @@ def video_dataset(
     tail = dict(sampler=sampler, preprocess=preprocess, training=training, seed=seed, modality=modality,
                 batch_size=batch_size, repeat=repeat, drop_remainder=drop_remainder,
                 num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if multi_label is not None and (isinstance(multi_label, bool) or not isinstance(multi_label, int) or multi_label < 1):
+        raise ValueError(f"video_dataset: multi_label={multi_label!r} must be the number of classes (an integer >= 1).")
+    if multi_label and (preprocess is not False and preprocess.flip_label_map is not None):
+        raise ValueError("video_dataset: flip_label_map remaps one label; it is not taken with multi_label.")
     if _sources.is_tfrecord_source(source):
+        if multi_label:
+            raise ValueError(f"video_dataset: multi_label reads lists of files; {source!r} is a TFRecord pattern.")
         ds = _sources.tfrecord_source(source, training=training, seed=seed, deterministic=deterministic)
         decode = _decode.record_decoder(sampler, modality=modality, training=training)
         explain = _errors.record_explainer(decode, sampler, modality=modality, training=training, on_error=on_error,
@@ -130,11 +143,20 @@ def video_dataset(
         return _assemble(ds, decode, explain=explain, **tail)
     if "flow" in modality:
         raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
-    records = source if isinstance(source, (list, tuple)) else _annotations.read_annotations(source, video_root, label_map)
+    if isinstance(source, (list, tuple)):
+        records = source
+    else:  # A list in any layout (detected; a multi-label one is MMAction2's), or a format_source string.
+        fmt = "mmaction" if multi_label and _formats.parse_source(source) is None else "auto"
+        records = _formats.read_dataset(source, fmt, video_root=video_root, label_map=label_map).records
+    multi = next((r for r in records if r.labels is not None), None)
+    if multi is not None and not multi_label:
+        raise ValueError(f"video_dataset: {multi.media_id} has several labels {list(multi.labels)}; multi-label "
+                         "clips need multi_label=<number of classes> (a multi-hot label for sigmoid / binary "
+                         "cross-entropy)")
     # Training resizes in the decoder (within a level or two of TensorFlow's resize, much
     # cheaper); evaluation keeps TensorFlow's, so it equals the exported model's transform.
     short_side = (preprocess.resize_short or None) if preprocess and training else None
-    ds = _sources.file_source(records)
+    ds = _sources.file_source(records, multi_label)
     decode = _decode.file_decoder(sampler, on_error=on_error, skipped=skipped, short_side=short_side)
     if training:
         ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)

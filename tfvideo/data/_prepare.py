@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _lifeline, _tfrecord, _video_io
+from tfvideo.data import _lifeline, _rawframes, _tfrecord, _video_io
 
 
 @tf_export("tfvideo.data.PrepareConfig")
@@ -170,33 +170,46 @@ def resample_indices(frame_times, duration, fps):
     return np.maximum(np.searchsorted(np.asarray(frame_times), targets, side="right") - 1, 0).astype(np.int64)
 
 
+def _folder_frames(record, count):
+    """A frame folder's frames one at a time (uint8 [H, W, 3]), as `VideoReader.iter_frames` gives a video's."""
+    for index in range(count):
+        yield _rawframes.read_frame_folder(record.path, [index], record.frame_template, record.start_index, count)[0]
+
+
 def video_to_sequence_example(record, config, label_names=None, decode_threads=None):
-    """Decodes one video and returns its SequenceExample (raises VideoDecodeError).
+    """Decodes one video (file or frame folder) and returns its SequenceExample (raises VideoDecodeError).
 
     Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
     so memory does not grow with the video's length (only its JPEGs are kept).
     `decode_threads`: FFmpeg decoding threads (None: one per core).
     """
+    if _rawframes.is_frame_record(record):  # A folder has no timestamps: --fps does not apply (rate 0: unknown).
+        count = _rawframes.probe_record(record).num_frames
+        return _encode_frames(record, config, label_names, np.arange(count), 0.0, _folder_frames(record, count))
     with _video_io.VideoReader(record.path, num_threads=decode_threads) as video:
         indices = np.arange(video.num_frames)
         frame_rate = video.info.fps
         if config.fps:
             indices = resample_indices(video.frame_times, video.duration, config.fps)
             frame_rate = config.fps
-        if len(indices) < config.min_frames:
-            raise _video_io.VideoDecodeError(record.path,
-                                             f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-        label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-        # Each JPEG goes straight into the record: no list of them beside it.
-        example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
-        stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
-        flow = _FlowEncoder(config) if config.flow else None
-        for frame in video.iter_frames(indices):
-            frame = _resize_short(frame, config.resize_short)
-            stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
-            if flow is not None:
-                flow.add(frame)
-            del frame
+        return _encode_frames(record, config, label_names, indices, frame_rate, video.iter_frames(indices))
+
+
+def _encode_frames(record, config, label_names, indices, frame_rate, frames):
+    """The SequenceExample of `frames` (an iterator over the frames at `indices`), each JPEG
+    going straight into the record: no list of them beside it."""
+    if len(indices) < config.min_frames:
+        raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
+    label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
+    example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
+    stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
+    flow = _FlowEncoder(config) if config.flow else None
+    for frame in frames:
+        frame = _resize_short(frame, config.resize_short)
+        stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
+        if flow is not None:
+            flow.add(frame)
+        del frame
     if flow is not None:
         flow_frames = example.feature_lists.feature_list[_tfrecord.FLOW_KEY].feature
         for jpeg in flow.finish():

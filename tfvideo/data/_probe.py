@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _annotations, _tfrecord, _video_io
+from tfvideo.data import _annotations, _formats, _rawframes, _tfrecord, _video_io
 
 
 def _spread(items, count):
@@ -34,11 +34,14 @@ def probe_frame_sizes(source, max_videos=8, label_map=None, video_root=None):
     if max_videos < 1:
         raise ValueError(f"probe_frame_sizes: max_videos={max_videos} must be >= 1")
     sizes = []
-    if _is_list(source):
-        records = _annotations.read_annotations(source, video_root, label_map)
+    if _formats.parse_source(source) is not None or _is_list(source):
+        if _formats.parse_source(source) is not None:
+            records = _formats.read_dataset(source, video_root=video_root, label_map=label_map).records
+        else:
+            records = _annotations.read_annotations(source, video_root, label_map)
         for record in _spread(records, max_videos):
             try:
-                info = _video_io.probe_video(record.path)
+                info = _rawframes.probe_record(record)  # A video file or a frame folder.
             except _video_io.VideoDecodeError:
                 continue
             sizes.append((int(info.height), int(info.width)))

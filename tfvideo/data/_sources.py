@@ -18,12 +18,35 @@ def is_tfrecord_source(source):
     )
 
 
-def file_source(records):
-    """Dataset of (path, label int32, media_id) of `VideoRecord`s, in list order."""
+def multi_hot(records, num_classes):
+    """float32 [N, num_classes]: 1 at each class of each record (its `labels`, else `label`; none for -1)."""
+    out = np.zeros((len(records), num_classes), np.float32)
+    for i, record in enumerate(records):
+        for k in record.labels or (record.label,):
+            if k >= num_classes:
+                raise ValueError(f"{record.media_id}: label {k} out of range [0, {num_classes})")
+            if k >= 0:
+                out[i, k] = 1.0
+    return out
+
+
+def file_source(records, multi_label=None):
+    """Dataset of (path, label, media_id, folder) of `VideoRecord`s, in list order.
+
+    `label`: int32, or with `multi_label` = C classes the float32 multi-hot [C].
+    `folder`: (frame template, start index int64, listed frame count int64) of a frame
+    folder; ("", 0, -1) for a video file.
+    """
     paths = [r.path for r in records]
-    labels = np.array([r.label for r in records], np.int32)
+    if multi_label:
+        labels = multi_hot(records, int(multi_label))
+    else:
+        labels = np.array([r.label for r in records], np.int32)
     ids = [r.media_id for r in records]
-    return tf.data.Dataset.from_tensor_slices((paths, labels, ids))
+    templates = [r.frame_template or "" for r in records]
+    starts = np.array([r.start_index if r.frame_template else 0 for r in records], np.int64)
+    counts = np.array([-1 if r.num_frames is None else r.num_frames for r in records], np.int64)
+    return tf.data.Dataset.from_tensor_slices((paths, labels, ids, (templates, starts, counts)))
 
 
 def tfrecord_source(pattern, *, training, seed, deterministic):
