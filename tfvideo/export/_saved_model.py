@@ -100,7 +100,8 @@ def load_for_export(model_dir=None, checkpoint=None):
     with _experiment.dtype_policy(config):
         model = config.build_model()
         size = config.build_preprocess().crop_size
-        model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, 3), np.float32))
+        channels = 2 if config.clip_spec.modality == "flow" else 3
+        model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, channels), np.float32))
     model.load_weights(checkpoint)
     return model, config
 
@@ -267,7 +268,8 @@ def export_saved_model(
                 if kind == "features":
                     inputs = _warmup.feature_warmup_inputs(feature_layer)
                 else:
-                    inputs = _warmup.warmup_inputs(kind, clip_spec.num_clips * clip_spec.clip_length, size)
+                    inputs = _warmup.warmup_inputs(kind, clip_spec.num_clips * clip_spec.clip_length, size,
+                                                   flow=clip_spec.modality == "flow")
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)
