@@ -177,12 +177,14 @@ def message(error):
 
 
 _RAISED = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras bolds the reason of a layer call error.
 
 
 def _user_code_error(lines):
     """The error inside a traced function's "in user code:" text (tf.function, Keras):
     `Type: message` of the innermost raise, with Keras's "Exception encountered when
     calling X" followed by the reason line; the file/line frames are left out."""
+    lines = [_ANSI.sub("", line) for line in lines]
     for i in range(len(lines) - 1, 0, -1):
         found = _RAISED.match(lines[i])
         if not found:
