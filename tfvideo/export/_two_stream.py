@@ -129,26 +129,13 @@ def export_two_stream_saved_model(export_dir, model_dirs, fusion_weights=(1.0, 1
         raise ValueError(f"--model_name={model_name!r} must be a non-empty name without '/'")
     base_path = os.path.join(export_dir, model_name)
     with _versions.staged_version_dir(base_path, version) as (tmp, publish):
-        vocab_dir = os.path.join(tmp, ".vocab")
-        os.makedirs(vocab_dir)
-        labels_file = os.path.join(vocab_dir, _saved_model.LABELS_ASSET)
-        with open(labels_file, "w") as f:
-            f.write("".join(label + "\n" for label in _saved_model._labels(first)))
+        labels_file = _saved_model.write_label_vocab(tmp, first)
         streams = {}
         for (model, config), name in sorted(zip(loaded, names), key=lambda item: item[1] == "flow"):
             spec = config.clip_spec.replace(num_clips=num_clips, num_crops=num_crops)
             streams[name] = _signatures.ServingModule(model, labels_file, config.num_classes, spec, top_k)
         module = TwoStreamServingModule(streams, dict(zip(names, weights)), labels_file, first.num_classes, top_k)
-        functions = {t: module.signature_function(t) for t in input_types}
-        signatures = {"serving_default": functions[input_types[0]], **functions,
-                      _signatures.CLIP_SPEC_SIGNATURE: module.clip_spec_function()}
-        saved = os.path.join(tmp, "saved")
-        tf.saved_model.save(module, saved, signatures=signatures)
-        for name in os.listdir(saved):
-            os.rename(os.path.join(saved, name), os.path.join(tmp, name))
-        os.rmdir(saved)
-        os.remove(labels_file)
-        os.rmdir(vocab_dir)
+        _saved_model.save_module(tmp, module, input_types, labels_file)
         path = publish()
     models_config = _versions.write_models_config(
         export_dir, model_name, serving_base_path and f"{serving_base_path.rstrip('/')}/{model_name}")
