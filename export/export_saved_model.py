@@ -2,6 +2,11 @@
 
   tfvideo-export --model_dir=runs/tsm --export_dir=/tmp/models --model_name=tsm \
       --input_type=jpeg_frames,frames,sequence_example --num_clips=1 --num_crops=1
+
+Two-stream (an RGB and a flow run -> one SavedModel returning the fused scores):
+
+  tfvideo-export --model_dir=runs/rgb,runs/flow --fusion_weights=1,1.5 --export_dir=/tmp/models \
+      --model_name=two_stream --input_type=sequence_example,frames,jpeg_frames
 """
 
 from absl import flags, logging
@@ -18,6 +23,8 @@ flags.DEFINE_list(
     "input_type", ["jpeg_frames", "frames", "sequence_example"],
     f"Signatures to export, any of {', '.join(_saved_model.INPUT_TYPES)}; the first is serving_default.",
 )
+flags.DEFINE_list("fusion_weights", None, "With two comma-separated --model_dir runs (RGB, flow): the weight of "
+                  "each run's probabilities in the fused score (default 1,1.5 as TSN).")
 flags.DEFINE_integer("num_clips", 1, "Test-time clips averaged inside the graph.")
 flags.DEFINE_enum("num_crops", "1", ["1", "3", "10"], "Test-time spatial crops averaged inside the graph.")
 flags.DEFINE_integer("top_k", 5, "Length of top_k_indices / top_k_labels.")
@@ -44,8 +51,33 @@ def _check_flags(argv):
         _cli.usage_error("export", str(e))
 
 
+def _export_two_stream():
+    from tfvideo.export import _two_stream
+
+    input_types = FLAGS.input_type
+    if not FLAGS["input_type"].present:
+        input_types = list(_two_stream.FUSED_INPUT_TYPES)
+    try:
+        weights = [float(w) for w in FLAGS.fusion_weights or (1.0, 1.5)]
+    except ValueError:
+        _cli.usage_error("export", f"--fusion_weights={','.join(FLAGS.fusion_weights)}: not numbers")
+    return _two_stream.export_two_stream_saved_model(
+        FLAGS.export_dir, FLAGS.model_dir.split(","), weights, model_name=FLAGS.model_name, input_types=input_types,
+        num_clips=FLAGS.num_clips, num_crops=int(FLAGS.num_crops), top_k=FLAGS.top_k, version=FLAGS.version,
+        serving_base_path=FLAGS.serving_base_path)
+
+
 def main(argv):
     _check_flags(argv)
+    if FLAGS.model_dir and "," in FLAGS.model_dir:
+        try:
+            result = _export_two_stream()
+        except (OSError, ValueError) as e:
+            _cli.fail("export", str(e), _cli.RUNTIME)
+        print(result.path)
+        return
+    if FLAGS.fusion_weights:
+        _cli.usage_error("export", "--fusion_weights needs two comma-separated --model_dir runs (RGB, flow)")
     try:
         result = _saved_model.export_saved_model(
             FLAGS.export_dir,

@@ -168,12 +168,33 @@ def message(error):
     if isinstance(error, KeyError) and len(error.args) == 1:
         text = repr(error.args[0])
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
+    text = _user_code_error(lines) if lines and lines[0] == "in user code:" else (lines[0] if lines else "")
     plain = (isinstance(error, (ValueError, OSError, Failure, app.UsageError, flags.Error))
              or type(error).__module__.startswith("tensorflow"))
     if not plain or not text:
         text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text
+
+
+_RAISED = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras bolds the reason of a layer call error.
+
+
+def _user_code_error(lines):
+    """The error inside a traced function's "in user code:" text (tf.function, Keras):
+    `Type: message` of the innermost raise, with Keras's "Exception encountered when
+    calling X" followed by the reason line; the file/line frames are left out."""
+    lines = [_ANSI.sub("", line) for line in lines]
+    for i in range(len(lines) - 1, 0, -1):
+        found = _RAISED.match(lines[i])
+        if not found:
+            continue
+        kind, text = found.groups()
+        if text.startswith("Exception encountered when calling"):
+            reason = next((line for line in lines[i + 1:] if not line.startswith("Arguments received")), "")
+            text = f"{text.rstrip('.')}: {reason}" if reason else text
+        return f"{kind}: {text}"
+    return lines[-1]
 
 
 def report(prog, error, verbose=None):

@@ -35,6 +35,44 @@ def predict(model, dataset, multi_label=False):
     return np.concatenate(labels).astype(np.int64), np.concatenate(probs), ids
 
 
+def fuse_predictions(streams, weights):
+    """Late fusion of several streams' predictions of the same videos (two-stream TSN).
+
+    Args:
+      streams: list of (name, labels int [N], probabilities float [N, K], media_ids) as
+        `predict` returns them, one per stream (videos in any order).
+      weights: one weight per stream (TSN weighs RGB:flow 1:1.5).
+
+    Returns:
+      (labels [M], fused probabilities [M, K] = sum_s w_s p_s / sum_s w_s, media_ids,
+      per-stream probabilities list of [M, K]) over the videos every stream scored, in the
+      first stream's order. ValueError naming the streams when they disagree on a video's
+      label, on the classes, or share no video.
+    """
+    if len(weights) != len(streams):
+        raise ValueError(f"--fusion_weights: {len(weights)} weights for {len(streams)} model_dirs.")
+    first_name, first_labels, first_probs, first_ids = streams[0]
+    order = [dict(zip(ids, range(len(ids)))) for _, _, _, ids in streams]
+    common = [m for m in first_ids if all(m in o for o in order[1:])]
+    if not common:
+        raise ValueError(f"the streams ({', '.join(s[0] for s in streams)}) share no evaluation video (media ids).")
+    per_stream = []
+    for (name, labels, probs, _), index in zip(streams, order):
+        if probs.shape[-1] != first_probs.shape[-1]:
+            raise ValueError(f"{name} scores {probs.shape[-1]} classes, {first_name} {first_probs.shape[-1]}.")
+        rows = np.array([index[m] for m in common])
+        mismatch = np.flatnonzero(labels[rows] != first_labels[np.array([order[0][m] for m in common])])
+        if mismatch.size:
+            m = common[mismatch[0]]
+            raise ValueError(f"video {m!r} is labelled {int(labels[index[m]])} in {name}'s evaluation data and "
+                             f"{int(first_labels[order[0][m]])} in {first_name}'s.")
+        per_stream.append(probs[rows])
+    weights = np.asarray(weights, np.float64)
+    fused = sum(w * p for w, p in zip(weights, per_stream)) / weights.sum()
+    labels = first_labels[np.array([order[0][m] for m in common])]
+    return labels, fused, common, per_stream
+
+
 def confusion_matrix(labels, predictions, num_classes):
     """int64 [K, K]: row = true class, column = predicted class."""
     matrix = np.zeros((num_classes, num_classes), np.int64)

@@ -77,11 +77,26 @@ def count_examples(source, label_map=None, on_error="raise"):
     return tfv_data.count_records(source, on_error=on_error)
 
 
+_MODALITY_CHANNELS = {"rgb": 3, "rgb_diff": 3, "flow": 2, "rgb+flow": 3}
+
+
 def input_shape(config, views=1):
-    """[None, views, T, S, S, 3] of the model input for `config`."""
+    """[None, views, T, S, S, C] of the model input for `config` (C: 3 for RGB, 2 for flow)."""
     sampler = config.build_sampler(training=False)
     size = config.clip_spec.crop_size
-    return (None, views, sampler.clip_length, size, size, 3)
+    return (None, views, sampler.clip_length, size, size, _MODALITY_CHANNELS[config.clip_spec.modality])
+
+
+def check_model_channels(config, model):
+    """ValueError saying what differs when the clip's channels are not those the model reads."""
+    want = getattr(model, "input_channels", None)
+    modality = config.clip_spec.modality
+    have = _MODALITY_CHANNELS[modality]
+    if want is not None and int(want) != have:
+        fix = "flow" if int(want) == 2 else "rgb"
+        raise ValueError(f"model {config.model!r} reads {want}-channel frames (input_channels={want}) but the "
+                         f"run's clip (config.json 'clip') has modality {modality!r}, {have}-channel frames; "
+                         f"train with --modality={fix}.")
 
 
 SPEC_INPUT_FLAGS = ("num_segments", "crop_size", "resize_short")
@@ -243,6 +258,7 @@ def build_model(config, views=1):
         _check_spec_matches_model(config, spec_video_column(feature_layer(config.feature_spec), config.feature_spec),
                                   views)
     model = config.build_model()
+    check_model_channels(config, model)
     model.build(input_shape(config, views))
     if train.remat:
         _remat.apply_remat(model)

@@ -2,6 +2,14 @@
 
   tfvideo-evaluate --model_dir=/tmp/run --eval_data=val.txt --num_clips=3 --num_crops=3
 
+Two-stream (late fusion of several runs on the same videos, e.g. TSN RGB + flow):
+
+  tfvideo-evaluate --model_dir=runs/rgb,runs/flow --fusion_weights=1,1.5 --eval_data='tfr/val-*'
+
+scores each run on its own clip spec (modality, sampler, crop), matches the videos by media
+id and reports the weighted average of the streams' class probabilities (and each stream's
+top-1); reports go to --output_dir (default: <first model_dir>/eval-fused).
+
 Multi-view testing: --num_clips clips x --num_crops crops per video, averaged by the model.
 Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.png (a labelled
 figure) under --output_dir (default model_dir/eval), a TensorBoard image under
@@ -11,6 +19,7 @@ accuracy (worst first) and the top confusions ("right_to_left -> left_to_right: 
 
 import os
 
+import numpy as np
 from absl import app, flags
 
 from tfvideo import _experiment
@@ -19,8 +28,12 @@ from trainers import _cli, _data_formats, _evaluation, _flags, _online, _reports
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_enum, "task", "recognition", ["recognition", "online_detection"], "What to evaluate.")
-_flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train.")
-_flags.define(flags.DEFINE_string, "eval_data", None, "Annotation list or TFRecord pattern (default: the run's).")
+_flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir written by tfvideo-train; several, comma-separated "
+              "(e.g. an RGB and a flow run), are fused (--fusion_weights).")
+_flags.define(flags.DEFINE_string, "eval_data", None, "Annotation list or TFRecord pattern (default: the run's); with "
+              "several model_dirs one source for all or one per model_dir, comma-separated.")
+flags.DEFINE_list("fusion_weights", None, "Weight of each --model_dir's class probabilities in the fused score "
+                  "(default: equal; TSN: 1,1.5 for RGB,flow).")
 _flags.define(flags.DEFINE_integer, "num_clips", 1, "Test clips per video.")
 _flags.define(flags.DEFINE_integer, "num_crops", 1, "Test crops per clip: 1, 3 or 10.")
 _flags.define(flags.DEFINE_integer, "batch_size", 4, "Videos per batch.")
@@ -67,13 +80,78 @@ def evaluate_recognition():
     return metrics, output_dir, config
 
 
+def _fusion_weights(count):
+    if FLAGS.fusion_weights is None:
+        return [1.0] * count
+    try:
+        weights = [float(w) for w in FLAGS.fusion_weights]
+    except ValueError:
+        raise ValueError(f"--fusion_weights={','.join(FLAGS.fusion_weights)}: not numbers.") from None
+    if len(weights) != count:
+        raise ValueError(f"--fusion_weights={','.join(FLAGS.fusion_weights)}: {len(weights)} weights for "
+                         f"{count} --model_dir entries.")
+    if any(not (w >= 0 and np.isfinite(w)) for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"--fusion_weights={','.join(FLAGS.fusion_weights)}: must be >= 0 with a positive sum.")
+    return weights
+
+
+def evaluate_fused(model_dirs):
+    """Several model_dirs on the same videos -> fused metrics (reports written)."""
+    weights = _fusion_weights(len(model_dirs))
+    _flags.check_ranges(FLAGS, {"num_clips": ">=1", "batch_size": ">=1"})
+    sources = FLAGS.eval_data.split(",") if FLAGS.eval_data else [None] * len(model_dirs)
+    if len(sources) == 1:
+        sources = sources * len(model_dirs)
+    if len(sources) != len(model_dirs):
+        raise ValueError(f"--eval_data: {len(sources)} sources for {len(model_dirs)} --model_dir entries.")
+    streams, configs, used = [], [], []
+    for model_dir, source in zip(model_dirs, sources):
+        if not os.path.isdir(model_dir):
+            raise ValueError(f"--model_dir={model_dir}: no such directory.")
+        model, config = _experiment.load_trained_model(model_dir)
+        if configs and (config.num_classes != configs[0].num_classes or config.labels != configs[0].labels):
+            raise ValueError(f"--model_dir={model_dir} has other classes ({config.num_classes}: "
+                             f"{', '.join(config.labels[:4])}...) than {model_dirs[0]} ({configs[0].num_classes}).")
+        source = source or config.train.eval_data
+        if not source:
+            raise ValueError(f"--eval_data is required (the run {model_dir} has no eval_data).")
+        if not _task.data_exists(source):
+            raise ValueError(f"--eval_data={source}: no such file (or no file matches the pattern).")
+        ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips,
+                           num_crops=FLAGS.num_crops)
+        labels, scores, ids = _evaluation.predict(model, ds)
+        streams.append((model_dir, labels, scores, ids))
+        configs.append(config)
+        used.append(source)
+    labels, fused, ids, per_stream = _evaluation.fuse_predictions(streams, weights)
+    config = configs[0]
+    metrics = _evaluation.classification_metrics(labels, fused, config.num_classes)
+    metrics["streams"] = [
+        {"model_dir": d, "modality": c.clip_spec.modality, "weight": w, "eval_data": s,
+         "top1": _evaluation.top_k_accuracy(labels, p, 1),
+         "mean_class_accuracy": _evaluation.classification_metrics(labels, p, c.num_classes)["mean_class_accuracy"]}
+        for d, c, w, s, p in zip(model_dirs, configs, weights, used, per_stream)]
+    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "fusion_weights": weights})
+    output_dir = FLAGS.output_dir or os.path.join(model_dirs[0], "eval-fused")
+    _evaluation.write_report(output_dir, metrics, ids, labels, fused, config.labels)
+    return metrics, output_dir, config
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.task == "online_detection":
         return _online.evaluate_main(FLAGS)
+    model_dirs = [d for d in (FLAGS.model_dir or "").split(",") if d]
     try:
-        metrics, output_dir, config = evaluate_recognition()
+        if FLAGS.num_crops not in (1, 3, 10):
+            raise ValueError(f"--num_crops={FLAGS.num_crops} must be 1, 3 or 10.")
+        if len(model_dirs) > 1:
+            metrics, output_dir, config = evaluate_fused(model_dirs)
+        elif FLAGS.fusion_weights is not None:
+            raise ValueError("--fusion_weights needs several --model_dir entries (comma-separated).")
+        else:
+            metrics, output_dir, config = evaluate_recognition()
     except (ValueError, FileNotFoundError) as e:
         _cli.report("tfvideo-evaluate", e)
         return 2
@@ -83,6 +161,11 @@ def main(argv):
         print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in "
               f"{output_dir}")
         return 0
+    for stream in metrics.get("streams", []):
+        print(f"stream {stream['model_dir']} ({stream['modality']}, weight {stream['weight']:g}): "
+              f"top-1 {stream['top1']:.4f}")
+    if "streams" in metrics:
+        print(f"fused ({len(metrics['streams'])} streams, {metrics['num_videos']} videos):")
     print(f"top-1: {metrics['top1']:.4f}")
     print(f"top-5: {metrics['top5']:.4f}")
     print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")

@@ -34,13 +34,18 @@ flags.DEFINE_string("label_map", None, "Class names, one per line (resolves clas
 flags.DEFINE_string("output_dir", None, "Where the shards are written.")
 flags.DEFINE_string("name", "data", "Shard name prefix.")
 flags.DEFINE_integer("num_shards", None, "Number of shards (default: one per 100 videos).", lower_bound=1)
-flags.DEFINE_integer("resize_short", 256, "Shorter side of stored frames; 0 keeps the original size.", lower_bound=0)
+flags.DEFINE_integer("resize_short", 256, "Shorter side of stored frames, scaled down to it; a video whose shorter "
+                     "side is already smaller keeps its size (never upscaled); 0 keeps every size.", lower_bound=0)
 flags.DEFINE_float("fps", 0.0, "Resample to this frame rate; 0 keeps every frame.", lower_bound=0.0)
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of stored frames.", lower_bound=1, upper_bound=100)
 flags.DEFINE_integer("min_frames", 1, "Videos with fewer (stored) frames are reported as too short and skipped.",
                      lower_bound=1)
-flags.DEFINE_boolean("flow", False, "Also store TV-L1 optical flow as quantized x/y JPEG frames.")
+flags.DEFINE_boolean("flow", False, "Also store optical flow (--flow_method) as quantized x/y JPEG frames.")
 flags.DEFINE_float("flow_bound", 20.0, "Flow is clipped to [-bound, bound] before quantizing to 0..255.")
+flags.DEFINE_enum("flow_method", "dis", ["dis", "tvl1", "farneback"],
+                  "Optical flow algorithm (OpenCV): dis (DIS, medium preset; ~50x faster than tvl1), tvl1 (Dual TV-L1, "
+                  "TSN's and I3D's; about 1 s a 340x256 frame pair on one core) or farneback. With --flow and no "
+                  "--num_shards there is at least one shard per worker, so --workers processes extract flow in parallel.")
 flags.DEFINE_integer("workers", None, "Parallel worker processes of the local run (default: CPU count; with --beam "
                      "use --beam_args, e.g. --direct_num_workers).", lower_bound=1)
 flags.DEFINE_boolean("overwrite", False, "Remove every existing shard of --name and rebuild (without it, shards "
@@ -76,6 +81,10 @@ def summary_lines(name, result):
         f"({len(result['skipped_shards'])} already complete), {len(result['failures'])} skipped"
     )
     lines = [head]
+    kept = result.get("kept_size") or []
+    if kept:
+        lines.append(f"  {len(kept)} videos kept at their size (shorter side already below --resize_short="
+                     f"{FLAGS.resize_short}; frames are never upscaled), e.g. {kept[0]}")
     lines += [f"  skipped {failure['path']}: {failure['reason']}" for failure in result["failures"]]
     missing = result.get("missing") or []
     if missing:
@@ -138,6 +147,7 @@ def _prepare(data):
             min_frames=FLAGS.min_frames,
             flow=FLAGS.flow,
             flow_bound=FLAGS.flow_bound,
+            flow_method=FLAGS.flow_method,
         )
     except ValueError as e:  # PrepareConfig's range checks, named by flag.
         raise FlagError(str(e).replace("PrepareConfig.", "--")) from None

@@ -82,6 +82,11 @@ flags.DEFINE_integer("resize_short", None, "Shorter side before cropping (defaul
 flags.DEFINE_enum("train_crop", None, ["multi_scale", "random_resized", "center"],
                   "Training crop: TSN's multi-scale corner/centre crops, Inception-style random resized, or the "
                   "centre (default: the recipe's; auto: centre from scratch, multi_scale from pretrained weights).")
+flags.DEFINE_enum("modality", None, ["rgb", "flow", "rgb_diff"],
+                  "What the network reads (recorded in config.json's clip spec): rgb frames, optical flow "
+                  "(TFRecords made with tfvideo-prepare --flow; x/y of 5 consecutive frames stacked per segment "
+                  "for the flow presets) or TSN's RGB difference. Default: the preset's (flow for tsn_*_flow "
+                  "presets, else rgb); must fit the preset's input channels.")
 flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")
 flags.DEFINE_list("flip_label_map", None, "Class id of each class's mirror image (e.g. 1,0,2,3 swaps classes "
                   "0 and 1 when a clip is flipped): for direction classes such as left/right. Default: derived "
@@ -137,6 +142,14 @@ def _validate():
     _flags.check_ranges(FLAGS, _RANGES)
     if FLAGS.epochs is None and FLAGS.train_steps is None:
         raise FlagError("--epochs or --train_steps is required.")
+    if FLAGS.modality:
+        try:
+            _clip_specs.check_modality(FLAGS.model, FLAGS.modality)
+            if FLAGS.modality == "rgb_diff":
+                models.default_clip_spec(FLAGS.model, modality="rgb_diff")
+        except ValueError as e:
+            raise FlagError(f"--modality={FLAGS.modality} does not fit --model={FLAGS.model}: "
+                            f"{str(e).replace('modality=', '', 1)}") from None
 
 
 def build_config():
@@ -175,7 +188,7 @@ def build_config():
         values["recipe_basis"] = _recipes.basis_text(facts)
     values["flip_label_map_source"] = mirror_source
     _recipes.announce({**values, **preprocess, "dropout": dropout}, explicit, labels, mirror_source)
-    clip = models.default_clip_spec(FLAGS.model, FLAGS.num_segments, **preprocess)
+    clip = models.default_clip_spec(FLAGS.model, FLAGS.num_segments, modality=FLAGS.modality, **preprocess)
     config = _experiment.ExperimentConfig(
         model=FLAGS.model, num_classes=int(num_classes), model_kwargs=model_kwargs, labels=labels,
         task=FLAGS.task, clip=clip,

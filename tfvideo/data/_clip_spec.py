@@ -233,9 +233,9 @@ class ClipSpec:
         shape = tf.shape(frames)
         clips = tf.reshape(frames, tf.concat([[self.num_clips, self.clip_length], shape[-3:]], 0))
         config = self._preprocess
-        if channels == 2:  # Flow: x, y in the first two channels, normalised with the first two mean/std.
-            clips = clips[..., :2]
-            config = dataclasses.replace(config, mean=tuple(config.mean[:2]), std=tuple(config.std[:2]))
+        if channels == 2:  # Flow: x, y in the first two channels, normalised as in training.
+            video = _preprocess.normalize_flow(_preprocess.eval_spatial(clips[..., :2], config), config)
+            return tf.ensure_shape(video, [None, None, config.crop_size, config.crop_size, 2])
         return _preprocess.preprocess_eval(clips, config)
 
     def clip_from_encoded(self, encoded):

@@ -10,7 +10,8 @@ inputs, or one that finds another `-of-N` set of the same name, raises `ShardSet
 saying what differs, unless `overwrite=True`, which removes the old shards first. Worker
 processes exit when the process that started them dies, even by SIGKILL.
 
-Optical flow (optional) is TV-L1 between consecutive stored frames, clipped to
+Optical flow (optional) is computed between consecutive stored frames (`flow_method`:
+OpenCV's DIS by default, TV-L1 or Farneback; see `optical_flow`), clipped to
 [-bound, bound] and quantized to 0..255 (as TSN/I3D store it), kept as one JPEG per
 frame under `FLOW_KEY` with x in channel 0 and y in channel 1 (4:4:4 sampling, so the
 channels do not bleed into each other). Flow frame i is the motion from frame i to
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvideo.api._export import tf_export
+from tfvideo.api._export import export_constant, tf_export
 from tfvideo.data import _lifeline, _rawframes, _tfrecord, _video_io
 
 
@@ -44,8 +45,11 @@ class PrepareConfig:
       fps: resample to this frame rate (0 keeps every frame).
       jpeg_quality: JPEG quality of stored frames.
       min_frames: videos with fewer frames are reported as too short and skipped.
-      flow: also store TV-L1 optical flow (OpenCV contrib) under `FLOW_KEY`.
+      flow: also store optical flow under `FLOW_KEY`.
       flow_bound: flow is clipped to [-flow_bound, flow_bound] before quantizing.
+      flow_method: "dis" (OpenCV's DIS, medium preset: the default, ~50x faster than
+        TV-L1), "tvl1" (OpenCV contrib's Dual TV-L1, what TSN/I3D used) or "farneback".
+        See `optical_flow` and benchmarks/flow_methods.py.
     """
 
     resize_short: int = 256
@@ -54,8 +58,11 @@ class PrepareConfig:
     min_frames: int = 1
     flow: bool = False
     flow_bound: float = 20.0
+    flow_method: str = "dis"
 
     def __post_init__(self):
+        if self.flow_method not in FLOW_METHODS:
+            raise ValueError(f"PrepareConfig.flow_method={self.flow_method!r} must be one of {', '.join(FLOW_METHODS)}.")
         checks = [("resize_short", self.resize_short >= 0, ">= 0 (0 keeps the decoded size)"),
                   ("fps", self.fps >= 0, ">= 0 (0 keeps every frame)"),
                   ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]"),
@@ -81,8 +88,10 @@ def shard_paths(output_dir, name, num_shards):
 
 
 def _resize_short(frame, size):
+    """The frame with its shorter side scaled down to `size`; a shorter side already below it is kept
+    (never upscaled: the training clip spec resizes as it needs)."""
     h, w = frame.shape[:2]
-    if not size or min(h, w) == size:
+    if not size or min(h, w) <= size:
         return frame
     scale = size / min(h, w)
     new = (max(size, round(w * scale)), max(size, round(h * scale)))
@@ -112,29 +121,61 @@ def dequantize_flow(quantized, bound=20.0):
     return np.asarray(quantized, np.float32) * (2.0 * bound / 255.0) - bound
 
 
-@tf_export("tfvideo.data.tvl1_flow")
-def tvl1_flow(frames_rgb):
-    """TV-L1 optical flow between consecutive frames: float32 [N, H, W, 2] for N frames.
+def _farneback():
+    class Farneback:  # OpenCV's defaults of the samples (pyramid 0.5 x 3, window 15, 3 iterations).
+        def calc(self, prev, nxt, flow):
+            return cv2.calcOpticalFlowFarneback(prev, nxt, flow, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+    return Farneback()
+
+
+# name -> a factory of objects with `calc(prev_gray, next_gray, None) -> float32 [H, W, 2]`.
+_FLOW_ALGORITHMS = {
+    "dis": lambda: cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM),
+    "tvl1": lambda: cv2.optflow.DualTVL1OpticalFlow_create(),
+    "farneback": _farneback,
+}
+FLOW_METHODS = export_constant("tfvideo.data.FLOW_METHODS", tuple(_FLOW_ALGORITHMS))
+
+
+@tf_export("tfvideo.data.optical_flow")
+def optical_flow(frames_rgb, method="dis"):
+    """Optical flow between consecutive frames: float32 [N, H, W, 2] (x, y in pixels) for N frames.
 
     Flow i moves frame i to frame i + 1; the last entry repeats the one before it
     (zeros for a one-frame video), so flow and RGB share frame indices.
+
+    Args:
+      frames_rgb: uint8 [N, H, W, 3] (or a list of frames).
+      method: one of `FLOW_METHODS`: "dis" (OpenCV's DIS optical flow, medium preset),
+        "tvl1" (OpenCV contrib's Dual TV-L1, TSN's and I3D's choice; ~1 s a 340x256 pair
+        on one core) or "farneback". Speed and end-point error of each:
+        benchmarks/flow_methods.py.
     """
+    if method not in _FLOW_ALGORITHMS:
+        raise ValueError(f"optical_flow: method={method!r} must be one of {', '.join(FLOW_METHODS)}.")
     gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb]
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    flows = [tvl1.calc(gray[i], gray[i + 1], None) for i in range(len(gray) - 1)]
+    algorithm = _FLOW_ALGORITHMS[method]()
+    flows = [algorithm.calc(gray[i], gray[i + 1], None) for i in range(len(gray) - 1)]
     if not flows:
         flows = [np.zeros(gray[0].shape + (2,), np.float32)]
     flows.append(flows[-1])
     return np.stack(flows).astype(np.float32)
 
 
+@tf_export("tfvideo.data.tvl1_flow")
+def tvl1_flow(frames_rgb):
+    """TV-L1 optical flow between consecutive frames: `optical_flow(frames_rgb, "tvl1")`."""
+    return optical_flow(frames_rgb, "tvl1")
+
+
 class _FlowEncoder:
-    """TV-L1 flow JPEGs of a frame stream, as `tvl1_flow` + `quantize_flow` give for all frames at
-    once, holding only the previous frame (grey)."""
+    """Flow JPEGs of a frame stream (`config.flow_method`), as `optical_flow` + `quantize_flow` give
+    for all frames at once, holding only the previous frame (grey)."""
 
     def __init__(self, config):
         self._config = config
-        self._tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+        self._algorithm = _FLOW_ALGORITHMS[config.flow_method]()
         self._previous = None
         self.jpegs = []
 
@@ -146,7 +187,7 @@ class _FlowEncoder:
     def add(self, frame_rgb):
         gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
         if self._previous is not None:
-            self.jpegs.append(self._encode(self._tvl1.calc(self._previous, gray, None).astype(np.float32)))
+            self.jpegs.append(self._encode(self._algorithm.calc(self._previous, gray, None).astype(np.float32)))
         self._previous = gray
 
     def finish(self):
@@ -176,26 +217,29 @@ def _folder_frames(record, count):
         yield _rawframes.read_frame_folder(record.path, [index], record.frame_template, record.start_index, count)[0]
 
 
-def video_to_sequence_example(record, config, label_names=None, decode_threads=None):
+def video_to_sequence_example(record, config, label_names=None, decode_threads=None, kept_size=None):
     """Decodes one video (file or frame folder) and returns its SequenceExample (raises VideoDecodeError).
 
     Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
     so memory does not grow with the video's length (only its JPEGs are kept).
     `decode_threads`: FFmpeg decoding threads (None: one per core).
+    kept_size: optional list; the video's path is appended when its shorter side was
+    already below `config.resize_short` (its frames are stored at their size).
     """
     if _rawframes.is_frame_record(record):  # A folder has no timestamps: --fps does not apply (rate 0: unknown).
         count = _rawframes.probe_record(record).num_frames
-        return _encode_frames(record, config, label_names, np.arange(count), 0.0, _folder_frames(record, count))
+        frames = _folder_frames(record, count)
+        return _encode_frames(record, config, label_names, np.arange(count), 0.0, frames, kept_size)
     with _video_io.VideoReader(record.path, num_threads=decode_threads) as video:
         indices = np.arange(video.num_frames)
         frame_rate = video.info.fps
         if config.fps:
             indices = resample_indices(video.frame_times, video.duration, config.fps)
             frame_rate = config.fps
-        return _encode_frames(record, config, label_names, indices, frame_rate, video.iter_frames(indices))
+        return _encode_frames(record, config, label_names, indices, frame_rate, video.iter_frames(indices), kept_size)
 
 
-def _encode_frames(record, config, label_names, indices, frame_rate, frames):
+def _encode_frames(record, config, label_names, indices, frame_rate, frames, kept_size):
     """The SequenceExample of `frames` (an iterator over the frames at `indices`), each JPEG
     going straight into the record: no list of them beside it."""
     if len(indices) < config.min_frames:
@@ -204,7 +248,9 @@ def _encode_frames(record, config, label_names, indices, frame_rate, frames):
     example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
     stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
     flow = _FlowEncoder(config) if config.flow else None
-    for frame in frames:
+    for position, frame in enumerate(frames):
+        if position == 0 and kept_size is not None and config.resize_short and min(frame.shape[:2]) < config.resize_short:
+            kept_size.append(record.path)
         frame = _resize_short(frame, config.resize_short)
         stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
         if flow is not None:
@@ -217,15 +263,18 @@ def _encode_frames(record, config, label_names, indices, frame_rate, frames):
     return example
 
 
-def _write_shard(path, records, config, label_names, decode_threads=None):
-    """Writes one shard atomically; returns the list of (path, reason) failures."""
+def _write_shard(path, records, config, label_names, decode_threads=None, kept_size=None):
+    """Writes one shard atomically; returns the list of (path, reason) failures.
+
+    kept_size: optional list collecting the videos stored at their own (smaller) size.
+    """
     failures = []
     tmp = f"{path}{_TMP_MARK}{os.getpid()}"
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in records:
                 try:
-                    example = video_to_sequence_example(record, config, label_names, decode_threads)
+                    example = video_to_sequence_example(record, config, label_names, decode_threads, kept_size)
                 except _video_io.VideoDecodeError as e:
                     failures.append({"path": record.path, "reason": e.reason})
                     continue
@@ -250,14 +299,15 @@ def _failures_path(shard):
 
 def _run_shard(args):
     path, records, config, label_names, decode_threads = args
-    failures = _write_shard(path, records, config, label_names, decode_threads)
+    kept_size = []
+    failures = _write_shard(path, records, config, label_names, decode_threads, kept_size)
     # Written after the shard, atomically: its presence marks the shard complete, and it
     # keeps the shard's failures for a rerun that skips it.
     tmp = _failures_path(path) + _TMP_MARK + str(os.getpid())
     with open(tmp, "w") as f:
         json.dump(failures, f)
     os.replace(tmp, _failures_path(path))
-    return path, len(records), failures
+    return path, len(records), failures, kept_size
 
 
 def _remove_stale_temporaries(paths):
@@ -287,6 +337,14 @@ def manifest_path(output_dir, name):
     return os.path.join(output_dir, f"{name}{MANIFEST_SUFFIX}")
 
 
+def _manifest_config(config):
+    """The config as recorded; `flow_method` only with flow (a set without flow made before it existed matches)."""
+    values = dataclasses.asdict(config)
+    if not values["flow"]:
+        values.pop("flow_method")
+    return values
+
+
 def build_manifest(records, num_shards, config, label_names):
     """The inputs of a preparation run as a JSON-able dict (records by content hash)."""
     listing = json.dumps([[r.path, int(r.label), r.media_id] for r in records], separators=(",", ":"))
@@ -294,7 +352,7 @@ def build_manifest(records, num_shards, config, label_names):
         "version": 1,
         "videos": len(records),
         "records_sha256": hashlib.sha256(listing.encode()).hexdigest(),
-        "config": dataclasses.asdict(config),
+        "config": _manifest_config(config),
         "label_names": list(label_names) if label_names else None,
         "num_shards": num_shards,
     }
@@ -392,6 +450,15 @@ def claim_shard_set(output_dir, name, manifest, overwrite=False):
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def _default_num_shards(num_records, config, workers):
+    """One shard per 100 videos; with flow (the costly part) at least one per worker, so that
+    every worker process extracts flow (shards are the unit of parallel work)."""
+    count = max(1, (num_records + 99) // 100)
+    if config.flow:
+        count = max(count, min(workers or os.cpu_count() or 1, num_records))
+    return count
+
+
 @tf_export("tfvideo.data.prepare_tfrecords")
 def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, label_names=None, workers=None,
                       progress=None, overwrite=False):
@@ -406,7 +473,7 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
     Args:
       records: list of `VideoRecord` (see `read_annotations`).
       output_dir, name: shards are `<output_dir>/<name>-NNNNN-of-MMMMM.tfrecord`.
-      num_shards: default: one per 100 videos.
+      num_shards: default: one per 100 videos (with flow: at least one per worker).
       config: `PrepareConfig`.
       label_names: class names stored as `clip/label/string`.
       workers: processes converting shards in parallel (default: CPU count).
@@ -416,17 +483,19 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
 
     Returns:
       dict: `shards` (paths), `skipped_shards` (already complete), `failures`
-      (list of {path, reason}), `written` (videos converted).
+      (list of {path, reason}), `written` (videos converted), `kept_size` (videos of this
+      run whose shorter side was already below `resize_short`: stored at their size,
+      never upscaled).
     """
     config = config or PrepareConfig()
     records = list(records)
-    num_shards = check_count("num_shards", num_shards) or max(1, (len(records) + 99) // 100)
     workers = check_count("workers", workers)
+    num_shards = check_count("num_shards", num_shards) or _default_num_shards(len(records), config, workers)
     os.makedirs(output_dir, exist_ok=True)
     claim_shard_set(output_dir, name, build_manifest(records, num_shards, config, label_names), overwrite)
     paths = shard_paths(output_dir, name, num_shards)
     _remove_stale_temporaries(paths)
-    jobs, skipped, failures = [], [], []
+    jobs, skipped, failures, kept_size = [], [], [], []
     done = 0
     for i, path in enumerate(paths):
         shard_records = records[i::num_shards]
@@ -449,15 +518,17 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
         pool = (concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lifeline.exit_with_parent,
                                                        initargs=(os.getpid(),)) if workers > 1 else _InlineExecutor())
         with pool:
-            for path, count, shard_failures in pool.map(_run_shard, jobs):
+            for path, count, shard_failures, shard_kept in pool.map(_run_shard, jobs):
                 failures.extend(shard_failures)
+                kept_size.extend(shard_kept)
                 done += count
                 logging.info("wrote %s", path)
                 if progress:
                     progress(done, len(records))
     for failure in failures:
         logging.warning("skipped %s: %s", failure["path"], failure["reason"])
-    return {"shards": paths, "skipped_shards": skipped, "failures": failures, "written": len(records) - len(failures)}
+    return {"shards": paths, "skipped_shards": skipped, "failures": failures, "written": len(records) - len(failures),
+            "kept_size": kept_size}
 
 
 class _InlineExecutor:

@@ -105,7 +105,7 @@ def preprocess_train(video, label, seed, config):
     return tf.ensure_shape(video, [None, None, config.crop_size, config.crop_size, None]), label
 
 
-def _eval_spatial(video, config):
+def eval_spatial(video, config):
     """Resize + test views: float [V * num_crops, T, S, S, C] (views clip-major)."""
     if config.resize_short:
         video = _transforms.resize_short_side(video, config.resize_short)
@@ -120,16 +120,32 @@ def _eval_spatial(video, config):
 @tf_export("tfvideo.data.preprocess_eval")
 def preprocess_eval(video, config):
     """uint8 [V, T, H, W, C] -> float32 [V * num_crops, T, S, S, C]: resize, crops, normalize."""
-    video = _transforms.normalize(_eval_spatial(video, config), config.mean, config.std)
+    video = _transforms.normalize(eval_spatial(video, config), config.mean, config.std)
     size = config.crop_size
     return tf.ensure_shape(video, [None, None, size, size, None])
 
 
-def _normalize_flow(flow, flipped):
-    """Quantized flow 0..255 -> float32 flow / bound in [-1, 1]; a mirrored clip negates x."""
-    flow = tf.cast(flow, tf.float32) / 127.5 - 1.0
+# The flow presets' normalisation: MMAction2's TSN flow config (mean = std = 128 on 0..255 values).
+FLOW_MEAN = (128 / 255, 128 / 255)
+FLOW_STD = (128 / 255, 128 / 255)
+
+
+def normalize_flow(flow, config, flipped=False):
+    """Quantized flow 0..255 [..., 2] -> float32 network input; a mirrored clip reverses x.
+
+    With two-value `config.mean` / `config.std` (the flow presets' `FLOW_MEAN` / `FLOW_STD`):
+    `(v - 255 mean) / (255 std)`, and a mirrored clip's x is inverted first (255 - v), as
+    MMAction2 does (`Flip` inverts flow-x, `ActionDataPreprocessor` normalises with
+    mean = std = 128). With RGB (three-value) mean/std: flow / bound in [-1, 1]
+    (`v / 127.5 - 1`), x negated when mirrored.
+    """
+    flow = tf.cast(flow, tf.float32)
+    flipped = tf.convert_to_tensor(flipped)
+    if len(config.mean) == 2:
+        flow = tf.where(flipped, tf.concat([255.0 - flow[..., :1], flow[..., 1:]], -1), flow)
+        return _transforms.normalize(flow, config.mean, config.std)
     sign = tf.where(flipped, tf.constant([-1.0, 1.0]), tf.constant([1.0, 1.0]))
-    return flow * sign
+    return (flow / 127.5 - 1.0) * sign
 
 
 def _preprocess_modalities(element, seed, *, training, config, modality, snippet_length):
@@ -151,15 +167,15 @@ def _preprocess_modalities(element, seed, *, training, config, modality, snippet
     else:
         flipped = tf.constant(False)
         if "frames" in element:
-            rgb = _eval_spatial(element["frames"], config)
+            rgb = eval_spatial(element["frames"], config)
         if "flow" in element:
-            flow = _eval_spatial(element["flow"], config)
+            flow = eval_spatial(element["flow"], config)
     if modality in ("rgb", "rgb+flow"):
         out["video"] = _transforms.normalize(rgb, config.mean, config.std)
     elif modality == "rgb_diff":
         out["video"] = _transforms.rgb_difference(rgb, snippet_length) / 255.0
     if modality in ("flow", "rgb+flow"):
-        out["flow" if modality == "rgb+flow" else "video"] = _normalize_flow(flow, flipped)
+        out["flow" if modality == "rgb+flow" else "video"] = normalize_flow(flow, config, flipped)
     out = {key: tf.ensure_shape(value, [None, None, size, size, None]) for key, value in out.items()}
     out["label"] = label
     out["media_id"] = element["media_id"]

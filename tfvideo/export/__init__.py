@@ -8,6 +8,7 @@ from tfvideo.export import (  # noqa: F401 -- importing registers the public sym
     _saved_model,
     _signatures,
     _streaming,
+    _two_stream,
     _versions,
     _warmup,
 )

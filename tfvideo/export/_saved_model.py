@@ -100,7 +100,8 @@ def load_for_export(model_dir=None, checkpoint=None):
     with _experiment.dtype_policy(config):
         model = config.build_model()
         size = config.build_preprocess().crop_size
-        model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, 3), np.float32))
+        channels = 2 if config.clip_spec.modality == "flow" else 3
+        model(np.zeros((1, config.build_sampler(training=False).clip_length, size, size, channels), np.float32))
     model.load_weights(checkpoint)
     return model, config
 
@@ -176,6 +177,32 @@ def _write_export_record(version_dir, clip_spec, input_types):
         f.write(clip_spec.to_json())
 
 
+def write_label_vocab(version_dir, config):
+    """Writes the class names to a scratch file in `version_dir` (a SavedModel asset once saved); its path."""
+    vocab_dir = os.path.join(version_dir, ".vocab")
+    os.makedirs(vocab_dir)
+    labels_file = os.path.join(vocab_dir, LABELS_ASSET)
+    with open(labels_file, "w") as f:
+        f.write("".join(label + "\n" for label in _labels(config)))
+    return labels_file
+
+
+def save_module(version_dir, module, input_types, labels_file):
+    """Saves `module` with its `input_types` signatures (the first also `serving_default`) and
+    `clip_spec` as the SavedModel in `version_dir` itself; removes the scratch label vocabulary."""
+    functions = {t: module.signature_function(t) for t in input_types}
+    signatures = {"serving_default": functions[input_types[0]], **functions,
+                  _signatures.CLIP_SPEC_SIGNATURE: module.clip_spec_function()}
+    saved = os.path.join(version_dir, "saved")
+    tf.saved_model.save(module, saved, signatures=signatures)
+    # Move the SavedModel's files up so the staging directory itself is the version directory.
+    for name in os.listdir(saved):
+        os.rename(os.path.join(saved, name), os.path.join(version_dir, name))
+    os.rmdir(saved)
+    os.remove(labels_file)
+    os.rmdir(os.path.dirname(labels_file))
+
+
 @tf_export("tfvideo.export.export_saved_model")
 def export_saved_model(
     export_dir,
@@ -242,23 +269,9 @@ def export_saved_model(
             raise ValueError(_signatures.NEEDS_FEATURE_LAYER)
 
     with _versions.staged_version_dir(base_path, version) as (tmp, publish):
-        vocab_dir = os.path.join(tmp, ".vocab")
-        os.makedirs(vocab_dir)
-        labels_file = os.path.join(vocab_dir, LABELS_ASSET)
-        with open(labels_file, "w") as f:
-            f.write("".join(label + "\n" for label in _labels(config)))
+        labels_file = write_label_vocab(tmp, config)
         module = _signatures.ServingModule(model, labels_file, config.num_classes, clip_spec, top_k, feature_layer)
-        functions = {t: module.signature_function(t) for t in input_types}
-        signatures = {"serving_default": functions[input_types[0]], **functions,
-                      _signatures.CLIP_SPEC_SIGNATURE: module.clip_spec_function()}
-        saved = os.path.join(tmp, "saved")
-        tf.saved_model.save(module, saved, signatures=signatures)
-        # Move the SavedModel's files up so tmp itself is the version directory.
-        for name in os.listdir(saved):
-            os.rename(os.path.join(saved, name), os.path.join(tmp, name))
-        os.rmdir(saved)
-        os.remove(labels_file)
-        os.rmdir(vocab_dir)
+        save_module(tmp, module, input_types, labels_file)
         if warmup:
             size = clip_spec.preprocess.resize_short or clip_spec.crop_size
             requests = []
@@ -267,7 +280,8 @@ def export_saved_model(
                 if kind == "features":
                     inputs = _warmup.feature_warmup_inputs(feature_layer)
                 else:
-                    inputs = _warmup.warmup_inputs(kind, clip_spec.num_clips * clip_spec.clip_length, size)
+                    inputs = _warmup.warmup_inputs(kind, clip_spec.num_clips * clip_spec.clip_length, size,
+                                                   flow=clip_spec.modality == "flow")
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)

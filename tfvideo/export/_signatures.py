@@ -6,10 +6,12 @@ Every signature returns the same outputs:
   the label vocabulary stored as a SavedModel asset).
 
 Inputs per type (V = num_clips test clips, T = the sampler's clip length):
-  frames            uint8 [B, V*T, H, W, 3]: already sampled frames, clip-major; H, W free.
+  frames            uint8 [B, V*T, H, W, 3]: already sampled frames, clip-major; H, W free
+                    (a flow model: flow frames, x and y in channels 0 and 1).
   jpeg_frames       string [B, V*T]: the same frames JPEG-encoded, decoded in the graph.
   sequence_example  string [B]: serialized SequenceExamples (tfvideo.data layout) of whole
-                    videos; the test-time sampler picks the frames in the graph.
+                    videos; the test-time sampler picks the frames in the graph (a flow
+                    model reads the records' flow frames).
   features          the raw feature dict of a FeatureLayer's serving input signature (a
                     video column: encoded JPEG frames string [B, N] of whole videos, padded
                     with "", sampled in the graph); the layer's output goes to the model.
@@ -58,6 +60,25 @@ class ServingModule(tf.Module):
         self._views = clip_spec.num_clips
         self._clip_length = clip_spec.clip_length
         self._top_k = max(1, min(int(top_k), int(num_classes)))
+        # Channels of the network input: flow clips keep x, y of the stored 3-channel flow JPEGs.
+        self._channels = 2 if clip_spec.modality == "flow" else 3
+
+    # --- the clip of each input type (also used by the two-stream export) -------------
+    def clips(self, input_type, inputs):
+        """The raw input of `input_type` -> float32 [B, views, T, S, S, C] (C: 3 RGB, 2 flow)."""
+        if input_type == "frames":
+            return self._per_video(self._spec.preprocess_frames, inputs)
+        if input_type == "jpeg_frames":
+            return self._per_video(lambda v: self._spec.preprocess_frames(_decode.decode_images(v)), inputs)
+        if input_type == "sequence_example":
+            flow = self._channels == 2
+
+            def one(serialized):
+                parsed = _tfrecord.parse_sequence_example(serialized, with_flow=flow)
+                return self._spec.clip_from_encoded(parsed["flow" if flow else "frames"])
+
+            return self._per_video(one, inputs)
+        raise ValueError(f"input type {input_type!r} has no clip path ({', '.join(INPUT_TYPES[:3])}).")
 
     # --- shared tail -----------------------------------------------------------------
     def _outputs(self, video):
@@ -79,7 +100,7 @@ class ServingModule(tf.Module):
     def _per_video(self, fn, elements):
         """Maps `fn` over the batch so videos in one request may differ in size."""
         size = self._spec.crop_size
-        spec = tf.TensorSpec([self._spec.num_views, self._clip_length, size, size, 3], tf.float32)
+        spec = tf.TensorSpec([self._spec.num_views, self._clip_length, size, size, self._channels], tf.float32)
         return tf.map_fn(fn, elements, fn_output_signature=spec)
 
     # --- signatures ------------------------------------------------------------------
@@ -88,7 +109,7 @@ class ServingModule(tf.Module):
 
         @tf.function(input_signature=[spec])
         def serve_frames(frames):
-            return self._outputs(self._per_video(self._spec.preprocess_frames, frames))
+            return self._outputs(self.clips("frames", frames))
 
         return serve_frames
 
@@ -97,21 +118,16 @@ class ServingModule(tf.Module):
 
         @tf.function(input_signature=[spec])
         def serve_jpeg_frames(jpeg_frames):
-            return self._outputs(
-                self._per_video(lambda v: self._spec.preprocess_frames(_decode.decode_images(v)), jpeg_frames)
-            )
+            return self._outputs(self.clips("jpeg_frames", jpeg_frames))
 
         return serve_jpeg_frames
 
     def sequence_example_function(self):
         spec = tf.TensorSpec([None], tf.string, name="sequence_example")
 
-        def one(serialized):
-            return self._spec.clip_from_encoded(_tfrecord.parse_sequence_example(serialized)["frames"])
-
         @tf.function(input_signature=[spec])
         def serve_sequence_example(sequence_example):
-            return self._outputs(self._per_video(one, sequence_example))
+            return self._outputs(self.clips("sequence_example", sequence_example))
 
         return serve_sequence_example
 

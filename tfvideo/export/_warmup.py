@@ -26,15 +26,19 @@ def _jpegs(frames):
     return [tf.io.encode_jpeg(f, quality=90).numpy() for f in frames]
 
 
-def warmup_inputs(input_type, num_frames, size):
-    """One example request's inputs for a signature (dict name -> numpy array), or None."""
+def warmup_inputs(input_type, num_frames, size, flow=False):
+    """One example request's inputs for a signature (dict name -> numpy array), or None.
+
+    flow: the model reads flow; a SequenceExample request then also holds flow frames.
+    """
     frames = _gray_frames(num_frames, size, size)
     if input_type == "frames":
         return {"frames": frames[None]}
     if input_type == "jpeg_frames":
         return {"jpeg_frames": np.array([_jpegs(frames)], dtype=object)}
     if input_type == "sequence_example":
-        ex = _tfrecord.make_sequence_example(_jpegs(frames), media_id="warmup")
+        ex = _tfrecord.make_sequence_example(_jpegs(frames), media_id="warmup",
+                                             flow_frames=_jpegs(frames) if flow else None)
         return {"sequence_example": np.array([ex.SerializeToString()], dtype=object)}
     return None  # Feature dicts have no generic example.
 

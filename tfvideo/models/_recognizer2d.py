@@ -54,7 +54,11 @@ class Recognizer2D(keras.Model):
         authors' code: `tfvideo.models._tdn.tdn_resnet`; ResNets only).
       head: "consensus" (per-segment scores, then `consensus`) or "relation" (TRN:
         per-segment features of `relation_dim` into a multi-scale `TemporalRelation`).
-      input_channels: channels per frame (3 for RGB, 2L for stacked optical flow).
+      input_channels: channels per frame (3 for RGB, 2 for optical flow's x, y).
+      frames_per_segment: L consecutive frames per segment: TDN's short-term module reads
+        them; the other models stack them on channels (`L * input_channels` into the
+        backbone: TSN's stacked flow, 5 x (x, y) = 10 channels, in MMAction2's order
+        x1, y1, x2, y2, ...).
       backbone_style: "keras" or "torch" (MobileNetV2: torchvision's/MMAction2's BN epsilon and
         padding, which their checkpoints need; see `tfvideo.models.backbone`).
       shift_every: TSM shifts in blocks 0, n, 2n, ... of each ResNet stage. None: the
@@ -77,8 +81,8 @@ class Recognizer2D(keras.Model):
             raise ValueError(f"temporal_module='tdn' needs a ResNet backbone (the authors'), got {backbone!r}.")
         if temporal_module and not _backbones.supports_hooks(backbone):
             raise ValueError(f"temporal_module={temporal_module!r} needs a ResNet or MobileNetV2 backbone, got {backbone!r}.")
-        if frames_per_segment > 1 and temporal_module != "tdn":
-            raise ValueError("frames_per_segment > 1 is used by TDN's short-term module (temporal_module='tdn').")
+        if int(frames_per_segment) < 1:
+            raise ValueError(f"frames_per_segment={frames_per_segment} must be >= 1.")
         self.num_classes = int(num_classes)
         self.num_segments = int(num_segments)
         self.backbone_name = backbone

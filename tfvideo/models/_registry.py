@@ -20,7 +20,7 @@ for _depth in (18, 50, 101):
 register_preset("tsn_bninception", TSN, "TSN, BN-Inception, 3 segments (the TSN paper)", num_segments=3,
                 backbone="bninception", dropout=0.8)
 register_preset("tsn_r50_flow", TSN, "TSN flow stream, ResNet-50, 8 segments of 5 stacked (x, y) flow frames",
-                num_segments=8, backbone="resnet50", input_channels=10, dropout=0.7)
+                num_segments=8, backbone="resnet50", input_channels=2, frames_per_segment=5, dropout=0.7)
 register_preset("tsn_mobilenetv2", TSN, "TSN, MobileNetV2, 8 segments", num_segments=8, backbone="mobilenetv2")
 register_preset("tsm_mobilenetv2", TSM, "TSM, MobileNetV2, 8 segments (online TSM's backbone)", num_segments=8,
                 backbone="mobilenetv2")
@@ -37,6 +37,8 @@ register_preset("i3d_r50_nl", I3D, "I3D ResNet-50 with 5 non-local blocks, 32 fr
                 backbone="resnet50", non_local=True)
 
 register_preset("tsn_tiny", TSN, "TSN, ResNet-10 width 16: trains on a CPU", num_segments=8, **_TINY)
+register_preset("tsn_flow_tiny", TSN, "TSN flow stream, ResNet-10 width 16, 8 segments of 5 stacked (x, y) flow "
+                "frames: trains on a CPU", num_segments=8, input_channels=2, frames_per_segment=5, **_TINY)
 register_preset("tsm_tiny", TSM, "TSM, ResNet-10 width 16: trains on a CPU", num_segments=8, **_TINY)
 register_preset("trn_tiny", TRN, "TRN, ResNet-10 width 16: trains on a CPU", num_segments=8, relation_dim=64,
                 **_TINY)
