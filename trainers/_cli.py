@@ -238,8 +238,55 @@ def define_verbosity(name, default, help_text):
     flags.DEFINE_flag(flag)
 
 
+_HELP_ARGS = ("--help", "-h", "-?", "--help=true", "--help=1")
+
+
+def _binary_modules():
+    """Names under which absl filed this process's tfvideo flags: the binaries' modules and shared helpers.
+
+    `python -m trainers.train` files its own flags under the script path (absl's name for
+    `__main__`), the console script under `trainers.train`; helpers under `trainers._flags`,
+    `trainers._online`, ...
+    """
+    main = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    modules = []
+    for name in flags.FLAGS.flags_by_module_dict():
+        if name.startswith(("trainers.", "export.")) or (main and os.path.abspath(name) == main):
+            modules.append(name)
+    own = [m for m in modules if not m.rpartition(".")[2].startswith("_")]
+    return own + [m for m in modules if m not in own]
+
+
+def binary_help(prog):
+    """`prog`'s own flags (no absl or TensorFlow ones), grouped by the module defining them."""
+    lines = [f"usage: {prog} [flags]", ""]
+    doc = (sys.modules.get("__main__").__doc__ or "").strip() if sys.modules.get("__main__") else ""
+    if doc and not doc.startswith("Entry point"):
+        lines += [doc.splitlines()[0], ""]
+    for module in _binary_modules():
+        entries = sorted(flags.FLAGS.flags_by_module_dict()[module], key=lambda f: f.name)
+        own = module.endswith(".py") or not module.rpartition(".")[2].startswith("_")
+        lines.append(f"{prog} flags:" if own else f"shared flags ({module}):")
+        for flag in entries:
+            default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+            lines.append(f"  --{flag.name}: {flag.help}{default}")
+        lines.append("")
+    lines.append("All flags, absl's and TensorFlow's too: --helpfull")
+    return "\n".join(lines)
+
+
 def parse_flags(prog, argv):
-    """absl flag parsing with errors as one `prog: error:` line and exit 2."""
+    """absl flag parsing with errors as one `prog: error:` line and exit 2.
+
+    `--help` (`-h`) prints the binary's own flags grouped (absl's would only say "Try
+    --helpfull": its own flags live in modules other than the script), and exits 0.
+    """
+    args = list(argv[1:])
+    if "--" in args:
+        args = args[: args.index("--")]
+    if any(a in _HELP_ARGS for a in args):
+        print(binary_help(prog), flush=True)
+        sys.exit(0)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:

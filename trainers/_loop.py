@@ -10,6 +10,7 @@ uninterrupted run. Non-chief workers write their copies under model_dir/backup/.
 import json
 import os
 import shutil
+import sys
 import time
 
 import keras
@@ -29,6 +30,14 @@ def _write_dir(model_dir, sub):
         return os.path.join(model_dir, sub)
     task_type, index = _strategy.task_role()
     return os.path.join(model_dir, "backup", f"{task_type}-{index}", sub)
+
+
+def _is_terminal(stream):
+    """Whether `stream` is an interactive terminal (a progress bar can redraw itself there)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # No isatty, or closed.
+        return False
 
 
 def _sample_clip_images(video, max_frames=4):
@@ -235,7 +244,11 @@ class Trainer:
         return correct / max(total, 1)
 
     def fit(self, verbose=1):
-        """Runs (or resumes) training to `total_steps`; saves model_dir/model.keras. Returns the last logs."""
+        """Runs (or resumes) training to `total_steps`; saves model_dir/model.keras. Returns the last logs.
+
+        verbose=1 draws a progress bar on a terminal; elsewhere (a log file, a pipe) it prints a plain
+        line every `log_every_steps` steps and at the end of each epoch.
+        """
         t = self.config.train
         chief = _strategy.is_chief()
         start = self.restore()
@@ -257,7 +270,9 @@ class Trainer:
                     continue
                 if verbose and chief:
                     print(f"Epoch {epoch + 1}/{self.num_epochs}")
-                progbar = keras.utils.Progbar(epoch_steps, verbose=verbose if chief else 0)
+                # Not a terminal (a log file, a pipe): plain periodic lines, no bar redrawn with escape codes.
+                plain = verbose == 1 and chief and not _is_terminal(sys.stdout)
+                progbar = keras.utils.Progbar(epoch_steps, verbose=0 if plain or not chief else verbose)
                 iterator = iter(self._train_dataset(epoch))
                 tic = time.perf_counter()
                 for i in range(first, epoch_steps):
@@ -282,6 +297,9 @@ class Trainer:
                         for key in ("loss", "accuracy", "learning_rate", "clips_per_s"):
                             tf.summary.scalar(key, logs[key], step=step)
                     progbar.update(i + 1, [("loss", loss), ("accuracy", acc)])
+                    if plain and (step % log_every == 0 or i == epoch_steps - 1):
+                        print(f"step {i + 1}/{epoch_steps} - loss: {loss:.4f} - accuracy: {acc:.4f} - "
+                              f"{clips_per_s:.1f} clips/s", flush=True)
                     if every and step % every == 0 and i != epoch_steps - 1:
                         self.checkpoints.save(step)
                 self.checkpoints.save(step)

@@ -368,3 +368,50 @@ def test_features_signature_with_tabular_columns_only(loaded, tmp_path):
     np.testing.assert_allclose(got, tf.nn.softmax(model(dense), -1).numpy(), atol=1e-5)
     # No made-up categorical warm-up value (one could fail a graph check): no warm-up request.
     assert _warmup.read_warmup_requests(result.path) == []
+
+
+def test_model_trained_in_python_exports_with_public_clip_spec_and_labels(multiview_export, loaded, tmp_path):
+    """export_saved_model(model=, clip_spec=, labels=): no model_dir, no private config; same scores as the model_dir's."""
+    model, config = loaded
+    spec = tfv_data.ClipSpec(tfv_data.SegmentSampler(num_segments=CLIP_LENGTH),
+                             tfv_data.PreprocessConfig(crop_size=32, resize_short=36))
+    assert spec == config.clip_spec  # What the model_dir export was made from.
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, clip_spec=spec, labels=LABELS, num_clips=2,
+                                           num_crops=3, top_k=3, warmup=False)
+    assert (result.model_name, result.version) == (model.name, 1)
+    with open(os.path.join(result.path, "assets", "labels.txt")) as f:
+        assert f.read().splitlines() == LABELS
+    saved = tf.saved_model.load(result.path)
+    exported = tfv_data.ClipSpec.from_json(saved.signatures["clip_spec"]()["clip_spec"].numpy().decode())
+    assert exported == spec.replace(num_clips=2, num_crops=3)
+    frames = tf.constant(_ramp_video(2 * CLIP_LENGTH, seed=3)[None])
+    out = saved.signatures["frames"](frames=frames)
+    reference = multiview_export[1].signatures["frames"](frames=frames)
+    np.testing.assert_allclose(out["probabilities"].numpy(), reference["probabilities"].numpy(), atol=1e-6)
+    assert [s.decode() for s in out["top_k_labels"].numpy()[0]] == [s.decode() for s in reference["top_k_labels"].numpy()[0]]
+
+
+def test_model_trained_in_python_without_labels_gets_class_names(loaded, tmp_path):
+    model, config = loaded
+    result = tfv_export.export_saved_model(str(tmp_path), model=model, clip_spec=config.clip_spec, model_name="plain",
+                                           input_types="frames", warmup=False)
+    with open(os.path.join(result.path, "assets", "labels.txt")) as f:
+        assert f.read().splitlines() == ["class_0", "class_1", "class_2", "class_3"]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({}, ValueError, r"needs clip_spec= \(the tfvideo.data.ClipSpec"),
+    ({"labels": LABELS}, ValueError, "needs clip_spec= too"),
+    ({"clip_spec": "tsm_tiny", "labels": LABELS}, TypeError, "must be a tfvideo.data.ClipSpec, got str"),
+    ({"clip_spec": "spec", "labels": LABELS[:3]}, ValueError, "labels= has 3 names; model .* scores 4 classes"),
+    ({"clip_spec": "spec", "labels": ["a", "b", "a", "c"]}, ValueError, "names a class twice"),
+    ({"clip_spec": "spec", "labels": "left right up down"}, ValueError, "must be a list of non-empty class names"),
+    ({"clip_spec": "spec", "config": "config"}, ValueError, "a model_dir, checkpoint or config carries its own"),
+])
+def test_model_trained_in_python_bad_arguments_name_them(loaded, tmp_path, kwargs, error, message):
+    model, config = loaded
+    kwargs = {k: {"spec": config.clip_spec, "config": config}.get(v, v) if isinstance(v, str) else v
+              for k, v in kwargs.items()}
+    with pytest.raises(error, match=message):
+        tfv_export.export_saved_model(str(tmp_path), model=model, **kwargs)
+    assert os.listdir(tmp_path) == []  # Nothing written.

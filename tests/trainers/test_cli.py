@@ -177,3 +177,21 @@ def test_guard_checks_the_ranges_a_binary_declares(capsys):
     assert ran == []
     with flagsaver.flagsaver(cli_test_top_k=3):
         assert main(["tfvideo-predict"]) == 0 and ran == [["tfvideo-predict"]]
+
+
+@pytest.mark.parametrize("module, prog, own, shared", [
+    ("trainers.train", "tfvideo-train", ["--epochs", "--learning_rate", "--recipe"], ["--model_dir", "--verbose"]),
+    ("export.export_saved_model", "tfvideo-export", ["--export_dir", "--input_type"], ["--verbose"]),
+])
+def test_help_prints_the_binary_flags_grouped(module, prog, own, shared):
+    proc = _run(module, ["--help"])
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith(f"usage: {prog} [flags]") and "Try --helpfull" not in out
+    own_part, _, shared_part = out.partition("shared flags (")
+    assert f"\n{prog} flags:\n" in own_part
+    assert all(f"\n  {flag}: " in own_part for flag in own), out
+    assert all(f"\n  {flag}: " in shared_part for flag in shared), out
+    assert "--xla_" not in out and "--logtostderr" not in out  # TensorFlow's and absl's own: --helpfull.
+    assert out.rstrip().endswith("--helpfull")
+    _assert_no_startup_noise(proc.stderr)

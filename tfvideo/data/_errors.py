@@ -16,7 +16,7 @@ from tensorflow.python.data.ops import dataset_ops, iterator_ops
 from tensorflow.python.framework import ops
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _tfrecord, _video_io
+from tfvideo.data import _shutdown, _tfrecord, _video_io
 
 ON_ERROR = ("raise", "skip")
 
@@ -165,7 +165,14 @@ def guarded_decode(ds, decode, explain, *, num_parallel_calls, deterministic):
 
 
 class _DecodeErrorIterator(iterator_ops.OwnedIterator):
-    """An eager dataset iterator that raises `VideoDecodeError` instead of the TF error carrying it."""
+    """An eager dataset iterator that raises `VideoDecodeError` instead of the TF error carrying it.
+
+    Released at interpreter exit if still alive (`_shutdown`: its pipeline runs Python).
+    """
+
+    def __init__(self, dataset):
+        super().__init__(dataset)
+        _shutdown.track(self)
 
     def _translated(self, fetch):
         try:

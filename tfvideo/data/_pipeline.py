@@ -13,7 +13,7 @@ model averages.
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _clip_spec, _decode, _errors, _formats, _preprocess, _sources
+from tfvideo.data import _clip_spec, _decode, _errors, _formats, _preprocess, _shutdown, _sources
 
 
 def _assemble(
@@ -21,6 +21,7 @@ def _assemble(
     explain=None, deterministic=True,
 ):
     """The shared tail: seeds -> decode (guarded by `explain` if given) -> drop failures -> preprocess -> batch."""
+    _shutdown.pipeline_runs_python()  # Sampling (and file decoding) call Python: iterators go at exit.
     ds = tf.data.Dataset.zip((ds, _decode.element_seeds(seed)))
     if explain is None:
         ds = ds.map(lambda element, s: (decode(element, s), s), num_parallel_calls=num_parallel_calls, deterministic=deterministic)

@@ -131,6 +131,57 @@ def _feature_layer(config, num_clips, num_crops):
     return feature_columns.FeatureLayer.from_spec(spec)
 
 
+@dataclasses.dataclass(frozen=True)
+class _PythonModelSpec:
+    """What an export of a model trained in Python reads where a model_dir's config would be."""
+
+    model: str
+    clip_spec: object
+    num_classes: int
+    labels: tuple
+    task: str = "recognition"
+    feature_spec: dict = None
+
+
+def _num_outputs(model, clip_spec):
+    """The model's number of classes: its output's last dimension (built on one zero clip if unbuilt)."""
+    shape = None
+    try:
+        shape = model.output_shape if getattr(model, "built", False) else None
+    except (AttributeError, ValueError, RuntimeError):  # Subclassed models have no symbolic output.
+        shape = None
+    if shape is None:
+        size = clip_spec.crop_size
+        shape = model(np.zeros((1, clip_spec.clip_length, size, size, 3), np.float32), training=False).shape
+    if isinstance(shape, list):
+        raise ValueError(f"export_saved_model(model={model.name!r}): the model has {len(shape)} outputs; "
+                         "a recognizer has one (scores [B, classes]).")
+    return int(shape[-1])
+
+
+def _python_model_spec(model, clip_spec, labels):
+    """`_PythonModelSpec` of `model`, checking `clip_spec` and `labels` (one name per model output)."""
+    from tfvideo import data as tfv_data
+
+    if not isinstance(clip_spec, tfv_data.ClipSpec):
+        raise TypeError(f"export_saved_model: clip_spec= must be a tfvideo.data.ClipSpec, got {type(clip_spec).__name__}.")
+    if clip_spec.modality != "rgb":
+        raise ValueError(f"export_saved_model: clip_spec.modality={clip_spec.modality!r}; the signatures take RGB "
+                         "frames (modality 'rgb').")
+    num_classes = _num_outputs(model, clip_spec)
+    if labels is None:
+        labels = [f"class_{k}" for k in range(num_classes)]
+    if isinstance(labels, str) or not all(isinstance(label, str) and label and "\n" not in label for label in labels):
+        raise ValueError("export_saved_model: labels= must be a list of non-empty class names without newlines.")
+    labels = tuple(labels)
+    if len(labels) != num_classes:
+        raise ValueError(f"export_saved_model: labels= has {len(labels)} names; model {model.name!r} scores "
+                         f"{num_classes} classes.")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"export_saved_model: labels= names a class twice: {labels}.")
+    return _PythonModelSpec(model=model.name, clip_spec=clip_spec, num_classes=num_classes, labels=labels)
+
+
 def _labels(config):
     labels = list(config.labels or [])
     if len(labels) < config.num_classes:
@@ -219,14 +270,22 @@ def export_saved_model(
     feature_layer=None,
     warmup=True,
     serving_base_path=None,
+    clip_spec=None,
+    labels=None,
 ):
     """Exports a trained model as `<export_dir>/<model_name>/<version>/` for TF Serving.
+
+    From a `tfvideo-train` model_dir, or from a Keras model trained in Python with the
+    `tfvideo.data.ClipSpec` it was trained on and its class names:
+
+        export_saved_model("exports", model=model, clip_spec=spec, labels=["walk", "run"])
 
     Args:
       export_dir: the export root (one sub-directory per model, plus `models.config`).
       model_dir: a trained model_dir (config.json, labels.txt, model.keras).
       checkpoint: a checkpoint to export instead of model_dir's model.keras.
-      model_name: the served name (default: the model_dir's base name).
+      model_name: the served name (default: the model_dir's base name; for `model=` with
+        `clip_spec=`, the model's name).
       input_types: signatures to write (see `tfvideo.export.INPUT_TYPES`); the first is
         also `serving_default`.
       num_clips, num_crops: test-time views averaged inside the graph (None: the config's
@@ -234,23 +293,38 @@ def export_saved_model(
         is returned by its `clip_spec` signature and written to `assets.extra/clip_spec.json`.
       top_k: length of `top_k_indices` / `top_k_labels`.
       version: the version number (default: one above the highest present).
-      model, config: an in-memory model and its `ExperimentConfig` instead of model_dir.
+      model: an in-memory Keras recognizer (scores [B, classes] for clips [B, views, T, S, S, 3])
+        instead of model_dir's; with `clip_spec` (and `labels`), or with `model_dir` for the rest.
+      config: the model_dir's configuration object, instead of reading it from model_dir.
       feature_layer: a FeatureLayer for `features` (default: the config's feature spec with its
         video columns set to `num_clips` x `num_crops` views). A FeatureLayer output dict with
         one entry (a recognizer's clip) is passed to the model as that tensor, a larger dict as is.
       warmup: write `assets.extra/tf_serving_warmup_requests`.
       serving_base_path: base_path written to models.config (default: the local path).
+      clip_spec: with `model`: the `tfvideo.data.ClipSpec` the model was trained on (how
+        the signatures sample and preprocess; `num_clips`/`num_crops` override its views).
+      labels: with `clip_spec`: the class names, one per model output (default: class_0, ...).
 
     Returns:
       `ExportResult`.
     """
+    if (clip_spec is not None or labels is not None) and (model is None or config is not None or model_dir is not None
+                                                           or checkpoint is not None):
+        raise ValueError("export_saved_model: clip_spec= and labels= describe model= (a model trained in Python); "
+                         "a model_dir, checkpoint or config carries its own.")
     if model is None:
         model, config = load_for_export(model_dir, checkpoint)
+    elif clip_spec is not None:
+        config = _python_model_spec(model, clip_spec, labels)
+    elif labels is not None:
+        raise ValueError("export_saved_model(model=..., labels=...) needs clip_spec= too: the tfvideo.data.ClipSpec "
+                         "the model was trained on.")
     elif config is None:
         from tfvideo import _experiment
 
         if model_dir is None:
-            raise ValueError("export_saved_model(model=...) needs config= or model_dir=")
+            raise ValueError("export_saved_model(model=...) needs clip_spec= (the tfvideo.data.ClipSpec the model was "
+                             "trained on) and labels=, or model_dir= (a tfvideo-train model_dir).")
         config = _experiment.ExperimentConfig.read(model_dir)
     if model_name is None:
         source = model_dir or (checkpoint and _find_model_dir(checkpoint))
