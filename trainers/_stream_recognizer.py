@@ -36,6 +36,10 @@ def video_frames(path):
 
 def camera_frames(index):
     """(fps, generator of (seconds since start, RGB frame)) of camera `index` (OpenCV)."""
+    try:  # OpenCV's own warnings about the devices it probed would precede the one-line error.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
     capture = cv2.VideoCapture(index)
     if not capture.isOpened():
         raise ValueError(f"--camera={index}: no camera with this index can be opened")
