@@ -16,6 +16,7 @@ the same `init_state()` / `step(frame, state)` calls, and check what they are gi
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -153,7 +154,9 @@ def export_litert(stream, path, preprocess, quantization="float32", representati
                 raise ValueError("int8 LiteRT export needs representative clips (e.g. from the training data).")
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: _float_states(stream, module, clips)
-        flatbuffer = converter.convert()
+        with warnings.catch_warnings():  # The calibrator's own tf.lite.Interpreter deprecation notice.
+            warnings.simplefilter("ignore", UserWarning)
+            flatbuffer = converter.convert()
     config = {**stream_config(stream, preprocess, preset, labels), "quantization": quantization}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
