@@ -9,6 +9,7 @@ a camera is paced by itself. The label changes are printed with their timestamps
 
 import time
 
+import av
 import cv2
 import numpy as np
 
@@ -17,8 +18,6 @@ TOP = 3
 
 def video_frames(path):
     """(fps, generator of (seconds, RGB uint8 [H, W, 3])) of a video file, decoded as it plays."""
-    import av
-
     try:
         container = av.open(path)
         stream = container.streams.video[0]
@@ -129,8 +128,6 @@ class VideoWriter:
     """Writes RGB frames one at a time to an mp4 (PyAV, H.264)."""
 
     def __init__(self, path, fps, width, height):
-        import av
-
         try:
             self._container = av.open(path, mode="w")
         except (OSError, av.error.FFmpegError) as e:
@@ -140,8 +137,6 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
 
     def write(self, frame):
-        import av
-
         frame = frame[: self._stream.height, : self._stream.width]
         for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
             self._container.mux(packet)

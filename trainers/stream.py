@@ -19,7 +19,8 @@ import tensorflow as tf
 from absl import app, flags
 
 from tfvideo import _experiment, data
-from trainers import _cli, _features, _flags
+from tfvideo.export import _stream_recognizer as exported
+from trainers import _cli, _features, _flags, _stream_recognizer
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir of an online detector written by tfvideo-train.")
@@ -104,9 +105,6 @@ def stream_detections(model, chunks, chunk_seconds, ambiguous_index=None, realti
 
 def recognize_main():
     """--saved_model / --litert: an online TSM recognizer over --video or --camera (trainers/_stream_recognizer.py)."""
-    from tfvideo.export import _stream_recognizer as exported
-    from trainers import _stream_recognizer
-
     try:
         _flags.check_ranges(FLAGS, {"camera": ">=0", "num_threads": ">=1", "frame_stride": ">=1"})
         if (FLAGS.video is None) == (FLAGS.camera is None):
