@@ -30,6 +30,18 @@ flags.DEFINE_enum("num_crops", "1", ["1", "3", "10"], "Test-time spatial crops a
 flags.DEFINE_integer("top_k", 5, "Length of top_k_indices / top_k_labels.")
 flags.DEFINE_integer("version", None, "Version number (default: one above the highest present).")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_bool("streaming", False, "Online TSM recognizers: a streaming SavedModel (init_state, step: one frame "
+                  "at a time, shift buffers as state) instead of the clip signatures.")
+flags.DEFINE_bool("litert", False, "Online TSM recognizers: LiteRT files <export_dir>/<model_name>.<q>.tflite of "
+                  "the step for each --litert_quantization (+ a .json description beside each).")
+flags.DEFINE_multi_enum("litert_quantization", ["float32", "int8"], ["float32", "int8"],
+                        "LiteRT files to write: float32 and/or int8 (post-training quantisation).")
+flags.DEFINE_integer("average_last", None, "Streaming/LiteRT: mean of the last N frames' logits (default: the "
+                     "model's num_segments, which reproduces the offline model on a stream's first N frames).")
+flags.DEFINE_string("representative_data", None, "int8 calibration clips (default: the run's train_data).")
+flags.DEFINE_integer("representative_clips", 32, "Clips streamed through the float model to calibrate int8.")
+flags.DEFINE_string("parity_data", None, "LiteRT parity with Keras is printed on this set (default: the run's eval_data).")
+flags.DEFINE_integer("parity_clips", 64, "Clips of the evaluation set the LiteRT parity is measured on (0: none).")
 flags.DEFINE_string(
     "serving_base_path", None,
     "Directory the model server sees export_dir as (e.g. /models in a container), for models.config.",
@@ -69,6 +81,17 @@ def _export_two_stream():
 
 def main(argv):
     _check_flags(argv)
+    if FLAGS.streaming or FLAGS.litert:
+        if not FLAGS.model_dir:
+            _cli.usage_error("export", "--streaming/--litert need --model_dir")
+        from export import _stream_export
+
+        try:
+            written = _stream_export.export(FLAGS, FLAGS.model_dir, FLAGS.export_dir, FLAGS.model_name)
+        except (OSError, ValueError) as e:
+            _cli.fail("export", str(e), _cli.RUNTIME)
+        print("\n".join(written))
+        return
     if FLAGS.model_dir and "," in FLAGS.model_dir:
         try:
             result = _export_two_stream()
@@ -101,7 +124,8 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-export", ranges={"num_clips": ">=1", "top_k": ">=1"})
+    _cli.run(main, "tfvideo-export", ranges={"num_clips": ">=1", "top_k": ">=1", "average_last": ">=1",
+                                              "representative_clips": ">=1", "parity_clips": ">=0"})
 
 
 if __name__ == "__main__":

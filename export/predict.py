@@ -46,6 +46,12 @@ flags.DEFINE_float("timeout", 30.0, "Seconds per request to a server (> 0).")
 flags.DEFINE_string("output_csv", None, "Also write the top-k of every video to this CSV file.")
 flags.DEFINE_enum("progress", "auto", ["auto", "always", "never"],
                   "Progress bar on stderr: auto = for 10 or more videos when stderr is a terminal.")
+flags.DEFINE_bool("sliding_window", False, "Long videos (--model_dir): scores of windows of --window_seconds every "
+                  "--stride_seconds, per second in --output_csv and plotted in --output_plot (export/_sliding_window.py).")
+flags.DEFINE_float("window_seconds", 2.0, "--sliding_window: seconds a window covers (> 0).")
+flags.DEFINE_float("stride_seconds", 1.0, "--sliding_window: seconds between windows (> 0).")
+flags.DEFINE_string("output_plot", None, "--sliding_window: a PNG of the top classes' scores over time.")
+flags.DEFINE_integer("plot_classes", 5, "--sliding_window: classes drawn in --output_plot (>= 1).")
 
 PROG = "tfvideo-predict"
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
@@ -367,6 +373,19 @@ def main(argv):
     if not paths:
         print(f"{PROG}: error: no video files to predict", file=sys.stderr)
         sys.exit(1)
+    if FLAGS.sliding_window:
+        from export import _sliding_window
+
+        try:
+            failures = _sliding_window.run(FLAGS, paths, echo=lambda line: print(
+                f"{PROG}: {line}" if line.startswith("error:") else line, file=sys.stderr if line.startswith("error:")
+                else sys.stdout, flush=True)) + len(problems)
+        except ValueError as e:
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            sys.exit(1)
+        if failures:
+            sys.exit(1)
+        return
     writer = close = target = None
     try:
         make = _offline_predictor if FLAGS.saved_model or FLAGS.model_dir else _server_predictor
@@ -393,7 +412,8 @@ def main(argv):
 def run():
     from trainers import _cli
 
-    _cli.run(main, "tfvideo-predict", ranges={"top_k": ">=1", "num_clips": ">=1", "timeout": ">0"})
+    _cli.run(main, "tfvideo-predict", ranges={"top_k": ">=1", "num_clips": ">=1", "timeout": ">0",
+                                               "window_seconds": ">0", "stride_seconds": ">0", "plot_classes": ">=1"})
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _validate():
     if not FLAGS.output.endswith(".keras"):
         raise ValueError(f"--output={FLAGS.output}: must end with .keras.")
     if FLAGS.tdn_revision is not None:
-        builder = _presets._PRESETS.get(FLAGS.model) if FLAGS.model in models.list_presets() else None
+        builder = _presets.preset_builder(FLAGS.model) if FLAGS.model in models.list_presets() else None
         if not (isinstance(builder, type) and issubclass(builder, models.TDN)):
             raise ValueError(f"--tdn_revision applies to TDN presets, not --model={FLAGS.model}.")
         tdn_revision(FLAGS.tdn_revision)

@@ -19,7 +19,8 @@ import tensorflow as tf
 from absl import app, flags
 
 from tfvideo import _experiment, data
-from trainers import _cli, _features, _flags
+from tfvideo.export import _stream_recognizer as exported
+from trainers import _cli, _features, _flags, _stream_recognizer
 
 FLAGS = flags.FLAGS
 _flags.define(flags.DEFINE_string, "model_dir", None, "A model_dir of an online detector written by tfvideo-train.")
@@ -32,6 +33,16 @@ _flags.define(flags.DEFINE_integer, "frames_per_chunk", None,
               "Frames of each --video chunk fed to the recognizer (default: its clip length, as tfvideo-extract-features).")
 _flags.define(flags.DEFINE_float, "chunk_seconds", None, "Seconds per chunk (default: the run's, or frames / fps for --video).")
 _flags.define(flags.DEFINE_boolean, "realtime", False, "Pace the chunks at --chunk_seconds each, as a live stream.")
+_flags.define(flags.DEFINE_string, "saved_model", None, "A streaming SavedModel of an online TSM recognizer "
+              "(tfvideo-export --streaming): labels --video or --camera frame by frame.")
+_flags.define(flags.DEFINE_string, "litert", None, "A streaming LiteRT file of an online TSM (tfvideo-export --litert), "
+              "as --saved_model.")
+_flags.define(flags.DEFINE_integer, "camera", None, "With --saved_model/--litert: read camera N (OpenCV) instead of --video.")
+_flags.define(flags.DEFINE_string, "output_video", None, "With --saved_model/--litert: write the video with the top "
+              "labels and a score bar drawn on each frame (.mp4).")
+_flags.define(flags.DEFINE_integer, "num_threads", None, "With --litert: interpreter threads.")
+_flags.define(flags.DEFINE_integer, "frame_stride", 1, "With --saved_model/--litert: step every N-th frame (match the "
+              "frame spacing the model was trained on; the frames between keep the last labels).")
 
 
 def video_chunk_features(path, feature_model_dir, chunk_frames=6, frames_per_chunk=None):
@@ -92,9 +103,32 @@ def stream_detections(model, chunks, chunk_seconds, ambiguous_index=None, realti
         yield detection(current)
 
 
+def recognize_main():
+    """--saved_model / --litert: an online TSM recognizer over --video or --camera (trainers/_stream_recognizer.py)."""
+    try:
+        _flags.check_ranges(FLAGS, {"camera": ">=0", "num_threads": ">=1", "frame_stride": ">=1"})
+        if (FLAGS.video is None) == (FLAGS.camera is None):
+            raise ValueError("give one of --video or --camera with --saved_model/--litert.")
+        runner = exported.open_stream(FLAGS.saved_model, FLAGS.litert, FLAGS.num_threads)
+        if FLAGS.video is not None:
+            fps, frames = _stream_recognizer.video_frames(FLAGS.video)
+        else:
+            fps, frames = _stream_recognizer.camera_frames(FLAGS.camera)
+        count = _stream_recognizer.run_stream(runner, fps, frames, FLAGS.realtime, FLAGS.output_video,
+                                              echo=lambda line: print(line, flush=True),
+                                              frame_stride=FLAGS.frame_stride)
+    except (ValueError, FileNotFoundError) as e:
+        _cli.report("tfvideo-stream", e)
+        return 2
+    print(f"streamed {count} frames" + (f"; wrote {FLAGS.output_video}" if FLAGS.output_video else ""), file=sys.stderr)
+    return 0
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.saved_model or FLAGS.litert:
+        return recognize_main()
     try:
         if not FLAGS.model_dir:
             raise ValueError("--model_dir is required.")

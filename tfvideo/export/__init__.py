@@ -7,6 +7,7 @@ from tfvideo.api import _export
 from tfvideo.export import (  # noqa: F401 -- importing registers the public symbols.
     _saved_model,
     _signatures,
+    _stream_recognizer,
     _streaming,
     _two_stream,
     _versions,

@@ -11,6 +11,7 @@ from tfvideo.models import (  # noqa: F401 -- importing registers the public sym
     _i3d,
     _imagenet,
     _inflate,
+    _online_tsm,
     _presets,
     _recipes,
     _recognizer2d,

@@ -31,8 +31,13 @@ def preset_config(name):
     return dict(_PRESETS.meta(name)["defaults"])
 
 
+def preset_builder(name):
+    """The class or function that builds preset `name` (KeyError naming it when unknown)."""
+    return _PRESETS.get(name)
+
+
 @tf_export("tfvideo.models.get")
 def get(name, num_classes, **overrides):
     """Builds the preset model `name` with `num_classes` outputs; kwargs override defaults."""
-    builder = _PRESETS.get(name)
+    builder = preset_builder(name)
     return builder(num_classes=num_classes, **{**preset_config(name), **overrides})

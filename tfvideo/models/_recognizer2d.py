@@ -22,7 +22,8 @@ def _block_index(block):
     return int(index) - 1 if index.isdigit() else 0
 
 
-def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels, shift_every=1):
+def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels, shift_every=1,
+                    shift_mode="bidirectional"):
     """Backbone keyword arguments placing the temporal module."""
     if temporal_module is None:
         return {}
@@ -30,7 +31,7 @@ def _temporal_hooks(temporal_module, num_segments, frames_per_segment, channels,
         def shift(x, block):
             if _block_index(block) % shift_every:
                 return x
-            return TemporalShift(num_segments, name=f"{block}_shift")(x)
+            return TemporalShift(num_segments, mode=shift_mode, name=f"{block}_shift")(x)
 
         return {"residual_hook": shift}
     if temporal_module == "tam":
@@ -67,11 +68,14 @@ class Recognizer2D(keras.Model):
       tdn_revision: TDN only: the authors' code its long-term modules follow, "2021" (their
         current code, commit bcf28d9; the default) or "2020" (their December 2020 release,
         which checkpoints trained with that code need). Recorded in `get_config`.
+      shift_mode: TSM only: "bidirectional" (the default) or "left" (uni-directional, past ->
+        present: online TSM, which `tfvideo.models.StreamingRecognizer` runs frame by frame).
     """
 
     def __init__(self, num_classes, num_segments=8, backbone="resnet50", width=None, temporal_module=None,
                  consensus="avg", dropout=0.5, input_channels=3, head="consensus", relation_dim=256,
-                 frames_per_segment=1, shift_every=None, backbone_style="keras", tdn_revision=None, **kwargs):
+                 frames_per_segment=1, shift_every=None, backbone_style="keras", tdn_revision=None,
+                 shift_mode="bidirectional", **kwargs):
         super().__init__(**kwargs)
         if temporal_module not in _TEMPORAL_MODULES:
             raise ValueError(f"temporal_module={temporal_module!r} must be one of {_TEMPORAL_MODULES}.")
@@ -102,6 +106,11 @@ class Recognizer2D(keras.Model):
         if int(shift_every) < 1:
             raise ValueError(f"shift_every={shift_every} must be >= 1.")
         self.shift_every = int(shift_every)
+        if shift_mode not in ("bidirectional", "left"):
+            raise ValueError(f"shift_mode={shift_mode!r} must be 'bidirectional' or 'left'.")
+        if shift_mode != "bidirectional" and temporal_module != "shift":
+            raise ValueError(f"shift_mode={shift_mode!r} applies to TSM (temporal_module='shift') only.")
+        self.shift_mode = shift_mode
         self.backbone_style = backbone_style
         if backbone_style != "keras":
             hooks_style = {"style": backbone_style}
@@ -114,7 +123,7 @@ class Recognizer2D(keras.Model):
                                             self.frames_per_segment, self.input_channels, revision=self.tdn_revision)
         else:
             hooks = _temporal_hooks(temporal_module, self.num_segments, self.frames_per_segment, self.input_channels,
-                                    self.shift_every)
+                                    self.shift_every, self.shift_mode)
             self.backbone = _backbones.backbone(backbone, self.width, self.input_channels * self.frames_per_segment,
                                                 **hooks, **hooks_style)
         self.pool = layers.GlobalAveragePooling2D(name="pool")
@@ -177,6 +186,7 @@ class Recognizer2D(keras.Model):
             "shift_every": self.shift_every,
             "backbone_style": self.backbone_style,
             "tdn_revision": self.tdn_revision,
+            "shift_mode": self.shift_mode,
         }
 
     @classmethod
