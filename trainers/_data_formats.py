@@ -8,7 +8,7 @@ one-string source that config.json records and every later step reads the same w
 from absl import flags
 
 from tfvideo import data
-from tfvideo.data import _formats, _sources
+from tfvideo.data import _formats, _rawframes, _sources
 from trainers import _flags
 
 FLAGS = flags.FLAGS
@@ -29,6 +29,10 @@ def define_flags():
                   "(default: img_{:05d}.jpg for rawframes, {:05d}.jpg for sthv1 / jester).")
     _flags.define(flags.DEFINE_integer, "start_index", None, "Number of the first frame file (default: 1).",
                   lower_bound=0)
+    _flags.define(flags.DEFINE_string, "flow_filename_tmpl", None,
+                  "Flow files of rawframes folders, read with --modality=flow / a flow preset: an x,y pair "
+                  "(flow_x_{:05d}.jpg,flow_y_{:05d}.jpg, the default: denseflow's layout) or MMAction2's "
+                  "flow_{}_{:05d}.jpg (first field x / y).")
 
 
 def _inherited(name, run_source):
@@ -59,7 +63,13 @@ def resolve(path, subset, run_source=None, label_map=None, fallback_format=None)
     if fmt == "auto" and _sources.is_tfrecord_source(path) and _formats.parse_source(path) is None:
         return path, None
     options = {name: _inherited(name, run_source) for name in ("video_root", "split", "filename_tmpl", "start_index")}
-    plain = not any(v is not None for v in options.values())
+    flow_tmpl = _inherited("flow_filename_tmpl", run_source) if "flow_filename_tmpl" in FLAGS else None
+    if flow_tmpl is not None:
+        try:
+            _rawframes.flow_templates(flow_tmpl)
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
+    plain = not any(v is not None for v in options.values()) and flow_tmpl is None
     if fmt in ("auto", "list") and plain and _formats.parse_source(path) is None and (
             fmt == "list" or _formats.detect_format(path) == "list"):
         return path, None  # A plain list: read (and its labels checked) as before.
@@ -67,4 +77,4 @@ def resolve(path, subset, run_source=None, label_map=None, fallback_format=None)
     if _formats.parse_source(path) is not None:
         return path, listing
     return data.format_source(path, listing.format, subset=subset if listing.format == "hmdb51" else None,
-                              **options), listing
+                              flow_filename_tmpl=flow_tmpl, **options), listing

@@ -84,7 +84,8 @@ flags.DEFINE_enum("train_crop", None, ["multi_scale", "random_resized", "center"
                   "centre (default: the recipe's; auto: centre from scratch, multi_scale from pretrained weights).")
 flags.DEFINE_enum("modality", None, ["rgb", "flow", "rgb_diff"],
                   "What the network reads (recorded in config.json's clip spec): rgb frames, optical flow "
-                  "(TFRecords made with tfvideo-prepare --flow; x/y of 5 consecutive frames stacked per segment "
+                  "(TFRecords made with tfvideo-prepare --flow, or the flow_x/flow_y files of rawframes folders: "
+                  "--flow_filename_tmpl; x/y of 5 consecutive frames stacked per segment "
                   "for the flow presets) or TSN's RGB difference. Default: the preset's (flow for tsn_*_flow "
                   "presets, else rgb); must fit the preset's input channels.")
 flags.DEFINE_boolean("flip", True, "Random horizontal flip of training clips.")

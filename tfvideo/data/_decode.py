@@ -96,17 +96,26 @@ def record_decoder(sampler, *, modality, training):
     return decode
 
 
-def file_decoder(sampler, *, on_error, skipped, short_side=None):
+def file_decoder(sampler, *, on_error, skipped, short_side=None, flow_templates=None):
     """decode((path, label, media_id, folder), seed) for video files (PyAV) and frame folders.
 
     With `short_side`, frames are resized while converting to RGB (FFmpeg's bilinear
     scaler), so preprocessing's `resize_short_side` to the same size is skipped. An
-    unreadable file raises or is skipped (ok=False) per `on_error`.
+    unreadable file raises or is skipped (ok=False) per `on_error`. With `flow_templates`
+    (the (x, y) file templates), frame folders give their precomputed flow instead:
+    `flow` uint8 [V, T, H, W, 2] as stored (128 = no motion), not resized here, so it is
+    sampled and preprocessed exactly as flow from TFRecords.
     """
+    channels = 2 if flow_templates else 3
 
     def load(path, seed, template, start, count):
         path = path.decode()
         try:
+            if flow_templates:  # Precomputed flow: the listed count (else the x files), then the sampled pairs.
+                start, count = int(start), int(count)
+                count = count if count >= 0 else _rawframes.count_frame_files(path, flow_templates[0], start)
+                indices = sampler(count, _numpy_rng(seed))
+                return _rawframes.read_flow_folder(path, indices, flow_templates, start, count), True
             if template:  # A frame folder: its listed count (else its files), then the sampled files.
                 template, start, count = template.decode(), int(start), int(count)
                 count = count if count >= 0 else _rawframes.count_frame_files(path, template, start)
@@ -119,12 +128,13 @@ def file_decoder(sampler, *, on_error, skipped, short_side=None):
                 return video.read(indices, short_side=short_side), True
         except _video_io.VideoDecodeError as e:
             _errors.report_unreadable(e, on_error, skipped)
-            return np.zeros((sampler.num_views, sampler.clip_length, 1, 1, 3), np.uint8), False
+            return np.zeros((sampler.num_views, sampler.clip_length, 1, 1, channels), np.uint8), False
 
     def decode(element, seed):
         path, label, media_id, (template, start, count) = element
         frames, ok = tf.numpy_function(load, [path, seed, template, start, count], [tf.uint8, tf.bool], stateful=False)
-        frames = tf.ensure_shape(frames, [sampler.num_views, sampler.clip_length, None, None, 3])
-        return {"frames": frames, "label": label, "media_id": media_id, "ok": tf.ensure_shape(ok, [])}
+        frames = tf.ensure_shape(frames, [sampler.num_views, sampler.clip_length, None, None, channels])
+        key = "flow" if flow_templates else "frames"
+        return {key: frames, "label": label, "media_id": media_id, "ok": tf.ensure_shape(ok, [])}
 
     return decode

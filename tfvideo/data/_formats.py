@@ -47,7 +47,7 @@ from tfvideo.data._annotations import AnnotationError, VideoRecord
 
 FORMATS = ("list", "mmaction", "rawframes", "kinetics", "sthv2", "sthv1", "jester", "ucf101", "hmdb51")
 SUBSETS = ("train", "test")
-_OPTIONS = ("video_root", "subset", "split", "filename_tmpl", "start_index")
+_OPTIONS = ("video_root", "subset", "split", "filename_tmpl", "start_index", "flow_filename_tmpl")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".3gp")
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 _UCF_LIST = re.compile(r"^(train|test)list(\d+)\.txt$")
@@ -536,8 +536,9 @@ def format_source(path, format, **options):
     """The one-string form of a dataset in a `format`: `"<format>:<path>|key=value|..."`.
 
     `video_dataset`, `read_dataset` and the binaries (config.json's train_data) take it
-    like a list path. Options: video_root, subset, split, filename_tmpl, start_index
-    (None values are left out). format "list" gives the plain path.
+    like a list path. Options: video_root, subset, split, filename_tmpl, start_index,
+    flow_filename_tmpl (the flow files of frame folders read with modality "flow", see
+    `video_dataset`; None values are left out). format "list" gives the plain path.
     """
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of {FORMATS}")

@@ -13,7 +13,7 @@ model averages.
 import tensorflow as tf
 
 from tfvideo.api._export import tf_export
-from tfvideo.data import _clip_spec, _decode, _errors, _formats, _preprocess, _shutdown, _sources
+from tfvideo.data import _clip_spec, _decode, _errors, _formats, _preprocess, _rawframes, _shutdown, _sources
 
 
 def _assemble(
@@ -70,6 +70,7 @@ def video_dataset(
     modality="rgb",
     skipped=None,
     multi_label=None,
+    flow_filename_tmpl=None,
 ):
     """A tf.data pipeline of video clips.
 
@@ -104,14 +105,21 @@ def video_dataset(
         no Python on the fast path. Without a label a record gets label -1 in
         evaluation.
       modality: "rgb" (default); "rgb_diff" (TSN RGB difference within each snippet,
-        values / 255); "flow" (TFRecords only: x/y flow, 2 channels, flow / bound in
-        [-1, 1]); "rgb+flow" (two streams from the same frame indices and the same crop
+        values / 255); "flow" (x/y flow, 2 channels, from TFRecords made with flow or
+        from the precomputed flow of frame folders, `flow_filename_tmpl`; normalised by
+        `normalize_flow`); "rgb+flow" (TFRecords only; two streams from the same frame indices and the same crop
         and flip: `video` is RGB, `flow` is flow).
       skipped: a `SkippedVideos` that collects what `on_error="skip"` dropped.
       multi_label: the number of classes C of a multi-label list (`path l1 l2 ...`, see
         `read_dataset`): `label` is then float32 [C], 1 at each of the entry's classes
         (MMAction2's `multi_class`; train with sigmoid / binary cross-entropy). Lists of
         files only; a list with several labels on a line needs it.
+      flow_filename_tmpl: modality "flow" on a list of frame folders (e.g. a rawframes
+        list): the (x, y) flow file templates, as a pair, "x_tmpl,y_tmpl" or MMAction2's
+        `flow_{}_{:05d}.jpg` (default `flow_x_{:05d}.jpg`, `flow_y_{:05d}.jpg`, the
+        `denseflow` layout; also a `format_source` option). The files hold quantized flow
+        as `prepare_tfrecords(flow=True)` stores it (128 = no motion); the list's frame
+        count is the number of flow frames, and the start index is the list's.
 
     Returns:
       A dataset of dicts: `video` float32 [V, T, S, S, C], `label` int32 (float32 [C]
@@ -142,13 +150,23 @@ def video_dataset(
         if training:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return _assemble(ds, decode, explain=explain, **tail)
-    if "flow" in modality:
-        raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video list.")
+    if modality == "rgb+flow":
+        raise ValueError(f"modality={modality!r} reads flow frames from TFRecords made with flow; {source!r} is a video "
+                         "list (a list of frame folders gives modality 'flow' from their flow files).")
     if isinstance(source, (list, tuple)):
         records = source
     else:  # A list in any layout (detected; a multi-label one is MMAction2's), or a format_source string.
         fmt = "mmaction" if multi_label and _formats.parse_source(source) is None else "auto"
         records = _formats.read_dataset(source, fmt, video_root=video_root, label_map=label_map).records
+        if flow_filename_tmpl is None:
+            flow_filename_tmpl = (_formats.parse_source(source) or (None, None, {}))[2].get("flow_filename_tmpl")
+    flow_templates = None
+    if modality == "flow":
+        flow_templates = _rawframes.flow_templates(flow_filename_tmpl)
+        video = next((r for r in records if not _rawframes.is_frame_record(r)), None)
+        if video is not None:
+            raise ValueError(f"video_dataset: modality='flow' reads the flow files of frame folders (or TFRecords made "
+                             f"with flow); {video.path} is a video file (prepare it with flow: tfvideo-prepare --flow).")
     multi = next((r for r in records if r.labels is not None), None)
     if multi is not None and not multi_label:
         raise ValueError(f"video_dataset: {multi.media_id} has several labels {list(multi.labels)}; multi-label "
@@ -156,9 +174,11 @@ def video_dataset(
                          "cross-entropy)")
     # Training resizes in the decoder (within a level or two of TensorFlow's resize, much
     # cheaper); evaluation keeps TensorFlow's, so it equals the exported model's transform.
-    short_side = (preprocess.resize_short or None) if preprocess and training else None
+    # Flow is not: it is resized by preprocessing, as flow from TFRecords.
+    short_side = (preprocess.resize_short or None) if preprocess and training and not flow_templates else None
     ds = _sources.file_source(records, multi_label)
-    decode = _decode.file_decoder(sampler, on_error=on_error, skipped=skipped, short_side=short_side)
+    decode = _decode.file_decoder(sampler, on_error=on_error, skipped=skipped, short_side=short_side,
+                                  flow_templates=flow_templates)
     if training:
         ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     return _assemble(ds, decode, **tail)

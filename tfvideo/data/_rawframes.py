@@ -187,6 +187,28 @@ def read_flow_folder(folder, indices, filename_tmpls=FLOW_TEMPLATES, start_index
     return _read(folder, indices, list(filename_tmpls), start_index, num_frames, short_side, cv2.IMREAD_GRAYSCALE)
 
 
+def flow_templates(spec=None):
+    """The (x, y) flow file templates of `spec`: None (`flow_x_{:05d}.jpg`, `flow_y_...`), an (x, y) pair or
+    "x_tmpl,y_tmpl", or MMAction2's one template whose first field is the direction (`flow_{}_{:05d}.jpg`).
+
+    ValueError naming `spec` when it is none of these.
+    """
+    if spec is None or spec == "":
+        return FLOW_TEMPLATES
+    pair = spec.split(",") if isinstance(spec, str) and "," in spec else spec
+    if isinstance(pair, str):
+        if "{}" not in pair:
+            raise ValueError(f"flow_filename_tmpl={spec!r} must be an (x, y) pair ('flow_x_{{:05d}}.jpg,flow_y_{{:05d}}"
+                             ".jpg') or one template whose first field '{{}}' is x / y ('flow_{{}}_{{:05d}}.jpg')")
+        pair = [pair.replace("{}", d, 1) for d in ("x", "y")]
+    if len(pair) != 2:
+        raise ValueError(f"flow_filename_tmpl={spec!r} must be the (x, y) pair of flow templates")
+    x, y = (normalize_template(t.strip()) for t in pair)
+    if x == y:
+        raise ValueError(f"flow_filename_tmpl={spec!r} names the same files for x and y")
+    return x, y
+
+
 def is_frame_record(record):
     """True for a `VideoRecord` of a frame folder (it has a frame template)."""
     return getattr(record, "frame_template", None) is not None
