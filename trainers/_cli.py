@@ -36,6 +36,7 @@ BINARIES = {
     "trainers.extract_features": "tfvideo-extract-features",
     "trainers.stream": "tfvideo-stream",
     "trainers.convert": "tfvideo-convert",
+    "trainers.models": "tfvideo-models",
     "export.export_saved_model": "tfvideo-export",
     "export.serve": "tfvideo-serve",
     "export.predict": "tfvideo-predict",

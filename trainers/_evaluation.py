@@ -11,41 +11,92 @@ import tensorflow as tf
 from tfvideo import metrics as tfv_metrics
 from trainers import _reports
 
+AVERAGE_CLIPS = ("prob", "score")
 
-def predict(model, dataset, multi_label=False):
-    """Runs `model` over a dict dataset of `video` [B, V, T, S, S, 3] (views averaged by the model).
+
+def _activation(logits, multi_label):
+    """Class probabilities of logits [..., K]: softmax, or per-class sigmoids with `multi_label`."""
+    logits = np.asarray(logits, np.float64)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def average_clips(view_logits, mode, multi_label=False):
+    """Per-view logits [B, V, K] -> one score per video [B, K], MMAction2's `average_clips`.
+
+    "prob": each view's class probabilities (softmax; sigmoids with `multi_label`) averaged;
+    "score": the views' logits averaged (what the recognizers do when called on [B, V, ...]).
+    The result is in the mode's space: probabilities for "prob", logits for "score"
+    (`to_probabilities` turns it into probabilities either way).
+    """
+    if mode not in AVERAGE_CLIPS:
+        raise ValueError(f"--average_clips={mode!r} must be one of {', '.join(AVERAGE_CLIPS)}.")
+    view_logits = np.asarray(view_logits, np.float64)
+    if mode == "prob":
+        return _activation(view_logits, multi_label).mean(axis=1)
+    return view_logits.mean(axis=1)
+
+
+def to_probabilities(scores, mode, multi_label=False):
+    """`average_clips`' (or a fusion of them) scores in `mode`'s space -> class probabilities."""
+    return np.asarray(scores, np.float64) if mode == "prob" else _activation(scores, multi_label)
+
+
+def view_logits(model, video):
+    """The model's logits of each view: `video` [B, V, T, H, W, C] -> [B, V, K] ([B, 1, K] for 5D)."""
+    if len(video.shape) != 6:
+        return keras.ops.convert_to_numpy(model(video, training=False))[:, None]
+    shape = tf.shape(video)
+    flat = tf.reshape(video, tf.concat([[-1], shape[2:]], 0))
+    logits = keras.ops.convert_to_numpy(model(flat, training=False))
+    return logits.reshape(int(shape[0]), int(shape[1]), logits.shape[-1])
+
+
+def predict_scores(model, dataset, multi_label=False, average="prob"):
+    """Runs `model` over a dict dataset of `video` [B, V, T, S, S, C], one call per batch of views.
+
+    Args:
+      average: how the views of a video are averaged, `average_clips`' "prob" or "score".
 
     Returns:
-      (labels int [N], probabilities float [N, K], media_ids list of str); with
-      `multi_label`, labels are multi-hot [N, K] and the scores per-class sigmoids.
+      (labels int [N], scores float [N, K], media_ids list of str): `average_clips` scores, in
+      the mode's space (mean probabilities, or mean logits); with `multi_label` the labels are
+      multi-hot [N, K].
     """
-    labels, probs, ids = [], [], []
+    if average not in AVERAGE_CLIPS:
+        raise ValueError(f"--average_clips={average!r} must be one of {', '.join(AVERAGE_CLIPS)}.")
+    labels, scores, ids = [], [], []
     for element in dataset:
-        logits = keras.ops.convert_to_numpy(model(element["video"], training=False)).astype(np.float64)
-        if multi_label:
-            probs.append(1.0 / (1.0 + np.exp(-logits)))
-        else:
-            logits -= logits.max(-1, keepdims=True)
-            p = np.exp(logits)
-            probs.append(p / p.sum(-1, keepdims=True))
+        scores.append(average_clips(view_logits(model, element["video"]), average, multi_label))
         labels.append(element["label"].numpy())
         ids.extend(m.decode() for m in element["media_id"].numpy())
-    if not probs:
+    if not scores:
         raise ValueError("evaluation data is empty")
-    return np.concatenate(labels).astype(np.int64), np.concatenate(probs), ids
+    return np.concatenate(labels).astype(np.int64), np.concatenate(scores), ids
+
+
+def predict(model, dataset, multi_label=False, average="prob"):
+    """`predict_scores` as class probabilities [N, K] (softmax; per-class sigmoids with `multi_label`):
+    (labels, probabilities, media_ids)."""
+    labels, scores, ids = predict_scores(model, dataset, multi_label, average)
+    return labels, to_probabilities(scores, average, multi_label), ids
 
 
 def fuse_predictions(streams, weights):
     """Late fusion of several streams' predictions of the same videos (two-stream TSN).
 
     Args:
-      streams: list of (name, labels int [N], probabilities float [N, K], media_ids) as
-        `predict` returns them, one per stream (videos in any order).
+      streams: list of (name, labels int [N], scores float [N, K], media_ids) as `predict`
+        returns them, one per stream (videos in any order): probabilities, or mean logits
+        (`--average_clips=score`: the streams' logits are then fused, MMAction2's
+        report_accuracy without --apply-softmax).
       weights: one weight per stream (TSN weighs RGB:flow 1:1.5).
 
     Returns:
-      (labels [M], fused probabilities [M, K] = sum_s w_s p_s / sum_s w_s, media_ids,
-      per-stream probabilities list of [M, K]) over the videos every stream scored, in the
+      (labels [M], fused scores [M, K] = sum_s w_s p_s / sum_s w_s, media_ids,
+      per-stream scores list of [M, K]) over the videos every stream scored, in the
       first stream's order. ValueError naming the streams when they disagree on a video's
       label, on the classes, or share no video.
     """

@@ -324,7 +324,9 @@ def write_training_report(model_dir, config=None):
         lines += ["## Evaluation", "",
                   f"top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, mean class accuracy "
                   f"{metrics['mean_class_accuracy']:.4f} on {metrics['num_videos']} videos "
-                  f"({metrics.get('num_clips', 1)} clips x {metrics.get('num_crops', 1)} crops)", ""]
+                  f"({metrics.get('num_clips', 1)} clips x {metrics.get('num_crops', 1)} crops"
+                  + (f", averaged as {'probabilities' if metrics['average_clips'] == 'prob' else 'logits'}: "
+                     f"average_clips={metrics['average_clips']}" if "average_clips" in metrics else "") + ")", ""]
         if os.path.exists(os.path.join(model_dir, "eval", "confusion_matrix.png")):
             lines += ["![Confusion matrix](eval/confusion_matrix.png)", ""]
         lines += ["```"] + evaluation_text(metrics, config.get("labels")) + ["```", ""]

@@ -7,10 +7,13 @@ Two-stream (late fusion of several runs on the same videos, e.g. TSN RGB + flow)
   tfvideo-evaluate --model_dir=runs/rgb,runs/flow --fusion_weights=1,1.5 --eval_data='tfr/val-*'
 
 scores each run on its own clip spec (modality, sampler, crop), matches the videos by media
-id and reports the weighted average of the streams' class probabilities (and each stream's
-top-1); reports go to --output_dir (default: <first model_dir>/eval-fused).
+id and reports the weighted average of the streams' class scores (probabilities; logits
+with --average_clips=score) and each stream's top-1; reports go to --output_dir (default: <first model_dir>/eval-fused).
 
-Multi-view testing: --num_clips clips x --num_crops crops per video, averaged by the model.
+Multi-view testing: --num_clips clips x --num_crops crops per video, averaged as probabilities
+(--average_clips=prob, MMAction2's default: each view's softmax, then the mean) or as logits
+(--average_clips=score: the views' mean logits, then the softmax); with several model_dirs the
+streams are fused in the same space. metrics.json and the printed summary say which.
 Writes metrics.json, predictions.csv (one row per video) and confusion_matrix.png (a labelled
 figure) under --output_dir (default model_dir/eval), a TensorBoard image under
 model_dir/logs/eval, and adds the evaluation to model_dir/report.md. Prints top-1, per-class
@@ -37,6 +40,9 @@ flags.DEFINE_list("fusion_weights", None, "Weight of each --model_dir's class pr
 _flags.define(flags.DEFINE_integer, "num_clips", 1, "Test clips per video.")
 _flags.define(flags.DEFINE_integer, "num_crops", 1, "Test crops per clip: 1, 3 or 10.")
 _flags.define(flags.DEFINE_integer, "batch_size", 4, "Videos per batch.")
+flags.DEFINE_enum("average_clips", "prob", ["prob", "score"], "How a video's views (--num_clips x --num_crops) "
+                  "are averaged: prob = each view's softmax, then the mean (MMAction2's default); score = the mean "
+                  "of the views' logits, then the softmax. Fused model_dirs are averaged in the same space.")
 _flags.define(flags.DEFINE_string, "output_dir", None, "Where reports go (default: model_dir/eval).")
 
 _online.define_flags()
@@ -63,12 +69,13 @@ def evaluate_recognition():
         _task.check_labels(source, config.num_classes, config.labels or None, "--eval_data")
     ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips, num_crops=FLAGS.num_crops)
     multi_label = bool(config.train.multi_label)
-    labels, scores, ids = _evaluation.predict(model, ds, multi_label)
+    labels, scores, ids = _evaluation.predict(model, ds, multi_label, FLAGS.average_clips)
     if multi_label:
         metrics = _evaluation.multilabel_metrics(labels, scores)
     else:
         metrics = _evaluation.classification_metrics(labels, scores, config.num_classes)
-    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "eval_data": source})
+    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "average_clips": FLAGS.average_clips,
+                    "eval_data": source})
     output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "eval")
     if multi_label:  # Sigmoid scores, mean average precision (MMAction2's multi_class evaluation).
         _evaluation.write_multilabel_report(output_dir, metrics, ids, labels, scores, config.labels)
@@ -119,11 +126,12 @@ def evaluate_fused(model_dirs):
             raise ValueError(f"--eval_data={source}: no such file (or no file matches the pattern).")
         ds = _task.dataset(config, source, False, FLAGS.batch_size, num_clips=FLAGS.num_clips,
                            num_crops=FLAGS.num_crops)
-        labels, scores, ids = _evaluation.predict(model, ds)
+        labels, scores, ids = _evaluation.predict_scores(model, ds, average=FLAGS.average_clips)
         streams.append((model_dir, labels, scores, ids))
         configs.append(config)
         used.append(source)
     labels, fused, ids, per_stream = _evaluation.fuse_predictions(streams, weights)
+    fused = _evaluation.to_probabilities(fused, FLAGS.average_clips)  # score: the fused logits' softmax.
     config = configs[0]
     metrics = _evaluation.classification_metrics(labels, fused, config.num_classes)
     metrics["streams"] = [
@@ -131,10 +139,20 @@ def evaluate_fused(model_dirs):
          "top1": _evaluation.top_k_accuracy(labels, p, 1),
          "mean_class_accuracy": _evaluation.classification_metrics(labels, p, c.num_classes)["mean_class_accuracy"]}
         for d, c, w, s, p in zip(model_dirs, configs, weights, used, per_stream)]
-    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "fusion_weights": weights})
+    metrics.update({"num_clips": FLAGS.num_clips, "num_crops": FLAGS.num_crops, "average_clips": FLAGS.average_clips,
+                    "fusion_weights": weights})
     output_dir = FLAGS.output_dir or os.path.join(model_dirs[0], "eval-fused")
     _evaluation.write_report(output_dir, metrics, ids, labels, fused, config.labels)
     return metrics, output_dir, config
+
+
+def _views_text():
+    """How the views were averaged, for the printed summary."""
+    views = f"{FLAGS.num_clips} clips x {FLAGS.num_crops} crops"
+    if FLAGS.num_clips * FLAGS.num_crops == 1 and "," not in (FLAGS.model_dir or ""):
+        return views
+    space = "probabilities (softmax, then mean)" if FLAGS.average_clips == "prob" else "logits (mean, then softmax)"
+    return f"{views}, averaged as {space}: --average_clips={FLAGS.average_clips}"
 
 
 def main(argv):
@@ -158,8 +176,7 @@ def main(argv):
     if "mean_average_precision" in metrics:
         print(f"mAP: {metrics['mean_average_precision']:.4f}")
         print(f"top-1 (top class among the labels): {metrics['top1']:.4f}")
-        print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in "
-              f"{output_dir}")
+        print(f"videos: {metrics['num_videos']} ({_views_text()}); reports in {output_dir}")
         return 0
     for stream in metrics.get("streams", []):
         print(f"stream {stream['model_dir']} ({stream['modality']}, weight {stream['weight']:g}): "
@@ -169,7 +186,7 @@ def main(argv):
     print(f"top-1: {metrics['top1']:.4f}")
     print(f"top-5: {metrics['top5']:.4f}")
     print(f"mean class accuracy: {metrics['mean_class_accuracy']:.4f}")
-    print(f"videos: {metrics['num_videos']} ({FLAGS.num_clips} clips x {FLAGS.num_crops} crops); reports in {output_dir}")
+    print(f"videos: {metrics['num_videos']} ({_views_text()}); reports in {output_dir}")
     print("\n".join(_reports.evaluation_text(metrics, config.labels)))
     return 0
 

@@ -60,6 +60,40 @@ def test_evaluate_multi_view_reports_agree(trained, moving_shapes, tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(trained, "logs", "eval")))
 
 
+def test_average_clips_prob_and_score_are_the_per_view_averages(trained, moving_shapes, tmp_path):
+    """2 clips a video: --average_clips=prob (the default) averages the views' softmax, score their logits."""
+    import tensorflow as tf
+
+    from tfvideo import _experiment
+    from trainers import _task
+
+    model, config = _experiment.load_trained_model(trained)
+    ds = _task.dataset(config, moving_shapes["val"], False, 4, num_clips=2)
+    views, ids = [], []
+    for element in ds:  # Each view through the model on its own.
+        views.append(np.stack([model(element["video"][:, v], training=False).numpy() for v in range(2)], 1))
+        ids += [m.decode() for m in element["media_id"].numpy()]
+    views = np.concatenate(views).astype(np.float64)
+    softmax = tf.nn.softmax(views).numpy()
+    want = {"prob": softmax.mean(1), "score": tf.nn.softmax(views.mean(1)).numpy()}
+    assert np.abs(want["prob"] - want["score"]).max() > 1e-4  # The two modes tell apart here.
+    for mode, flags in (("prob", []), ("score", ["--average_clips=score"])):
+        out = str(tmp_path / mode)
+        proc = lib.run("evaluate", [f"--model_dir={trained}", f"--eval_data={moving_shapes['val']}", "--num_clips=2",
+                                    f"--output_dir={out}", *flags])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        what = "probabilities (softmax, then mean)" if mode == "prob" else "logits (mean, then softmax)"
+        assert f"(2 clips x 1 crops, averaged as {what}: --average_clips={mode})" in proc.stdout
+        with open(os.path.join(out, "metrics.json")) as f:
+            assert json.load(f)["average_clips"] == mode
+        with open(os.path.join(out, "predictions.csv")) as f:
+            rows = {r["media_id"]: r for r in csv.DictReader(f)}
+        for i, media_id in enumerate(ids):
+            top = int(rows[media_id]["prediction"])
+            assert top == int(np.argmax(want[mode][i]))
+            assert float(rows[media_id]["score"]) == pytest.approx(want[mode][i, top], abs=2e-6)
+
+
 def test_evaluate_rejects_bad_num_crops(trained):
     proc = lib.run("evaluate", [f"--model_dir={trained}", "--num_crops=2"])
     assert proc.returncode == 2 and "--num_crops=2" in proc.stderr

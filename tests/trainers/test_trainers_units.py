@@ -157,7 +157,7 @@ class _ChannelMeanModel(keras.Model):
     """Deterministic 'recognizer': logits = 5 * one_hot(round(mean of channel 0)) over the views."""
 
     def call(self, video, training=None):
-        cls = tf.cast(tf.round(tf.reduce_mean(video[..., 0], axis=[1, 2, 3, 4])), tf.int32)
+        cls = tf.cast(tf.round(tf.reduce_mean(video[..., 0], axis=list(range(1, len(video.shape) - 1)))), tf.int32)
         return 5.0 * tf.one_hot(cls, 3)
 
 

@@ -80,6 +80,7 @@ def test_fused_evaluate_reports_streams_and_fusion(runs):
     with open(f"{root}/fused/metrics.json") as f:
         metrics = json.load(f)
     assert metrics["fusion_weights"] == [1.0, 1.5] and [s["modality"] for s in metrics["streams"]] == ["rgb", "flow"]
+    assert metrics["average_clips"] == "prob"  # The streams' probabilities fused (the default).
     assert np.asarray(metrics["confusion_matrix"]).sum() == 8
     assert os.path.exists(f"{root}/fused/confusion_matrix.png")
     proc = tl.run("evaluate", [f"--model_dir={root}/rgb,{root}/flow", "--fusion_weights=1"])

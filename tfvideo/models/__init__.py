@@ -8,6 +8,7 @@ from tfvideo.models import (  # noqa: F401 -- importing registers the public sym
     _convert_i3d_inception,
     _convert_resnet,
     _convert_tdn,
+    _describe,
     _i3d,
     _imagenet,
     _inflate,
