@@ -6,6 +6,8 @@ still serialized), and a locally prepared `tensorflow_datasets` dataset (frames 
 encoded). Parsing, sampling and decoding come after (`_decode`).
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,12 +20,31 @@ def is_tfrecord_source(source):
     )
 
 
+def decoding_threads():
+    """tf.data threads for pipelines that decode video files: twice the cores, at least 4.
+
+    A file read spends most of its time in FFmpeg's decoder with the GIL released; with
+    tf.data's default pool (one thread per core) shared by the decodes in flight and the
+    TensorFlow preprocessing, a process whose cores are shared with a trainer got half the
+    CPU time MMAction2's two worker processes got (benchmarks/loader_vs_mmaction2.py,
+    docs/notes/data.md). More threads than cores keep the decoder busy; CPU per clip is
+    unchanged.
+    """
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
 def file_source(records):
-    """Dataset of (path, label int32, media_id) of `VideoRecord`s, in list order."""
+    """Dataset of (path, label int32, media_id) of `VideoRecord`s, in list order.
+
+    Carries tf.data options that give the whole pipeline `decoding_threads()` threads
+    (options set on an input apply to the datasets built on it).
+    """
     paths = [r.path for r in records]
     labels = np.array([r.label for r in records], np.int32)
     ids = [r.media_id for r in records]
-    return tf.data.Dataset.from_tensor_slices((paths, labels, ids))
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = decoding_threads()
+    return tf.data.Dataset.from_tensor_slices((paths, labels, ids)).with_options(options)
 
 
 def tfrecord_source(pattern, *, training, seed, deterministic):
