@@ -1,6 +1,7 @@
 """video_dataset end to end: exact frames through PyAV and TFRecords, determinism, bad input."""
 
 import functools
+import os
 import re
 
 import numpy as np
@@ -243,3 +244,18 @@ def test_damaged_tfrecord_file_is_named(tmp_path):
     ids = sorted(e["media_id"].decode() for e in ds.as_numpy_iterator())
     assert ids == ["v0", "v0", "v1", "v1", "v2"]  # cut.tfrecord gives v0, v1; whole.tfrecord all three.
     assert skipped.count == 1 and skipped.items[0][0] == cut and re.match(reason, skipped.items[0][1])
+
+
+def test_video_file_pipelines_get_more_threads_than_cores_and_tfrecords_keep_the_default(coded_records, coded_tfrecords):
+    """Decodes (GIL released in FFmpeg) keep shared cores busy: 2x cores, at least 4 threads (issue 25)."""
+    from tfvideo.data import _sources
+
+    spec = data.ClipSpec(data.SegmentSampler(4), data.PreprocessConfig(crop_size=32, resize_short=40))
+    files = data.video_dataset(coded_records, spec, training=True, batch_size=2, seed=0)
+    assert _sources.decoding_threads() >= max(4, 2 * os.cpu_count())
+    assert files.options().threading.private_threadpool_size == _sources.decoding_threads()
+    records = data.video_dataset(coded_tfrecords, spec, training=True, batch_size=2, seed=0)
+    assert records.options().threading.private_threadpool_size in (None, 0)
+    # And it still yields whole training batches.
+    batch = next(iter(files))
+    assert batch["video"].shape == (2, 1, 4, 32, 32, 3)

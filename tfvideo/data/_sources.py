@@ -6,6 +6,8 @@ still serialized), and a locally prepared `tensorflow_datasets` dataset (frames 
 encoded). Parsing, sampling and decoding come after (`_decode`).
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -16,6 +18,19 @@ def is_tfrecord_source(source):
     return isinstance(source, str) and not source.endswith((".txt", ".csv", ".list")) and (
         "tfrecord" in source or any(c in source for c in "*?[")
     )
+
+
+def decoding_threads():
+    """tf.data threads for pipelines that decode video files: twice the cores, at least 4.
+
+    A file read spends most of its time in FFmpeg's decoder with the GIL released; with
+    tf.data's default pool (one thread per core) shared by the decodes in flight and the
+    TensorFlow preprocessing, a process whose cores are shared with a trainer got half the
+    CPU time MMAction2's two worker processes got (benchmarks/loader_vs_mmaction2.py,
+    docs/notes/data.md). More threads than cores keep the decoder busy; CPU per clip is
+    unchanged.
+    """
+    return max(4, 2 * (os.cpu_count() or 1))
 
 
 def multi_hot(records, num_classes):
@@ -36,6 +51,9 @@ def file_source(records, multi_label=None):
     `label`: int32, or with `multi_label` = C classes the float32 multi-hot [C].
     `folder`: (frame template, start index int64, listed frame count int64) of a frame
     folder; ("", 0, -1) for a video file.
+
+    Carries tf.data options that give the whole pipeline `decoding_threads()` threads
+    (options set on an input apply to the datasets built on it).
     """
     paths = [r.path for r in records]
     if multi_label:
@@ -46,7 +64,9 @@ def file_source(records, multi_label=None):
     templates = [r.frame_template or "" for r in records]
     starts = np.array([r.start_index if r.frame_template else 0 for r in records], np.int64)
     counts = np.array([-1 if r.num_frames is None else r.num_frames for r in records], np.int64)
-    return tf.data.Dataset.from_tensor_slices((paths, labels, ids, (templates, starts, counts)))
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = decoding_threads()
+    return tf.data.Dataset.from_tensor_slices((paths, labels, ids, (templates, starts, counts))).with_options(options)
 
 
 def tfrecord_source(pattern, *, training, seed, deterministic):
