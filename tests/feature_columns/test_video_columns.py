@@ -90,9 +90,11 @@ def test_training_sampler_is_used_at_test_time_and_flow_has_two_channels():
     frames = random_frames(6, 12, 12, seed=5)
     out = fc.FeatureLayer([column])({"flow": tf.constant(frames[None])})["flow"].numpy()
     assert out.shape == (1, 1, 2, 8, 8, 2)
+    # Flow is normalised as the training pipeline does it (normalize_flow): with the column's RGB
+    # mean/std, v / 127.5 - 1, i.e. mean = std = 0.5 of 0..1 (not the first two ImageNet values).
     expected = tfv_data.preprocess_eval(
         tf.gather(frames, tfv_data.SegmentSampler(2)(6))[..., :2],
-        tfv_data.PreprocessConfig(crop_size=8, resize_short=9, mean=tuple(MEAN[:2]), std=tuple(STD[:2])),
+        tfv_data.PreprocessConfig(crop_size=8, resize_short=9, mean=(0.5, 0.5), std=(0.5, 0.5)),
     )
     np.testing.assert_allclose(out[0], expected.numpy(), atol=1e-5)
 

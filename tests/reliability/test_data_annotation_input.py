@@ -80,7 +80,7 @@ def run_prepare(argv, capsys):
                                            "one label (lists are single-label)"),
     ("binary.txt", b"v.mp4 0\n\x89PNG\x00\xff\n", "{list}:2: the annotation list is not UTF-8 text (byte 0x89 at "
                                                   "offset 8)"),
-    ("directory.txt", None, "{list}: cannot read the annotation list: Is a directory"),
+    ("directory.txt", None, "{list}: a folder is a dataset only as HMDB51's split folder (*_test_splitN.txt files)"),
 ])
 def test_prepare_bad_list_is_one_line_and_exit_2(tmp_path, capsys, name, content, message):
     listing = tmp_path / name

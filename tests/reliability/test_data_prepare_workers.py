@@ -63,7 +63,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
                TF_CPP_MIN_LOG_LEVEL="2")
     parent = subprocess.Popen(
         [sys.executable, "-m", "trainers.prepare_data", f"--annotations={tmp_path / 'list.txt'}", f"--output_dir={out}",
-         "--num_shards=8", "--workers=2", "--flow", "--resize_short=0", "--noprogress"],
+         "--num_shards=8", "--workers=2", "--flow", "--flow_method=tvl1", "--resize_short=0", "--noprogress"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = set()
     try:

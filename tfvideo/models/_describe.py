@@ -18,7 +18,7 @@ _PUBLISHED_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet15
 
 
 def _family(name):
-    builder = _presets._PRESETS.get(name)
+    builder = _presets.preset_builder(name)
     return builder.__name__ if isinstance(builder, type) else getattr(builder, "__name__", str(builder))
 
 
@@ -104,7 +104,7 @@ def describe_preset(name, params=False, flops=False, num_classes=400):
       "resize_short", "modality"}, "checkpoint_formats": [...], "defaults": {...}} plus
       "params" (int) and "gflops" (float, 1e9 FLOPs per clip; a multiply-add counts 2) when asked.
     """
-    meta = _presets._PRESETS.meta(name)
+    meta = _presets.preset_meta(name)
     clip = _clip(_clip_specs.default_clip_spec(name))
     out = {"name": name, "task": "recognition", "family": _family(name), "description": meta["description"],
            "clip": clip, "checkpoint_formats": checkpoint_formats_for(name), "defaults": dict(meta["defaults"])}

@@ -31,6 +31,11 @@ def preset_config(name):
     return dict(_PRESETS.meta(name)["defaults"])
 
 
+def preset_meta(name):
+    """What preset `name` was registered with: its "description" and "defaults"."""
+    return dict(_PRESETS.meta(name))
+
+
 def preset_builder(name):
     """The class or function that builds preset `name` (KeyError naming it when unknown)."""
     return _PRESETS.get(name)
