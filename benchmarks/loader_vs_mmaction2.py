@@ -92,7 +92,8 @@ def check_exact(root, ann_file):
     exact = True
     for k, line in enumerate(open(ann_file).read().split("\n")[:3]):
         path = os.path.join(root, line.split()[0])
-        frames = decode((tf.constant(path), 0, "x"), np.array([k, 1], np.int32))["frames"].numpy()[0]
+        element = (tf.constant(path), 0, "x", ("", np.int64(0), np.int64(-1)))  # ("", 0, -1): a file, not a folder.
+        frames = decode(element, np.array([k, 1], np.int32))["frames"].numpy()[0]
         indices = sampler(data.probe_video(path).num_frames, _decode._numpy_rng(np.array([k, 1], np.int32)))[0]
         reference = decode_vs_decord.sequential_frames(path, indices)
         exact &= all(np.array_equal(frames[t], reference[int(i)]) for t, i in enumerate(indices))
