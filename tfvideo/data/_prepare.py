@@ -154,13 +154,31 @@ def optical_flow(frames_rgb, method="dis"):
     """
     if method not in _FLOW_ALGORITHMS:
         raise ValueError(f"optical_flow: method={method!r} must be one of {', '.join(FLOW_METHODS)}.")
-    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames_rgb]
-    algorithm = _FLOW_ALGORITHMS[method]()
-    flows = [algorithm.calc(gray[i], gray[i + 1], None) for i in range(len(gray) - 1)]
-    if not flows:
-        flows = [np.zeros(gray[0].shape + (2,), np.float32)]
-    flows.append(flows[-1])
+    pairs = _PairwiseFlow(method)
+    flows = [flow for flow in map(pairs.add, frames_rgb) if flow is not None]
+    flows.append(pairs.last())
     return np.stack(flows).astype(np.float32)
+
+
+class _PairwiseFlow:
+    """Flow between consecutive frames given one at a time, holding only the previous frame (grey)."""
+
+    def __init__(self, method):
+        self._algorithm = _FLOW_ALGORITHMS[method]()
+        self._previous = self._last = None
+
+    def add(self, frame_rgb):
+        """float32 [H, W, 2]: the flow from the previous frame to this one; None for the first frame."""
+        gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
+        flow = None
+        if self._previous is not None:
+            flow = self._last = self._algorithm.calc(self._previous, gray, None).astype(np.float32)
+        self._previous = gray
+        return flow
+
+    def last(self):
+        """The entry of the last frame: it repeats the one before (zeros for a one-frame video)."""
+        return self._last if self._last is not None else np.zeros(self._previous.shape + (2,), np.float32)
 
 
 @tf_export("tfvideo.data.tvl1_flow")
@@ -171,12 +189,11 @@ def tvl1_flow(frames_rgb):
 
 class _FlowEncoder:
     """Flow JPEGs of a frame stream (`config.flow_method`), as `optical_flow` + `quantize_flow` give
-    for all frames at once, holding only the previous frame (grey)."""
+    for all frames at once, holding only the previous frame."""
 
     def __init__(self, config):
         self._config = config
-        self._algorithm = _FLOW_ALGORITHMS[config.flow_method]()
-        self._previous = None
+        self._pairs = _PairwiseFlow(config.flow_method)
         self.jpegs = []
 
     def _encode(self, flow):
@@ -185,15 +202,14 @@ class _FlowEncoder:
         return encode_jpeg(np.concatenate([quantized, zeros], -1), self._config.jpeg_quality, full_chroma=True)
 
     def add(self, frame_rgb):
-        gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
-        if self._previous is not None:
-            self.jpegs.append(self._encode(self._algorithm.calc(self._previous, gray, None).astype(np.float32)))
-        self._previous = gray
+        flow = self._pairs.add(frame_rgb)
+        if flow is not None:
+            self.jpegs.append(self._encode(flow))
 
     def finish(self):
         """The flow JPEGs, one per frame: the last repeats the one before (zeros for one frame)."""
         if not self.jpegs:
-            self.jpegs.append(self._encode(np.zeros(self._previous.shape + (2,), np.float32)))
+            self.jpegs.append(self._encode(self._pairs.last()))
         self.jpegs.append(self.jpegs[-1])
         return self.jpegs
 
