@@ -67,7 +67,18 @@ def test_average_clips_prob_and_score_are_the_per_view_averages(trained, moving_
     from tfvideo import _experiment
     from trainers import _task
 
+    import shutil
+
+    import keras
+
+    # After one epoch the tiny model's two views give near-equal logits, and the two modes can differ by less
+    # than the tolerance below. A copy whose classifier is scaled 20x has sharper, further apart views.
     model, config = _experiment.load_trained_model(trained)
+    head = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dense)][-1]
+    head.set_weights([w * 20.0 for w in head.get_weights()])
+    sharp = str(tmp_path / "sharp")
+    shutil.copytree(trained, sharp)
+    model.save(os.path.join(sharp, _experiment.MODEL_FILE))
     ds = _task.dataset(config, moving_shapes["val"], False, 4, num_clips=2)
     views, ids = [], []
     for element in ds:  # Each view through the model on its own.
@@ -76,10 +87,10 @@ def test_average_clips_prob_and_score_are_the_per_view_averages(trained, moving_
     views = np.concatenate(views).astype(np.float64)
     softmax = tf.nn.softmax(views).numpy()
     want = {"prob": softmax.mean(1), "score": tf.nn.softmax(views.mean(1)).numpy()}
-    assert np.abs(want["prob"] - want["score"]).max() > 1e-4  # The two modes tell apart here.
+    assert np.abs(want["prob"] - want["score"]).max() > 1e-2  # The two modes tell apart here.
     for mode, flags in (("prob", []), ("score", ["--average_clips=score"])):
         out = str(tmp_path / mode)
-        proc = lib.run("evaluate", [f"--model_dir={trained}", f"--eval_data={moving_shapes['val']}", "--num_clips=2",
+        proc = lib.run("evaluate", [f"--model_dir={sharp}", f"--eval_data={moving_shapes['val']}", "--num_clips=2",
                                     f"--output_dir={out}", *flags])
         assert proc.returncode == 0, proc.stderr[-3000:]
         what = "probabilities (softmax, then mean)" if mode == "prob" else "logits (mean, then softmax)"
