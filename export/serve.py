@@ -22,6 +22,12 @@ Every request's memory is bounded by limits checked before anything is allocated
 --max_frame_pixels / --max_request_pixels (read from image headers before decoding), and for
 REST --rest_max_body_bytes, --rest_max_json_depth, --rest_max_json_elements (read from the raw
 body before parsing). Over a limit: RESOURCE_EXHAUSTED (gRPC) / 413 (REST), too deep JSON 400.
+
+Streaming exports (`tfvideo-export --streaming`: signatures init_state and step) can also be
+stepped with the state held here: a client opens a stream, sends frames with its id and
+gets their scores back (gRPC Predict signatures stream_open / step + stream_id / stream_close;
+REST :stream_open / :stream_step / :stream_close). A stream not stepped for
+--stream_idle_timeout_s expires; at most --max_streams are open (beyond: RESOURCE_EXHAUSTED / 429).
 """
 
 import gc
@@ -60,6 +66,9 @@ flags.DEFINE_bool("warmup", True, "Replay assets.extra/tf_serving_warmup_request
 flags.DEFINE_enum("model_version_policy", "latest", ["latest", "all", "specific"],
                   "Versions of --model_base_path to serve: the latest loadable one, all, or --model_versions.")
 flags.DEFINE_list("model_versions", [], "With --model_version_policy=specific: the versions to serve, e.g. 1,3.")
+flags.DEFINE_float("stream_idle_timeout_s", 300.0,
+                   "Streams (streaming exports, state held by the server) not stepped for this many seconds expire.")
+flags.DEFINE_integer("max_streams", 256, "Streams open at once; opening more gets RESOURCE_EXHAUSTED (REST 429).")
 flags.DEFINE_float("drain_grace_period_s", 10.0,
                    "On SIGTERM/SIGINT: seconds in-flight requests may take to finish before they are cancelled.")
 
@@ -114,7 +123,7 @@ def _models():
 _RANGES = {"port": "[0,65535]", "rest_api_port": "[0,65535]", "max_request_bytes": ">=1", "max_workers": ">=1",
            "file_system_poll_wait_seconds": ">0", "drain_grace_period_s": ">=0", "max_frame_pixels": ">=1",
            "max_request_pixels": ">=1", "rest_max_body_bytes": ">=0", "rest_max_json_depth": ">=1",
-           "rest_max_json_elements": ">=1"}
+           "rest_max_json_elements": ">=1", "stream_idle_timeout_s": ">0", "max_streams": ">=1"}
 
 
 def _check_numbers():
@@ -181,6 +190,8 @@ def main(argv):
             warmup=FLAGS.warmup,
             max_frame_pixels=FLAGS.max_frame_pixels,
             max_request_pixels=FLAGS.max_request_pixels,
+            stream_idle_timeout_s=FLAGS.stream_idle_timeout_s,
+            max_streams=FLAGS.max_streams,
         )
         port = server.start(FLAGS.port, FLAGS.host)
         rest = _start_rest(server)

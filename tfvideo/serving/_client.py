@@ -408,3 +408,77 @@ class RestClient(_VideoClient):
             outputs = {next(iter(dtypes)) if dtypes else "output": outputs}
         wanted = set(output_filter or outputs)
         return {k: _from_json_tensor(v, dtypes.get(k, tf.float32)) for k, v in outputs.items() if k in wanted}
+
+
+# --- streams held by the server (tfvideo-serve with a streaming export) ------------------
+@tf_export("tfvideo.serving.StreamSession")
+class StreamSession:
+    """One stream of a streaming export (`init_state` / `step`) whose state `tfvideo-serve` holds.
+
+    Opened on the model's latest version (or `version`), to which it stays bound; `step`
+    sends one frame or a few successive ones and returns their outputs; the state never
+    crosses the wire. Works over gRPC (`Client`: Predict with signature `stream_open`,
+    `step` + input `stream_id`, `stream_close`) and REST (`RestClient`: `:stream_open`,
+    `:stream_step`, `:stream_close`). Server errors raise `grpc.RpcError` / `RestError`
+    (NOT_FOUND / 404 for an expired or unknown stream).
+
+    Example:
+        with tfvideo.serving.StreamSession(client, "online") as stream:
+            for frame in frames:  # float32 [H, W, 3], RGB 0..255, cropped as stream_config.json says.
+                scores = stream.step(frame)["scores"][0]
+
+    Attributes:
+      stream_id, version, frame_shape (H, W, C), idle_timeout_s: as the server opened it.
+    """
+
+    def __init__(self, client, model_name, version=None):
+        self.client = client
+        self.model_name = model_name
+        self._rest = isinstance(client, RestClient)
+        if self._rest:
+            answer = client._call("POST", client._path(model_name, version) + ":stream_open", {})
+            self.stream_id = answer["stream_id"]
+            self.version = int(answer["model_spec"]["version"])
+            self.frame_shape = tuple(answer["frame_shape"])
+            self.idle_timeout_s = float(answer["idle_timeout_s"])
+        else:
+            request = predict_pb2.PredictRequest(model_spec=_model_spec(model_name, version, "stream_open"))
+            response = client._predictions.Predict(request, timeout=client.timeout)
+            outputs = {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+            self.stream_id = outputs["stream_id"].reshape(-1)[0].decode("utf-8")
+            self.version = int(response.model_spec.version.value)
+            self.frame_shape = tuple(int(d) for d in outputs["frame_shape"])
+            self.idle_timeout_s = float(outputs["idle_timeout_s"])
+        self.closed = False
+
+    def step(self, frames):
+        """frames float32 [H, W, C] or [N, H, W, C] (N successive frames) -> {"scores", "logits": [N, K],
+        "frame_index": [N]} (each frame's position in the stream)."""
+        frames = np.asarray(frames, np.float32)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if self._rest:
+            path = self.client._path(self.model_name, self.version) + ":stream_step"
+            answer = self.client._call("POST", path, {"stream_id": self.stream_id, "inputs": {"frame": frames.tolist()}})
+            return {k: np.asarray(v, np.int64 if k == "frame_index" else np.float32)
+                    for k, v in answer["outputs"].items()}
+        return self.client.predict(self.model_name, {"stream_id": np.array(self.stream_id.encode(), dtype=object),
+                                                     "frame": frames}, signature_name="step", version=self.version)
+
+    def close(self):
+        """Closes the stream on the server (once); returns how many frames it stepped."""
+        if self.closed:
+            return None
+        self.closed = True
+        if self._rest:
+            path = self.client._path(self.model_name, self.version) + ":stream_close"
+            return int(self.client._call("POST", path, {"stream_id": self.stream_id})["frames"])
+        out = self.client.predict(self.model_name, {"stream_id": np.array(self.stream_id.encode(), dtype=object)},
+                                  signature_name="stream_close", version=self.version)
+        return int(out["frames"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

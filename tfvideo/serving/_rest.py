@@ -5,6 +5,9 @@
   GET  /v1/models/{name}[/versions/{v}|/labels/{l}]            GetModelStatus as JSON
   GET  /v1/models/{name}[/versions/{v}|/labels/{l}]/metadata   GetModelMetadata as JSON
   POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict    Predict
+  POST /v1/models/{name}[/versions/{v}|/labels/{l}]:stream_open | :stream_step | :stream_close
+                                                              streams of a streaming export, state
+                                                              held by the server (_streams.py)
 
 Predict bodies take TF Serving's two layouts: row (`{"instances": [...]}`, answered with
 `{"predictions": [...]}`) and columnar (`{"inputs": ...}`, answered with `{"outputs": ...}`),
@@ -47,7 +50,7 @@ from google.protobuf import json_format, wrappers_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2
 
 from tfvideo.api._export import tf_export
-from tfvideo.serving import _limits, _server
+from tfvideo.serving import _limits, _server, _streams
 
 _CODE = grpc.StatusCode
 # TF Serving's mapping of error codes to HTTP statuses (model_servers/http_server.cc).
@@ -79,6 +82,8 @@ BACKLOG = 1024  # Pending connections the kernel queues (a burst of 512 new conn
 DEFAULT_MAX_CONNECTIONS = 2048  # Open connections; more are answered 503 (with a body) and closed.
 _VERSION_OR_LABEL = r"(?:/versions/([^/:]+)|/labels/([^/:]+))?"
 _PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)" + _VERSION_OR_LABEL + r":(classify|regress|predict)", re.I)
+_STREAM_PATH = re.compile(r"/v1/models/([^/:]+)" + _VERSION_OR_LABEL + r":(stream_open|stream_step|stream_close)",
+                          re.I)
 _STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?" + _VERSION_OR_LABEL + r"(?:/(metadata))?", re.I)
 _BYTES_SUFFIX = "_bytes"  # String outputs whose name ends so are written as {"b64": ...}.
 
@@ -497,6 +502,10 @@ class RestServer:
                     raise _error(_CODE.UNIMPLEMENTED, f"{verb} is not served by tfvideo-serve (video signatures use "
                                                       ":predict)")
                 return self._predict(_model_spec(name, version, label), body)
+            match = _STREAM_PATH.fullmatch(path)
+            if match:
+                name, version, label, verb = match.groups()
+                return self._stream(verb.lower(), _model_spec(name, version, label), body)
         elif method == "GET":
             match = _STATUS_PATH.fullmatch(path)
             if match:
@@ -573,6 +582,45 @@ class RestServer:
             del document
             response = self.model_server.predict(request, servable=servable)
         return response_to_json(response, layout)
+
+
+    def _stream(self, verb, spec, body):
+        """`:stream_open` (body `{}` or empty), `:stream_step` (`{"stream_id", "instances" | "inputs"}`: frames
+        [N, H, W, C]), `:stream_close` (`{"stream_id"}`); see docs/notes/export.md."""
+        body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self._check_body(body)
+        with self._slots:
+            document = _parse_json(body) if body.strip() or verb != "stream_open" else {}
+            allowed = {"stream_open": set(), "stream_close": {"stream_id"},
+                       "stream_step": {"stream_id", "instances", "inputs"}}[verb]
+            unknown = sorted(set(document) - allowed)
+            if unknown:
+                raise _invalid(f"'{unknown[0]}' is not a key of a :{verb} body; it takes "
+                               f"{', '.join(repr(k) for k in sorted(allowed)) or 'an empty object'}")
+            model_server = self.model_server
+            if verb == "stream_open":
+                stream = model_server.open_stream(spec)
+                return {"stream_id": stream.id,
+                        "model_spec": {"name": stream.servable.name, "version": str(stream.servable.version)},
+                        "idle_timeout_s": model_server.streams.idle_timeout_s,
+                        "frame_shape": list(stream.frame_shape)}
+            stream_id = document.get("stream_id")
+            if stream_id is None:
+                raise _invalid(f"'stream_id' is missing: :{verb} needs the id :stream_open returned")
+            if not isinstance(stream_id, str):
+                raise _invalid(f"'stream_id' must be a string (the id :stream_open returned), got {_brief(stream_id)}")
+            if verb == "stream_close":
+                stream = model_server.close_stream(spec, stream_id)
+                return {"stream_id": stream.id, "closed": True, "frames": stream.frames}
+            # The frames are read with the dtype of the stream's own version (404 first for a gone id).
+            info = _streams.frame_info(model_server.stream_servable(spec, stream_id))
+            request, layout = request_from_json(document, {_streams.FRAME: info}, spec,
+                                                check_booleans=b"true" in body or b"false" in body)
+            del document
+            request.model_spec.signature_name = _streams.STEP
+            request.inputs[_streams.STREAM_ID].CopyFrom(tf.make_tensor_proto(stream_id))
+            answer = response_to_json(model_server.predict(request), layout)
+        return {"stream_id": stream_id, **answer}
 
 
 def _parse_json(body):

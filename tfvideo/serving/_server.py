@@ -55,7 +55,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfvideo.api._export import tf_export
-from tfvideo.serving import _limits
+from tfvideo.serving import _limits, _streams
 
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
 # Decoded pixels an image (JPEG/PNG/GIF/BMP/WebP string input) may claim: a 4096x4096 frame,
@@ -301,6 +301,11 @@ class _Model:
         with self._lock:
             return sorted(self._servables)
 
+    def holds(self, servable):
+        """True while `servable` (a version loaded earlier) is still the one served."""
+        with self._lock:
+            return self._servables.get(servable.version) is servable
+
     def version_states(self):
         """[(version, loaded, _LoadFailure or None)] sorted by version: what GetModelStatus reports."""
         with self._lock:
@@ -375,11 +380,15 @@ class ModelServer:
       max_frame_pixels: an encoded image (JPEG/PNG/GIF/BMP/WebP string input) whose header
         claims more pixels gets RESOURCE_EXHAUSTED before it is decoded.
       max_request_pixels: the same for the pixels all images of one request claim together.
+      stream_idle_timeout_s: a stream (a streaming export's state held here, see
+        `tfvideo/serving/_streams.py`) not stepped for this long expires.
+      max_streams: streams open at once; opening more is RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, models, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES, poll_seconds=1.0, max_workers=8,
                  warmup=True, load_retry_seconds=DEFAULT_LOAD_RETRY_SECONDS,
-                 max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS, max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS):
+                 max_frame_pixels=DEFAULT_MAX_FRAME_PIXELS, max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS,
+                 stream_idle_timeout_s=_streams.DEFAULT_IDLE_TIMEOUT_S, max_streams=_streams.DEFAULT_MAX_STREAMS):
         if isinstance(models, model_server_config_pb2.ModelServerConfig):
             entries = [(c.name, c.base_path, _policy_from_proto(c), dict(c.version_labels))
                        for c in models.model_config_list.config]
@@ -393,6 +402,9 @@ class ModelServer:
         self.load_retry_seconds = _positive("load_retry_seconds", load_retry_seconds)
         self.max_frame_pixels = _positive("max_frame_pixels", max_frame_pixels, int)
         self.max_request_pixels = _positive("max_request_pixels", max_request_pixels, int)
+        self.streams = _streams.StreamTable(
+            lambda servable: self._models[servable.name].holds(servable),
+            _positive("stream_idle_timeout_s", stream_idle_timeout_s), _positive("max_streams", max_streams, int))
         self._models = {}
         for name, base_path, policy, labels in entries:
             if not name:
@@ -458,6 +470,7 @@ class ModelServer:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
+                self.streams.sweep()  # Expired streams and those of unloaded versions free their state.
             except Exception:  # noqa: BLE001 -- the poller must outlive anything on disk.
                 logging.exception("Polling the model base paths failed; retrying in %.1f s", self.poll_seconds)
 
@@ -661,6 +674,8 @@ class ModelServer:
             largest = max(request.inputs, key=lambda k: request.inputs[k].ByteSize(), default="?")
             raise _over_limit(f"request of {size} bytes exceeds the server's limit of {self.max_request_bytes} bytes "
                               f"(largest input: '{largest}')")
+        if _streams.is_stream_request(request):
+            return self._stream_predict(request)
         if servable is None:
             servable = self._servable(request.model_spec)
         signature_name, signature_def, function = servable.signature(request.model_spec.signature_name)
@@ -697,6 +712,89 @@ class ModelServer:
         for key, value in outputs.items():
             if key in wanted:
                 response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        return response
+
+    # --- streams (state held here; see _streams) ------------------------------------
+    def _spec_version(self, spec):
+        """The version a ModelSpec names (a number, or its label resolved), or None."""
+        which = spec.WhichOneof("version_choice")
+        if which is None:
+            return None
+        model = self._model(spec.name)
+        return self._version_of(model, spec.version.value if which == "version" else None,
+                                spec.version_label if which == "version_label" else None)
+
+    def open_stream(self, spec):
+        """Opens a stream on the version `spec` (a ModelSpec) names, or the latest; returns the `_Stream`."""
+        return self.streams.open(self._servable(spec))
+
+    def stream_servable(self, spec, stream_id):
+        """The version an open stream is bound to (NOT_FOUND for an unknown, expired or closed id)."""
+        self._model(spec.name)
+        return self.streams.servable(spec.name, stream_id, self._spec_version(spec))
+
+    def close_stream(self, spec, stream_id):
+        self._model(spec.name)
+        return self.streams.close(spec.name, stream_id, self._spec_version(spec))
+
+    def step_stream(self, spec, stream_id, frames):
+        """Steps frames [N, H, W, C] through an open stream: (stream, {scores, logits, frame_index: [N, ...]})."""
+        self._model(spec.name)
+        return self.streams.step(spec.name, stream_id, frames, self._spec_version(spec))
+
+    def _stream_id(self, request, signature):
+        if _streams.STREAM_ID not in request.inputs:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input '{_streams.STREAM_ID}' is missing: signature '{signature}' needs the id "
+                               f"'{_streams.STREAM_OPEN}' returned")
+        proto = request.inputs[_streams.STREAM_ID]
+        value = tf.make_ndarray(proto) if proto.dtype == tf.string.as_datatype_enum else None
+        if value is None or value.size != 1:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"input '{_streams.STREAM_ID}' must be one string (the id '{_streams.STREAM_OPEN}' "
+                               "returned)")
+        value = value.reshape(-1)[0]
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    def _stream_predict(self, request):
+        """Predict for streams: signature 'stream_open', 'step' with a 'stream_id' input, 'stream_close'."""
+        spec, signature = request.model_spec, request.model_spec.signature_name
+        allowed = {_streams.STREAM_OPEN: set(), _streams.STREAM_CLOSE: {_streams.STREAM_ID},
+                   _streams.STEP: {_streams.STREAM_ID, _streams.FRAME}}[signature]
+        for key in request.inputs:
+            if key not in allowed:
+                held = " (the server holds the stream's state; send only the frames)" if key.startswith("state_") else ""
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' is not an input of '{signature}' on a stream{held}; it takes "
+                                   f"{', '.join(repr(k) for k in sorted(allowed)) or 'no inputs'}")
+        self._check_declared_sizes(request)
+        if signature == _streams.STREAM_OPEN:
+            stream = self.open_stream(spec)
+            outputs = {_streams.STREAM_ID: np.array(stream.id.encode(), dtype=object),
+                       "idle_timeout_s": np.array(self.streams.idle_timeout_s, np.float64),
+                       "frame_shape": np.array(stream.frame_shape, np.int64)}
+        elif signature == _streams.STREAM_CLOSE:
+            stream = self.close_stream(spec, self._stream_id(request, signature))
+            outputs = {_streams.STREAM_ID: np.array(stream.id.encode(), dtype=object),
+                       "frames": np.array(stream.frames, np.int64)}
+        else:
+            stream_id = self._stream_id(request, signature)
+            if _streams.FRAME not in request.inputs:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{_streams.FRAME}' of signature '{signature}' is missing")
+            try:
+                frames = tf.make_ndarray(request.inputs[_streams.FRAME])
+            except (ValueError, TypeError) as e:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{_streams.FRAME}' is not a valid TensorProto: {e}") from e
+            stream, outputs = self.step_stream(spec, stream_id, frames)
+        response = predict_pb2.PredictResponse(model_spec=model_pb2.ModelSpec(
+            name=stream.servable.name, version=wrappers_pb2.Int64Value(value=stream.servable.version),
+            signature_name=signature))
+        wanted = set(request.output_filter) or set(outputs)
+        for key, value in outputs.items():
+            if key in wanted:
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
     def metadata(self, request):
