@@ -3,6 +3,7 @@ over gRPC and REST with the state kept server-side; expiry, the stream limit, un
 
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -289,3 +290,12 @@ def test_a_model_without_streaming_signatures_and_bad_limits_are_refused(stream_
     for name in ("stream_idle_timeout_s", "max_streams"):
         with pytest.raises(ValueError, match=rf"{name}=0(\.0)? must be a finite number > 0"):
             serving.ModelServer({"online": stream_export}, **{name: 0})
+
+
+def test_serve_refuses_a_non_positive_stream_idle_timeout_in_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-m", "export.serve", f"--model_base_path={tmp_path}",
+                          "--stream_idle_timeout_s=0"], check=False, capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "tfvideo-serve: error: --stream_idle_timeout_s=0 must be > 0." in out.stderr and "Traceback" not in out.stderr

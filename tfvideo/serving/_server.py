@@ -25,6 +25,10 @@ unknown model or version NOT_FOUND, unknown version label or missing/bad inputs 
 INVALID_ARGUMENT, unknown signature FAILED_PRECONDITION, errors raised while running the
 SavedModel keep their TensorFlow code.
 
+Streaming exports (signatures `init_state` and `step`) can be stepped with their state held
+here: Predict with signature `stream_open`, `step` plus a `stream_id` input, `stream_close`
+(`_streams.py`; idle expiry `stream_idle_timeout_s`, at most `max_streams` open).
+
 Reusing the model registry (e.g. from another front end): `ModelServer.resolve(name,
 version=None, label=None, signature_name=None)` returns a `Resolved` (servable, signature
 key, SignatureDef, callable) or raises `RequestError` carrying the gRPC status code;
@@ -734,6 +738,7 @@ class ModelServer:
         return self.streams.servable(spec.name, stream_id, self._spec_version(spec))
 
     def close_stream(self, spec, stream_id):
+        """Closes an open stream; returns it (`frames`: how many it stepped)."""
         self._model(spec.name)
         return self.streams.close(spec.name, stream_id, self._spec_version(spec))
 
