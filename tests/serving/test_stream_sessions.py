@@ -202,6 +202,26 @@ def test_concurrent_steps_of_one_stream_are_serialised(servers, stream_export):
     session.close()
 
 
+def test_a_stream_being_stepped_does_not_hold_up_the_others(servers):
+    server, client, _ = servers
+    a, b = serving.StreamSession(client, "online"), serving.StreamSession(client, "online")
+    held = server.streams._streams[a.stream_id].lock
+    held.acquire()  # As if a long step of stream a were running.
+    results = []
+    waiting = threading.Thread(target=lambda: results.append(a.step(_frames(0, 1))))
+    try:
+        waiting.start()
+        started = time.monotonic()
+        assert b.step(_frames(1, 1))["frame_index"].tolist() == [0]  # Stream b is answered meanwhile.
+        assert time.monotonic() - started < 20 and waiting.is_alive() and not results
+    finally:
+        held.release()
+    waiting.join(60)
+    assert results[0]["frame_index"].tolist() == [0]
+    a.close()
+    b.close()
+
+
 @pytest.fixture()
 def small_server(stream_export, tmp_path):
     """`start(idle_timeout_s)`: (server, Client, RestClient, base path) with 2 streams at most, on a copy of the

@@ -123,26 +123,26 @@ class StreamTable:
             self._ended.popitem(last=False)
 
     def sweep(self):
-        """Ends the streams idle past the timeout and those whose version is no longer served."""
-        now = self._clock()
+        """Ends the streams idle past the timeout and those whose version is no longer served.
+
+        Decided under the table lock (a step marks its stream busy under it), so a stream being
+        stepped, or stepped just now, is never ended here.
+        """
         with self._lock:
-            streams = list(self._streams.values())
-        for stream in streams:
-            if stream.busy:
-                continue
-            why = None
-            if now - stream.last_used > self.idle_timeout_s:
-                why = (f"expired: not stepped for {now - stream.last_used:.1f} s (--stream_idle_timeout_s="
-                       f"{self.idle_timeout_s:g}) after {stream.frames} frames")
-            elif not self._is_served(stream.servable):
-                why = self._unloaded(stream)
-            if why is None:
-                continue
-            with self._lock:
-                if not stream.busy and stream.id in self._streams:
-                    self._end(stream, why)
-                    logging.info("Stream %s of model '%s' version %d %s", stream.id, stream.servable.name,
-                                 stream.servable.version, why)
+            now = self._clock()
+            for stream in list(self._streams.values()):
+                if stream.busy:
+                    continue
+                if now - stream.last_used > self.idle_timeout_s:
+                    why = (f"expired: not stepped for {now - stream.last_used:.1f} s (--stream_idle_timeout_s="
+                           f"{self.idle_timeout_s:g}) after {stream.frames} frames")
+                elif not self._is_served(stream.servable):
+                    why = self._unloaded(stream)
+                else:
+                    continue
+                self._end(stream, why)
+                logging.info("Stream %s of model '%s' version %d %s", stream.id, stream.servable.name,
+                             stream.servable.version, why)
 
     @staticmethod
     def _unloaded(stream):
