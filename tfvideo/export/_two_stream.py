@@ -68,7 +68,9 @@ def prepare_settings(config, modality, flow_method=None, flow_bound=None):
     manifest = _training_manifest(config) or {}
     settings = {k: manifest[k] for k in FRAME_FIELDS if k in manifest}
     if modality == "flow":
-        settings.update({k: manifest[k] for k in FLOW_FIELDS if k in manifest and manifest.get("flow", True)})
+        if manifest.get("flow"):
+            settings.update({k: manifest[k] for k in FLOW_FIELDS if k in manifest})
+            settings.setdefault("flow_method", "tvl1")  # Sets prepared before --flow_method existed: TV-L1.
         if flow_method is not None:
             settings["flow_method"] = str(flow_method)
         if flow_bound is not None:
@@ -191,6 +193,13 @@ def export_two_stream_saved_model(export_dir, model_dirs, fusion_weights=(1.0, 1
                          f"and {len(weights)}.")
     if min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"--fusion_weights={','.join(map(str, weights))}: must be >= 0 with a positive sum.")
+    from tfvideo.data import _prepare
+
+    if flow_method is not None and flow_method not in _prepare.FLOW_METHODS:
+        raise ValueError(f"--flow_method={flow_method!r} must be one of {', '.join(_prepare.FLOW_METHODS)}.")
+    if flow_bound is not None and (isinstance(flow_bound, bool) or not isinstance(flow_bound, (int, float))
+                                   or not 0 < flow_bound < float("inf")):
+        raise ValueError(f"--flow_bound={flow_bound!r} must be a number > 0.")
     loaded = [_saved_model.load_for_export(d) for d in model_dirs]
     (_, first), (_, second) = loaded
     if first.num_classes != second.num_classes or list(first.labels) != list(second.labels):
