@@ -25,6 +25,11 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("fusion_weights", None, "With two comma-separated --model_dir runs (RGB, flow): the weight of "
                   "each run's probabilities in the fused score (default 1,1.5 as TSN).")
+flags.DEFINE_enum("flow_method", None, ["dis", "tvl1", "farneback"], "Two-stream: the flow run's flow method "
+                  "(tfvideo-prepare --flow_method), recorded for clients computing flow from raw videos (default: "
+                  "read from the prepare manifest beside its training data).")
+flags.DEFINE_float("flow_bound", None, "Two-stream: the flow run's tfvideo-prepare --flow_bound (default: from its "
+                   "prepare manifest).")
 flags.DEFINE_integer("num_clips", 1, "Test-time clips averaged inside the graph.")
 flags.DEFINE_enum("num_crops", "1", ["1", "3", "10"], "Test-time spatial crops averaged inside the graph.")
 flags.DEFINE_integer("top_k", 5, "Length of top_k_indices / top_k_labels.")
@@ -76,7 +81,8 @@ def _export_two_stream():
     return _two_stream.export_two_stream_saved_model(
         FLAGS.export_dir, FLAGS.model_dir.split(","), weights, model_name=FLAGS.model_name, input_types=input_types,
         num_clips=FLAGS.num_clips, num_crops=int(FLAGS.num_crops), top_k=FLAGS.top_k, version=FLAGS.version,
-        serving_base_path=FLAGS.serving_base_path)
+        serving_base_path=FLAGS.serving_base_path, warmup=FLAGS.warmup, flow_method=FLAGS.flow_method,
+        flow_bound=FLAGS.flow_bound)
 
 
 def main(argv):
@@ -99,8 +105,9 @@ def main(argv):
             _cli.fail("export", str(e), _cli.RUNTIME)
         print(result.path)
         return
-    if FLAGS.fusion_weights:
-        _cli.usage_error("export", "--fusion_weights needs two comma-separated --model_dir runs (RGB, flow)")
+    for name in ("fusion_weights", "flow_method", "flow_bound"):
+        if FLAGS[name].value is not None:
+            _cli.usage_error("export", f"--{name} needs two comma-separated --model_dir runs (RGB, flow)")
     try:
         result = _saved_model.export_saved_model(
             FLAGS.export_dir,
@@ -125,7 +132,8 @@ def run():
     from trainers import _cli
 
     _cli.run(main, "tfvideo-export", ranges={"num_clips": ">=1", "top_k": ">=1", "average_last": ">=1",
-                                              "representative_clips": ">=1", "parity_clips": ">=0"})
+                                              "representative_clips": ">=1", "parity_clips": ">=0",
+                                              "flow_bound": ">0"})
 
 
 if __name__ == "__main__":

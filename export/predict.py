@@ -7,7 +7,10 @@
 
 Each video is decoded and sampled here with the test-time sampler the export records (its
 `clip_spec` signature; an export without one: a segment sampler guessed from the signature's
-frame count, with a warning); served models get its
+frame count, with a warning). A two-stream export (tfvideo-export --model_dir=RGB,FLOW) gets
+both streams' clips, the flow computed here as tfvideo-prepare computed the training flow
+(method, bound, resize and JPEG settings from its clip spec), and returns the fused scores;
+served models get its
 JPEG frames on the `jpeg_frames` signature (gRPC or REST: the same request, the same
 numbers). Folders are searched recursively for video files (VIDEO_EXTENSIONS), symlinked
 sub-folders included (a folder reached twice, e.g. through a symlink loop, is searched once,
@@ -150,9 +153,29 @@ class _ServedVersion:
 
     def __init__(self, client, version):
         self.version = version
-        self.sampler, self.fallback = client.sampler_and_fallback(FLAGS.model, FLAGS.signature, version,
-                                                                  FLAGS.num_clips)
+        self.fused = client.fused_spec(FLAGS.model, version)  # A two-stream export: its streams' specs.
+        if self.fused is not None:
+            _check_fused_num_clips(self.fused, f"model '{FLAGS.model}' version {version}")
+            self.sampler = self.fallback = None
+        else:
+            self.sampler, self.fallback = client.sampler_and_fallback(FLAGS.model, FLAGS.signature, version,
+                                                                      FLAGS.num_clips)
         self.available = client.top_k_size(FLAGS.model, FLAGS.signature, version)
+
+    def predict(self, client, path, top_k):
+        if self.fused is not None:
+            return client.predict_fused_videos([path], FLAGS.model, self.fused, top_k, FLAGS.signature,
+                                               self.version)[0]
+        return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
+                                    version=self.version, sampler=self.sampler)
+
+
+def _check_fused_num_clips(fused, what):
+    """--num_clips against each stream of a two-stream export (ValueError naming the export)."""
+    for name, spec in fused.specs.items():
+        if FLAGS.num_clips is not None and FLAGS.num_clips != spec.num_clips:
+            raise ValueError(f"--num_clips={FLAGS.num_clips}, but {what} was exported with {spec.num_clips} "
+                             f"clip(s) in its {name} stream (its clip spec)")
 
 
 def _server_predictor():
@@ -203,14 +226,12 @@ def _server_predictor():
         if not pinned:
             follow()
         try:
-            return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
-                                        version=served.version, sampler=served.sampler)
+            return served.predict(client, path, top_k)
         except Exception as e:
             # Unloaded between the status check and the request: follow, and send it again.
             if pinned or not _version_gone(e) or not follow():
                 raise
-        return client.predict_video(path, FLAGS.model, top_k=top_k, signature_name=FLAGS.signature,
-                                    version=served.version, sampler=served.sampler)
+        return served.predict(client, path, top_k)
 
     return predict_one, client.close, target, top_k
 

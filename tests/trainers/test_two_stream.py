@@ -10,10 +10,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from tests.trainers import trainers_testlib as tl
-from tfvideo import _experiment, models
+from tfvideo import _experiment, models, serving
 from tfvideo import data as tfv_data
+from tfvideo import export as tfv_export
+from tfvideo.export import _two_stream, _warmup
+from tfvideo.serving import _fused
 from trainers import _cli, _evaluation
 
 SMALL = ["--num_segments=2", "--batch_size=4", "--epochs=1", "--verbose=0"]
@@ -123,6 +127,90 @@ def test_two_stream_export_returns_the_fused_scores(runs):
     np.testing.assert_allclose(served, want, atol=1e-5)
     spec = json.loads(loaded.signatures["clip_spec"]()["clip_spec"].numpy())
     assert spec["fusion_weights"] == {"rgb": 1.0, "flow": 1.5} and spec["two_stream"]["flow"]["modality"] == "flow"
+
+
+def _prepared_record(root, path):
+    """The `tfvideo-prepare --flow` record of one of the fixture's videos (by media_id)."""
+    for record in tf.data.TFRecordDataset(sorted(glob.glob(f"{root}/tfr/train-*.tfrecord"))):
+        parsed = tfv_data.parse_sequence_example(record, with_flow=True)
+        if path.endswith(parsed["media_id"].numpy().decode() + ".mp4"):
+            return record, parsed
+    raise AssertionError(f"no record of {path}")
+
+
+def test_fused_export_classifies_raw_videos_as_evaluation_fuses_them(runs, tmp_path):
+    """A raw video -> tfvideo-predict / the clients: both clips made as prepare made the training
+    records (flow computed on the client), scores = the fused scores of the video's record."""
+    root, lists = runs["root"], runs["lists"]
+    result = tfv_export.export_two_stream_saved_model(str(tmp_path), [f"{root}/rgb", f"{root}/flow"], (1, 1.5),
+                                                      model_name="two")
+    with open(f"{result.path}/assets.extra/clip_spec.json") as f:
+        text = f.read()
+    loaded = tf.saved_model.load(result.path)
+    assert loaded.signatures["clip_spec"]()["clip_spec"].numpy().decode() == text
+    assert json.loads(text)["prepare"] == {"rgb": {"fps": 0.0, "jpeg_quality": 90, "resize_short": 64},
+                                           "flow": {"fps": 0.0, "jpeg_quality": 90, "resize_short": 64,
+                                                    "flow_method": "dis", "flow_bound": 20.0}}
+    # Warm-up: one PredictionLog per signature, each runs through the SavedModel.
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in
+            tf.data.TFRecordDataset(f"{result.path}/assets.extra/tf_serving_warmup_requests")]
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default", "sequence_example", "frames", "jpeg_frames"]
+    for log in logs:
+        request = log.predict_log.request
+        out = loaded.signatures[request.model_spec.signature_name](
+            **{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), [1.0], atol=1e-5)
+    assert sorted(logs[3].predict_log.request.inputs) == ["flow_jpeg_frames", "rgb_jpeg_frames"]
+
+    videos = [f"{root}/{line.split()[0]}" for line in open(lists["train"]).read().splitlines()[::5]]  # noqa: SIM115
+    local = serving.LocalPredictor.from_saved_model(result.path)
+    fused = local.fused
+    server = serving.ModelServer({"two": os.path.dirname(result.path)})
+    server.start(port=0)  # Loading the version replays its warm-up requests.
+    try:
+        with serving.Client(f"127.0.0.1:{server.port}") as client:
+            served = client.predict_videos(videos, "two", top_k=4)
+        for path, from_server in zip(videos, served):
+            record, parsed = _prepared_record(root, path)
+            # The flow JPEGs made from the video are the prepared record's, byte for byte.
+            indices = fused.specs["flow"].sampler(training=False)(len(parsed["flow"])).reshape(-1)
+            made = _fused.video_inputs(path, fused)["flow_jpeg_frames"][0]
+            assert list(made) == [parsed["flow"][i].numpy() for i in indices]
+            # The fused scores of the video's record (test_two_stream_export_returns_the_fused_scores:
+            # the weighted softmax average of both runs, as tfvideo-evaluate fuses them).
+            want = loaded.signatures["sequence_example"](sequence_example=tf.stack([record]))["probabilities"][0]
+            for prediction in (local.predict_video(path, top_k=4), from_server):
+                got = np.zeros(4)
+                got[list(prediction.indices)] = prediction.probabilities
+                np.testing.assert_allclose(got, want, atol=1e-5)
+        proc = subprocess.run([sys.executable, "-m", "export.predict", f"--server=127.0.0.1:{server.port}",
+                               "--model=two", videos[0]], cwd=tl.REPO, env=tl.env(), capture_output=True, text=True,
+                              timeout=300, check=False)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"{videos[0]}\t" + " ".join(
+        f"{label}:{p:.4f}" for label, p in zip(served[0].labels, served[0].probabilities))
+
+
+def test_fused_export_without_flow_settings_names_them(runs, tmp_path, monkeypatch):
+    """An export whose clip spec lacks the flow stream's flow_method/flow_bound (made before they
+    were recorded, or from runs without a prepare manifest): a one-line error saying what is missing."""
+    root = runs["root"]
+    monkeypatch.setattr(_two_stream, "_training_manifest", lambda config: None)
+    result = tfv_export.export_two_stream_saved_model(str(tmp_path), [f"{root}/rgb", f"{root}/flow"],
+                                                      input_types=["jpeg_frames"], model_name="old", warmup=False)
+    assert not os.path.exists(f"{result.path}/assets.extra/tf_serving_warmup_requests")
+    with pytest.raises(ValueError) as caught:
+        serving.LocalPredictor.from_saved_model(result.path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{result.path}: signature 'clip_spec': the clip spec lacks "
+                                                       "the flow stream's flow_method and flow_bound")
+    with pytest.raises(ValueError, match="lacks the flow stream's flow_bound "):  # One given at export.
+        _fused.parse({**json.loads(open(f"{result.path}/assets.extra/clip_spec.json").read()),  # noqa: SIM115
+                      "prepare": {"flow": {"flow_method": "dis"}}}, "old")
+    assert _warmup.read_warmup_requests(result.path) == []
 
 
 def test_errors_inside_traced_functions_become_one_line():

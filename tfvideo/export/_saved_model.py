@@ -207,9 +207,11 @@ EXPORT_RECORD = os.path.join("assets.extra", "tfvideo_export.json")
 CLIP_SPEC_ASSET = os.path.join("assets.extra", "clip_spec.json")
 
 
-def _write_export_record(version_dir, clip_spec, input_types):
+def _write_export_record(version_dir, clip_spec, input_types, prepare=None):
     """`assets.extra/clip_spec.json` (the spec's JSON, as the `clip_spec` signature returns
-    it) and `assets.extra/tfvideo_export.json`: how the signatures sample and preprocess.
+    it) and `assets.extra/tfvideo_export.json`: how the signatures sample and preprocess
+    (and, for a flow model, `prepare`: how its training flow was made, e.g. flow_method and
+    flow_bound; see `tfvideo.export.export_two_stream_saved_model`).
 
     Read by offline prediction (`tfvideo-predict --saved_model`) to sample a video file the
     way the export's graph expects; TF Serving ignores them.
@@ -220,6 +222,8 @@ def _write_export_record(version_dir, clip_spec, input_types):
         "clip_spec": clip_spec.get_config(),
         "input_types": list(input_types),
     }
+    if prepare is not None:
+        record["prepare"] = prepare
     path = os.path.join(version_dir, EXPORT_RECORD)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -359,7 +363,12 @@ def export_saved_model(
                 if inputs is not None:
                     requests.append((name, inputs))
             _warmup.write_warmup_requests(tmp, model_name, requests)
-        _write_export_record(tmp, clip_spec, input_types)
+        prepare = None
+        if clip_spec.modality == "flow" and getattr(config, "train", None) is not None:
+            from tfvideo.export import _two_stream
+
+            prepare = _two_stream.prepare_settings(config, "flow")
+        _write_export_record(tmp, clip_spec, input_types, prepare)
         path = publish()
     version_number = int(os.path.basename(path))
     models_config = _versions.write_models_config(

@@ -30,6 +30,7 @@ from tensorflow_serving.apis import (
 
 from tfvideo.api._export import tf_export
 from tfvideo.data import _clip_spec, _samplers, _video_io
+from tfvideo.serving import _fused
 
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 CLIP_SPEC_SIGNATURE = "clip_spec"  # The export's zero-input signature returning the clip spec's JSON.
@@ -109,24 +110,50 @@ class _VideoClient:
         available = [v for v, state in self.status(model_name) if state == "AVAILABLE"]
         return max(available) if available else None
 
-    def clip_spec(self, model_name, version=None):
-        """The export's `tfvideo.data.ClipSpec` (its `clip_spec` signature), or None for an
-        export without that signature (made before it existed).
-
-        Read once per model version (`version` None: the highest available one).
-        """
-        version = self.serving_version(model_name, version)
+    def _clip_spec_text(self, model_name, version):
+        """The JSON text the `clip_spec` signature returns (None without one); read once per version."""
         cache = self._clip_specs
-        key = (model_name, version)
+        key = (model_name, version, "text")
         if key not in cache:
             if CLIP_SPEC_SIGNATURE not in self.metadata(model_name, version):
                 cache[key] = None
             else:
                 text = self.predict(model_name, {}, signature_name=CLIP_SPEC_SIGNATURE, version=version)
                 value = np.asarray(text[CLIP_SPEC_SIGNATURE]).reshape(-1)[0]
-                where = f"model '{model_name}' version {version} at {self.target}: signature '{CLIP_SPEC_SIGNATURE}'"
-                cache[key] = _clip_spec.ClipSpec.from_json(
-                    value.decode("utf-8") if isinstance(value, bytes) else str(value), where)
+                cache[key] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        return cache[key]
+
+    def _where(self, model_name, version):
+        return f"model '{model_name}' version {version} at {self.target}: signature '{CLIP_SPEC_SIGNATURE}'"
+
+    def fused_spec(self, model_name, version=None):
+        """A two-stream export's clip spec (`_fused.FusedSpec`: each stream's ClipSpec, fusion
+        weights, how prepare made each stream's frames), or None for a single-stream export.
+
+        Raises ValueError naming what is missing when the export lacks the flow settings
+        needed to compute flow from videos.
+        """
+        version = self.serving_version(model_name, version)
+        text = self._clip_spec_text(model_name, version)
+        return None if text is None else _fused.parse_json(text, self._where(model_name, version))
+
+    def clip_spec(self, model_name, version=None):
+        """The export's `tfvideo.data.ClipSpec` (its `clip_spec` signature), or None for an
+        export without that signature (made before it existed).
+
+        Read once per model version (`version` None: the highest available one). A two-stream
+        export has one per stream: see `fused_spec`.
+        """
+        version = self.serving_version(model_name, version)
+        cache = self._clip_specs
+        key = (model_name, version)
+        if key not in cache:
+            text = self._clip_spec_text(model_name, version)
+            where = self._where(model_name, version)
+            if text is not None and _fused.parse_json(text, where) is not None:
+                raise ValueError(f"model '{model_name}' version {version} at {self.target} is a two-stream export "
+                                 "(an RGB and a flow clip per video): see fused_spec / predict_videos")
+            cache[key] = None if text is None else _clip_spec.ClipSpec.from_json(text, where)
         return cache[key]
 
     def test_sampler(self, model_name, signature_name="jpeg_frames", version=None, num_clips=None):
@@ -185,6 +212,9 @@ class _VideoClient:
         paths = [str(p) for p in paths]
         if sampler is None:
             version = self.serving_version(model_name, version)
+            fused = self.fused_spec(model_name, version)
+            if fused is not None:
+                return self.predict_fused_videos(paths, model_name, fused, top_k, signature_name, version)
             sampler, fallback = self.sampler_and_fallback(model_name, signature_name, version, num_clips)
             if fallback and (model_name, version) not in self._warned:
                 self._warned.add((model_name, version))
@@ -209,6 +239,16 @@ class _VideoClient:
                 )
             )
         return results
+
+    def predict_fused_videos(self, paths, model_name, fused, top_k=5, signature_name="jpeg_frames", version=None):
+        """A two-stream export's fused top-k of video files: each decoded once here, its RGB and
+        flow clips made as `tfvideo-prepare` made the training records (see `_fused`), one Predict
+        request. `fused`: the export's `fused_spec`. Returns one `VideoPrediction` per path."""
+        batch = [_fused.video_inputs(path, fused, signature_name) for path in paths]
+        inputs = {key: np.concatenate([b[key] for b in batch]) for key in batch[0]}
+        outputs = self.predict(model_name, inputs, signature_name=signature_name, version=version,
+                               output_filter=["probabilities", "top_k_indices", "top_k_labels"])
+        return [_fused.outputs_prediction(path, outputs, i, top_k) for i, path in enumerate(paths)]
 
     def predict_video(self, path, model_name, **kwargs):
         """`predict_videos` for one file; returns its `VideoPrediction`."""

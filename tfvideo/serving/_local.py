@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfvideo.api._export import tf_export
 from tfvideo.data import _clip_spec, _samplers
-from tfvideo.serving import _client
+from tfvideo.serving import _client, _fused
 
 EXPORT_RECORD = os.path.join("assets.extra", "tfvideo_export.json")
 LABELS_ASSET = os.path.join("assets", "labels.txt")
@@ -59,7 +59,8 @@ class LocalPredictor:
 
     Attributes:
       source: the SavedModel version directory or the model_dir used.
-      sampler: the test-time sampler picking each video's frames.
+      sampler: the test-time sampler picking each video's frames (None for a two-stream export,
+        whose `fused` holds each stream's clip spec: see `tfvideo.serving._fused`).
       labels: class names (index k = class k).
       fallback_reason: None, or why the sampler was derived from the signature shape.
     """
@@ -71,6 +72,8 @@ class LocalPredictor:
         self._run = run  # uint8 [V*T, H, W, 3] -> probabilities [K].
         self._jpeg_quality = jpeg_quality
         self.fallback_reason = fallback_reason
+        self.fused = None  # A two-stream export's `_fused.FusedSpec` (then `sampler` is None).
+        self._predict_path = None
 
     # --- constructors ----------------------------------------------------------------
     @classmethod
@@ -93,6 +96,9 @@ class LocalPredictor:
             raise ValueError(f"{version_dir} has no signature '{signature_name}'; it has "
                              f"{', '.join(sorted(loaded.signatures))}")
         function = loaded.signatures[signature_name]
+        fused = _saved_fused_spec(loaded, version_dir)
+        if fused is not None:
+            return cls._fused(version_dir, loaded, function, signature_name, fused, num_clips)
         (name, spec), = function.structured_input_signature[1].items()
         total = spec.shape[1] if spec.shape.rank and spec.shape.rank >= 2 else None
         if not total:
@@ -110,6 +116,24 @@ class LocalPredictor:
             return outputs["probabilities"].numpy()[0]
 
         return cls(version_dir, sampler, labels, run, jpeg_quality, fallback)
+
+    @classmethod
+    def _fused(cls, version_dir, loaded, function, signature_name, fused, num_clips):
+        """A two-stream export: both streams' inputs made from each video (`_fused.video_inputs`)."""
+        for name, spec in fused.specs.items():
+            if num_clips is not None and int(num_clips) != spec.num_clips:
+                raise ValueError(f"num_clips={num_clips}, but the export's {name} stream was made with "
+                                 f"{spec.num_clips} clip(s) ({version_dir}: signature '{_client.CLIP_SPEC_SIGNATURE}')")
+        labels = _saved_model_labels(version_dir)
+
+        def predict_path(path, _loaded=loaded):  # The default keeps the SavedModel's variables alive.
+            inputs = _fused.video_inputs(path, fused, signature_name)
+            return function(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()[0]
+
+        predictor = cls(version_dir, None, labels, None)
+        predictor._predict_path = predict_path
+        predictor.fused = fused
+        return predictor
 
     @classmethod
     def from_model_dir(cls, model_dir, num_clips=None, num_crops=1):
@@ -142,7 +166,10 @@ class LocalPredictor:
         """`VideoPrediction` of one file; `tfvideo.data.VideoDecodeError` if it cannot be read."""
         if int(top_k) < 1:
             raise ValueError(f"top_k={top_k} must be >= 1")
-        probabilities = self._run(_client.sample_video(path, self.sampler))
+        if self._predict_path is not None:  # A two-stream export makes its inputs from the file itself.
+            probabilities = self._predict_path(path)
+        else:
+            probabilities = self._run(_client.sample_video(path, self.sampler))
         return _client.top_k_prediction(path, probabilities, self.labels, min(int(top_k), len(self.labels)))
 
     def predict_videos(self, paths, top_k=5):
@@ -156,6 +183,14 @@ def _saved_clip_spec(loaded, version_dir):
     value = loaded.signatures[_client.CLIP_SPEC_SIGNATURE]()[_client.CLIP_SPEC_SIGNATURE].numpy()
     return _clip_spec.ClipSpec.from_json(value.decode("utf-8"),
                                          f"{version_dir}: signature '{_client.CLIP_SPEC_SIGNATURE}'")
+
+
+def _saved_fused_spec(loaded, version_dir):
+    """A two-stream export's `_fused.FusedSpec` (None for other exports)."""
+    if _client.CLIP_SPEC_SIGNATURE not in loaded.signatures:
+        return None
+    value = loaded.signatures[_client.CLIP_SPEC_SIGNATURE]()[_client.CLIP_SPEC_SIGNATURE].numpy()
+    return _fused.parse_json(value.decode("utf-8"), f"{version_dir}: signature '{_client.CLIP_SPEC_SIGNATURE}'")
 
 
 def _recorded_sampler(version_dir, total, num_clips, spec=None):
