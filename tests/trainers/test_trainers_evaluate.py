@@ -62,14 +62,13 @@ def test_evaluate_multi_view_reports_agree(trained, moving_shapes, tmp_path):
 
 def test_average_clips_prob_and_score_are_the_per_view_averages(trained, moving_shapes, tmp_path):
     """2 clips a video: --average_clips=prob (the default) averages the views' softmax, score their logits."""
+    import shutil
+
+    import keras
     import tensorflow as tf
 
     from tfvideo import _experiment
     from trainers import _task
-
-    import shutil
-
-    import keras
 
     # After one epoch the tiny model's two views give near-equal logits, and the two modes can differ by less
     # than the tolerance below. A copy whose classifier is scaled 20x has sharper, further apart views.
