@@ -8,15 +8,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvideo.api._export import export_constant, tf_export
+from tfvideo.api._export import tf_export
 from tfvideo.data import _video_io
-
-IMAGE_KEY = export_constant("tfvideo.data.IMAGE_KEY", "image/encoded")
-FLOW_KEY = export_constant("tfvideo.data.FLOW_KEY", "FORWARD_FLOW/image/encoded")
-LABEL_INDEX_KEY = export_constant("tfvideo.data.LABEL_INDEX_KEY", "clip/label/index")
-LABEL_STRING_KEY = export_constant("tfvideo.data.LABEL_STRING_KEY", "clip/label/string")
-MEDIA_ID_KEY = export_constant("tfvideo.data.MEDIA_ID_KEY", "clip/media_id")
-FRAME_RATE_KEY = export_constant("tfvideo.data.FRAME_RATE_KEY", "image/frame_rate")
+from tfvideo.data._record_io import (  # The keys live where prepare's workers, which do not import TensorFlow, write them.
+    FLOW_KEY,
+    FRAME_RATE_KEY,
+    IMAGE_KEY,
+    LABEL_INDEX_KEY,
+    LABEL_STRING_KEY,
+    MEDIA_ID_KEY,
+    TMP_MARK,
+)
 
 
 def _bytes(values):
@@ -246,7 +248,6 @@ def shard_records(files, on_error="raise"):
 # shard, a report, a manifest, temp files of a killed run); a pattern like `train-*`
 # matches them too.
 _NOT_SHARDS = (".json", ".jsonl")
-TMP_MARK = ".tmp-"
 
 # `<prefix>-00003-of-00008<suffix>`: shard 3 of a set of 8 (the names prepare and Beam write).
 _SHARD_NAME = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<suffix>\.[^/\\]*)?$")
