@@ -40,12 +40,23 @@ def _status(*keys):
     return [fields.get(k, 0) / 1024 for k in keys]
 
 
-def _children():
-    """Pids of this process's children (started from any of its threads)."""
+def _workers():
+    """Pids of this process's worker processes (children of any of its threads, once they run the worker:
+    between fork and exec a child still shows this process's memory)."""
     pids = []
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as f:
-            pids += f.read().split()
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                children = f.read().split()
+        except OSError:  # The thread ended.
+            continue
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"_worker_main" in f.read():
+                        pids.append(pid)
+            except OSError:
+                pass
     return pids
 
 
@@ -68,7 +79,7 @@ def _child(video, out, resize_short):
 
     def sample():
         while not done.is_set():
-            peak_anon[0] = max([peak_anon[0]] + [_anon_mb(pid) for pid in _children()])
+            peak_anon[0] = max([peak_anon[0]] + [_anon_mb(pid) for pid in _workers()])
             time.sleep(0.002)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -88,12 +99,10 @@ def _child(video, out, resize_short):
 
 def worker_baseline():
     """RSS (MB) of a worker process after its imports: what `_prepare._worker_main` runs in."""
-    from tfvideo.data import _prepare
-
     code = ("from tfvideo.data import _prepare; import sys; "
             "print(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1], "
             "'tensorflow' in sys.modules)")
-    env = {**os.environ, _prepare.LIGHT_IMPORT_ENV: "1", "PYTHONPATH": ROOT}
+    env = {**os.environ, "TFVIDEO_LIGHT_IMPORT": "1", "PYTHONPATH": ROOT}  # As _prepare._run_in_worker starts them.
     rss, tensorflow = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                                      check=True).stdout.split()
     if tensorflow != "False":
