@@ -272,7 +272,12 @@ def _encode_frames(record, config, label_names, indices, frame_rate, frames, kep
     become pieces of the serialized record as they are (no copy of them is made)."""
     if len(indices) < config.min_frames:
         raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
+    labels = list(record.labels) if record.labels is not None else record.label  # A multi-label entry: all its labels.
+    ids = _record_io.as_list(labels)
+    names = [label_names[k] for k in ids if label_names and 0 <= k < len(label_names)]
+    label_string = None
+    if names and len(names) == len(ids):
+        label_string = names if record.labels is not None else names[0]
     jpegs = []
     flow = _FlowEncoder(config) if config.flow else None
     for position, frame in enumerate(frames):
@@ -283,7 +288,7 @@ def _encode_frames(record, config, label_names, indices, frame_rate, frames, kep
         if flow is not None:
             flow.add(frame)
         del frame
-    return _record_io.video_example(jpegs, record.label, label_string, record.media_id, frame_rate,
+    return _record_io.video_example(jpegs, labels, label_string, record.media_id, frame_rate,
                                     flow.finish() if flow is not None else None)
 
 
@@ -382,8 +387,14 @@ def _manifest_config(config):
 
 
 def build_manifest(records, num_shards, config, label_names):
-    """The inputs of a preparation run as a JSON-able dict (records by content hash)."""
-    listing = json.dumps([[r.path, int(r.label), r.media_id] for r in records], separators=(",", ":"))
+    """The inputs of a preparation run as a JSON-able dict (records by content hash).
+
+    A multi-label list (records with `labels`) is marked `"multi_label": true`: its records
+    store all their labels, and tfvideo-train reads the shards as multi-label.
+    """
+    listing = json.dumps([[r.path, list(r.labels) if r.labels is not None else int(r.label), r.media_id]
+                          for r in records], separators=(",", ":"))
+    multi = {"multi_label": True} if any(r.labels is not None for r in records) else {}
     return {
         "version": 1,
         "videos": len(records),
@@ -391,6 +402,7 @@ def build_manifest(records, num_shards, config, label_names):
         "config": _manifest_config(config),
         "label_names": list(label_names) if label_names else None,
         "num_shards": num_shards,
+        **multi,
     }
 
 
@@ -418,6 +430,15 @@ def manifest_differences(old, new):
     if old.get("num_shards") != new["num_shards"]:
         diffs.append(f"num_shards: {old.get('num_shards')} before, {new['num_shards']} now")
     return diffs
+
+
+def shard_set_manifest(pattern):
+    """The manifest of the shard set `pattern` matches (see `match_shards`); None if it has none."""
+    tfrecord = _tfrecord()
+    files = tfrecord.match_shards(pattern)
+    key = tfrecord.shard_set_key(files[0]) if files else None
+    path = key[0] + MANIFEST_SUFFIX if key else None
+    return _read_manifest(path) if path and _tf().io.gfile.exists(path) else None
 
 
 def _existing_sets(output_dir, name):

@@ -250,13 +250,18 @@ def sequence_example(context, feature_lists):
     return EncodedExample(pieces)
 
 
+def as_list(value):
+    """A label (or label name) as the list stored: a multi-label clip's list as it is, one label as [label]."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def video_example(jpeg_frames, label=None, label_string=None, media_id="", frame_rate=0.0, flow_frames=None):
     """`EncodedExample` of what `make_sequence_example` builds from the same arguments."""
     context = {MEDIA_ID_KEY: ("bytes", [media_id.encode()]), FRAME_RATE_KEY: ("float", [float(frame_rate)])}
     if label is not None:
-        context[LABEL_INDEX_KEY] = ("int64", [int(label)])
+        context[LABEL_INDEX_KEY] = ("int64", [int(v) for v in as_list(label)])
     if label_string is not None:
-        context[LABEL_STRING_KEY] = ("bytes", [label_string.encode()])
+        context[LABEL_STRING_KEY] = ("bytes", [v.encode() for v in as_list(label_string)])
     lists = {IMAGE_KEY: list(jpeg_frames)}
     if flow_frames is not None:
         lists[FLOW_KEY] = list(flow_frames)
