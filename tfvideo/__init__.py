@@ -18,7 +18,7 @@ imported by name (`from tfvideo.data import _prepare`), so no TensorFlow unless 
 """
 
 import importlib
-import os
+import os as _os
 
 __version__ = "0.1.0"
 
@@ -39,5 +39,5 @@ def __dir__():
 # or serving, so importing any part of the library first cannot half-publish a namespace.
 # Not in tfvideo-prepare's worker processes (TFVIDEO_LIGHT_IMPORT=1): they import only the
 # modules they name, and no TensorFlow (see tfvideo/data/_prepare.py).
-if os.environ.get("TFVIDEO_LIGHT_IMPORT") != "1":
+if _os.environ.get("TFVIDEO_LIGHT_IMPORT") != "1":
     from tfvideo import layers, models, online  # noqa: E402,F401 -- registers tfvideo's Keras classes.

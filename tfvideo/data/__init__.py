@@ -1,10 +1,10 @@
 """tfvideo.data: video sources, samplers, transforms and tf.data pipelines."""
 
-import os
+import os as _os
 
 from tfvideo.api import _export
 
-if os.environ.get("TFVIDEO_LIGHT_IMPORT") == "1":  # tfvideo-prepare's workers: only the modules they import.
+if _os.environ.get("TFVIDEO_LIGHT_IMPORT") == "1":  # tfvideo-prepare's workers: only the modules they import.
     __all__ = []
 else:
     from tfvideo.data import (  # noqa: F401 -- importing registers the public symbols.
