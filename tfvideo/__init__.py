@@ -11,9 +11,14 @@ order can leave a namespace half published. The namespaces that define Keras cla
 need nothing above them (layers, models, online) load with `import tfvideo`, so that
 `keras.saving.load_model` restores a tfvideo model after a plain `import tfvideo`; a model
 holding a `FeatureLayer` also needs `tfvideo.feature_columns` (or `feature_columns`) imported.
+
+With the environment variable TFVIDEO_LIGHT_IMPORT=1 (set in tfvideo-prepare's worker
+processes), `import tfvideo` and `import tfvideo.data` load no namespace: only the modules
+imported by name (`from tfvideo.data import _prepare`), so no TensorFlow unless they need it.
 """
 
 import importlib
+import os as _os
 
 __version__ = "0.1.0"
 
@@ -32,4 +37,7 @@ def __dir__():
 
 # After __getattr__: these import tfvideo.api and tfvideo.data, never feature_columns, export
 # or serving, so importing any part of the library first cannot half-publish a namespace.
-from tfvideo import layers, models, online  # noqa: E402,F401 -- registers tfvideo's Keras classes.
+# Not in tfvideo-prepare's worker processes (TFVIDEO_LIGHT_IMPORT=1): they import only the
+# modules they name, and no TensorFlow (see tfvideo/data/_prepare.py).
+if _os.environ.get("TFVIDEO_LIGHT_IMPORT") != "1":
+    from tfvideo import layers, models, online  # noqa: E402,F401 -- registers tfvideo's Keras classes.

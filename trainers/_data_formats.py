@@ -52,16 +52,16 @@ def resolve(path, subset, run_source=None, label_map=None, fallback_format=None)
     them; formats with a class file are checked against it). `run_source`: the run's
     recorded source, whose options (video root, frame template, ...) apply unless the
     flags give them. `fallback_format`: the format when --format is auto (an eval list of
-    a multi-label run is read as mmaction even when its first line has one label).
+    a multi-label run is read as mmaction even when its first line has one label; not TFRecords).
     Raises AnnotationError / ValueError naming the file and line.
     """
     if not path:
         return path, None
     fmt = FLAGS.format
+    if fmt == "auto" and _sources.is_tfrecord_source(path) and _formats.parse_source(path) is None:
+        return path, None  # TFRecords, also in a multi-label run (their shards say so: tfvideo-prepare's manifest).
     if fmt == "auto" and fallback_format:
         fmt = fallback_format
-    if fmt == "auto" and _sources.is_tfrecord_source(path) and _formats.parse_source(path) is None:
-        return path, None
     options = {name: _inherited(name, run_source) for name in ("video_root", "split", "filename_tmpl", "start_index")}
     flow_tmpl = _inherited("flow_filename_tmpl", run_source) if "flow_filename_tmpl" in FLAGS else None
     if flow_tmpl is not None:

@@ -376,13 +376,14 @@ def check_labels(source, num_classes, label_map=None, flag="--train_data", class
 
 
 def _first_bad_record_label(path, num_classes):
-    """(record index, label) of the first record of one shard with a label >= num_classes, or None."""
+    """(record index, label) of the first record of one shard with a label >= num_classes, or None.
+
+    A record of a multi-label list stores all its labels: its largest is checked."""
     key = tfv_data.LABEL_INDEX_KEY
 
     def label(serialized):
-        context, _ = tf.io.parse_single_sequence_example(
-            serialized, context_features={key: tf.io.FixedLenFeature([], tf.int64, default_value=-1)})
-        return context[key]
+        context, _ = tf.io.parse_single_sequence_example(serialized, context_features={key: tf.io.VarLenFeature(tf.int64)})
+        return tf.reduce_max(tf.concat([context[key].values, tf.constant([-1], tf.int64)], 0))
 
     labels = _tfrecord.shard_records([path], on_error="skip").map(label, num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
     offset = 0

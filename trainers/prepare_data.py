@@ -134,9 +134,6 @@ def _prepare(data):
     if listing is None:
         records, missing = data.read_annotations(FLAGS.annotations, FLAGS.video_root, label_names), []
     else:
-        if listing.multi_label:
-            raise FlagError(f"--annotations={FLAGS.annotations}: multi-label entries (several labels on a line) "
-                            "cannot be stored yet (a record has one label).")
         records, missing = listing.records, listing.missing
         label_names = label_names or listing.class_names
     try:

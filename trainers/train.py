@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from tfvideo import _experiment, data, models
+from tfvideo.data import _prepare, _sources
 from tfvideo.models import _clip_specs
 from trainers import _cli, _data_formats, _flags, _loop, _online, _recipes, _reports, _strategy, _task
 
@@ -217,6 +218,10 @@ def _data_sources(labels):
             labels = list(listing.class_names)
         if listing is not None and listing.multi_label:  # Sigmoid / binary cross-entropy; mAP in evaluation.
             sources["multi_label"] = True
+        if listing is None and _sources.is_tfrecord_source(sources["train_data"]):  # Shards of a multi-label list?
+            manifest = _prepare.shard_set_manifest(sources["train_data"])
+            if manifest and manifest.get("multi_label"):
+                sources["multi_label"] = True
         sources["eval_data"], _ = _data_formats.resolve(FLAGS.eval_data, "test", label_map=labels, fallback_format=(
             "mmaction" if sources.get("multi_label") else None))
     except (data.AnnotationError, ValueError) as e:

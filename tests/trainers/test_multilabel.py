@@ -54,9 +54,37 @@ def multi_list(tmp_path_factory):
     return path
 
 
+MULTI_HOT = [[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 1, 1]]
+
+
 def test_video_dataset_gives_multi_hot_labels(multi_list):
     ds = data.video_dataset(multi_list, data.SegmentSampler(2, training=False), preprocess=False, multi_label=3)
-    assert [e["label"].numpy().tolist() for e in ds] == [[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 1, 1]]
+    assert [e["label"].numpy().tolist() for e in ds] == MULTI_HOT
+
+
+def test_prepared_shards_keep_every_label(multi_list, tmp_path):
+    # Before: tfvideo-prepare refused multi-label lists and video_dataset refused multi_label on TFRecords.
+    from tfvideo.data import _prepare
+
+    records = data.read_dataset(multi_list, "mmaction").records
+    out = str(tmp_path / "tfr")
+    result = data.prepare_tfrecords(records, out, "m", 1, data.PrepareConfig(resize_short=0), ["a", "b", "c"], workers=1)
+    assert not result["failures"]
+    pattern = os.path.join(out, "m-*.tfrecord")
+    assert _prepare.shard_set_manifest(pattern)["multi_label"] is True
+    first = next(iter(tf.data.TFRecordDataset(result["shards"])))
+    context = tf.train.SequenceExample.FromString(first.numpy()).context.feature
+    assert list(context[data.LABEL_INDEX_KEY].int64_list.value) == [0, 2]
+    assert list(context[data.LABEL_STRING_KEY].bytes_list.value) == [b"a", b"c"]
+    sampler = data.SegmentSampler(2, training=False)
+    ds = data.video_dataset(pattern, sampler, preprocess=False, multi_label=3)
+    elements = list(ds)
+    assert [e["label"].numpy().tolist() for e in elements] == MULTI_HOT
+    assert [e["media_id"].numpy().decode() for e in elements] == [r.media_id for r in records]
+    training = data.video_dataset(pattern, data.SegmentSampler(2, training=True), preprocess=False, multi_label=3, seed=0)
+    assert sorted(e["label"].numpy().tolist() for e in training) == sorted(MULTI_HOT)
+    with pytest.raises(data.VideoDecodeError, match=r"record 0 .*label outside \[0, 2\)"):
+        list(data.video_dataset(pattern, sampler, preprocess=False, multi_label=2))
 
 
 @pytest.mark.slow
@@ -83,3 +111,27 @@ def test_train_and_evaluate_multi_label(multi_list, tmp_path):
     printed = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     want = _evaluation.multilabel_metrics(labels, scores)["mean_average_precision"]
     assert float(printed["mAP"]) == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_prepare_then_train_and_evaluate_multi_label_tfrecords(multi_list, tmp_path):
+    # tfvideo-prepare stores every label; tfvideo-train reads the set's manifest and trains
+    # multi-label (sigmoid / BCE), tfvideo-evaluate reports mAP, as from the list itself.
+    out = str(tmp_path / "tfr")
+    proc = lib.run("prepare_data", [f"--annotations={multi_list}", f"--output_dir={out}", "--name=m",
+                                    "--resize_short=32", "--workers=1", "--noprogress"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pattern = os.path.join(out, "m-*.tfrecord")
+    model_dir = str(tmp_path / "run")
+    steps = ["--model=tsm_tiny", "--num_segments=2", "--crop_size=32", "--resize_short=32", "--batch_size=2",
+             "--dropout=0", "--verbose=0", "--recipe=none", "--train_steps=2", "--checkpoint_every_steps=0"]
+    proc = lib.run("train", steps + ["--num_classes=3", f"--train_data={pattern}", f"--model_dir={model_dir}",
+                                     f"--eval_data={pattern}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["train"]["multi_label"] is True
+    proc = lib.run("evaluate", [f"--model_dir={model_dir}", "--batch_size=2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mAP: " in proc.stdout
+    with open(os.path.join(model_dir, "eval", "predictions.csv")) as f:
+        assert [r["labels"] for r in csv.DictReader(f)] == ["0 2", "1", "0 1 2", "1 2"]

@@ -73,8 +73,10 @@ def encoded_decoder(sampler, modality):
     return decode
 
 
-def record_decoder(sampler, *, modality, training):
+def record_decoder(sampler, *, modality, training, multi_label=None):
     """decode(record, seed) for `_tfrecord.read_shard` records: parse, then sample and decode.
+
+    `multi_label` = C classes: `label` is the multi-hot [C] of the record's labels.
 
     Parsing happens here, so a record that does not parse (or a damaged shard, or a
     missing label in training) fails like one whose JPEG frames do not decode, and the
@@ -86,9 +88,13 @@ def record_decoder(sampler, *, modality, training):
     def decode(record, seed):
         checks = [tf.debugging.assert_equal(record["fault"], "", message="damaged shard")]
         with tf.control_dependencies(checks):
-            parsed = _tfrecord.parse_sequence_example(tf.identity(record["serialized"]), with_flow=with_flow)
+            parsed = _tfrecord.parse_sequence_example(tf.identity(record["serialized"]), with_flow=with_flow,
+                                                      multi_label=multi_label)
         if training:
-            checks = [tf.debugging.assert_non_negative(parsed["label"], message="record has no label")]
+            if multi_label:
+                checks = [tf.debugging.Assert(tf.reduce_any(parsed["label"] > 0), ["record has no label"])]
+            else:
+                checks = [tf.debugging.assert_non_negative(parsed["label"], message="record has no label")]
             with tf.control_dependencies(checks):
                 parsed["label"] = tf.identity(parsed["label"])
         return decode_parsed(parsed, seed)

@@ -84,8 +84,11 @@ def _report_bad(source, reason, on_error, skipped):
     logging.warning("Skipping %s: %s (skipped so far: %s)", source, reason, total if total else "?")
 
 
-def record_explainer(decode, sampler, *, modality, training, on_error, skipped):
+def record_explainer(decode, sampler, *, modality, training, on_error, skipped, multi_label=None):
     """explain(record, seed) for a TFRecord record whose `decode` failed.
+
+    `multi_label` = C classes: the placeholder's label is a multi-hot [C] of zeros, as the
+    decoded elements' are.
 
     Runs Python, but only for failing records: finds the reason (`record_fault`, else the
     error `decode` raises when run again eagerly), then raises a `VideoDecodeError` naming
@@ -109,7 +112,8 @@ def record_explainer(decode, sampler, *, modality, training, on_error, skipped):
 
     def explain(record, seed):
         media_id = tf.py_function(why, [record["shard"], record["record"], record["serialized"], record["fault"], seed], tf.string)
-        out = {"label": tf.constant(-1, tf.int32), "media_id": tf.ensure_shape(media_id, []), "ok": tf.constant(False)}
+        label = tf.zeros([multi_label], tf.float32) if multi_label else tf.constant(-1, tf.int32)
+        out = {"label": label, "media_id": tf.ensure_shape(media_id, []), "ok": tf.constant(False)}
         placeholder = tf.zeros([sampler.num_views, sampler.clip_length, 1, 1], tf.uint8)
         if modality != "flow":
             out["frames"] = tf.stack([placeholder] * 3, -1)

@@ -140,13 +140,11 @@ def video_dataset(
         raise ValueError(f"video_dataset: multi_label={multi_label!r} must be the number of classes (an integer >= 1).")
     if multi_label and (preprocess is not False and preprocess.flip_label_map is not None):
         raise ValueError("video_dataset: flip_label_map remaps one label; it is not taken with multi_label.")
-    if _sources.is_tfrecord_source(source):
-        if multi_label:
-            raise ValueError(f"video_dataset: multi_label reads lists of files; {source!r} is a TFRecord pattern.")
+    if _sources.is_tfrecord_source(source):  # With multi_label: shards of a multi-label list (tfvideo-prepare).
         ds = _sources.tfrecord_source(source, training=training, seed=seed, deterministic=deterministic)
-        decode = _decode.record_decoder(sampler, modality=modality, training=training)
+        decode = _decode.record_decoder(sampler, modality=modality, training=training, multi_label=multi_label)
         explain = _errors.record_explainer(decode, sampler, modality=modality, training=training, on_error=on_error,
-                                           skipped=skipped)
+                                           skipped=skipped, multi_label=multi_label)
         if training:
             ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         return _assemble(ds, decode, explain=explain, **tail)

@@ -4,6 +4,12 @@ Each shard is written to a temporary name and renamed when complete, so a killed
 never leaves a partial shard under a final name, and a rerun skips finished shards.
 Unreadable videos are reported by path and reason and skipped.
 
+Videos are converted in worker processes (`workers` of them, one at least: the process
+that calls `prepare_tfrecords` only coordinates) that never import TensorFlow: they
+decode with PyAV, encode with OpenCV and write the records with `_record_io`, so a
+worker holds ~100 MB of libraries instead of TensorFlow's ~885 MB, plus one decoded frame
+and the JPEGs of the video being converted (benchmarks/prepare_memory.py: a 60 s 4K clip).
+
 A shard set records what it was built from in `<name>-manifest.json` (a hash of the
 records, the `PrepareConfig`, the label names and the shard count). A rerun with other
 inputs, or one that finds another `-of-N` set of the same name, raises `ShardSetError`
@@ -23,16 +29,20 @@ import dataclasses
 import glob
 import hashlib
 import json
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 
 import cv2
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from tfvideo.api._export import export_constant, tf_export
-from tfvideo.data import _lifeline, _rawframes, _tfrecord, _video_io
+from tfvideo.data import _lifeline, _rawframes, _record_io, _video_io
+
+# What the coordinating side of this module needs from TensorFlow is imported where it is
+# used (`_tf()`, `_tfrecord()`): the worker processes import this module and must not load it.
 
 
 @tf_export("tfvideo.data.PrepareConfig")
@@ -236,6 +246,8 @@ def _folder_frames(record, count):
 def video_to_sequence_example(record, config, label_names=None, decode_threads=None, kept_size=None):
     """Decodes one video (file or frame folder) and returns its SequenceExample (raises VideoDecodeError).
 
+    The example is a `_record_io.EncodedExample`: its `pieces` (or `SerializeToString()`)
+    are the bytes `make_sequence_example(...).SerializeToString(deterministic=True)` gives.
     Frames stream: each is decoded, resized and JPEG-encoded before the next is decoded,
     so memory does not grow with the video's length (only its JPEGs are kept).
     `decode_threads`: FFmpeg decoding threads (None: one per core).
@@ -256,27 +268,28 @@ def video_to_sequence_example(record, config, label_names=None, decode_threads=N
 
 
 def _encode_frames(record, config, label_names, indices, frame_rate, frames, kept_size):
-    """The SequenceExample of `frames` (an iterator over the frames at `indices`), each JPEG
-    going straight into the record: no list of them beside it."""
+    """The `EncodedExample` of `frames` (an iterator over the frames at `indices`): the JPEGs
+    become pieces of the serialized record as they are (no copy of them is made)."""
     if len(indices) < config.min_frames:
         raise _video_io.VideoDecodeError(record.path, f"too short: {len(indices)} frames < min_frames={config.min_frames}")
-    label_string = label_names[record.label] if label_names and 0 <= record.label < len(label_names) else None
-    example = _tfrecord.make_sequence_example([], record.label, label_string, record.media_id, frame_rate)
-    stored = example.feature_lists.feature_list[_tfrecord.IMAGE_KEY].feature
+    labels = list(record.labels) if record.labels is not None else record.label  # A multi-label entry: all its labels.
+    ids = _record_io.as_list(labels)
+    names = [label_names[k] for k in ids if label_names and 0 <= k < len(label_names)]
+    label_string = None
+    if names and len(names) == len(ids):
+        label_string = names if record.labels is not None else names[0]
+    jpegs = []
     flow = _FlowEncoder(config) if config.flow else None
     for position, frame in enumerate(frames):
         if position == 0 and kept_size is not None and config.resize_short and min(frame.shape[:2]) < config.resize_short:
             kept_size.append(record.path)
         frame = _resize_short(frame, config.resize_short)
-        stored.add().bytes_list.value.append(encode_jpeg(frame, config.jpeg_quality))
+        jpegs.append(encode_jpeg(frame, config.jpeg_quality))
         if flow is not None:
             flow.add(frame)
         del frame
-    if flow is not None:
-        flow_frames = example.feature_lists.feature_list[_tfrecord.FLOW_KEY].feature
-        for jpeg in flow.finish():
-            flow_frames.add().bytes_list.value.append(jpeg)
-    return example
+    return _record_io.video_example(jpegs, labels, label_string, record.media_id, frame_rate,
+                                    flow.finish() if flow is not None else None)
 
 
 def _write_shard(path, records, config, label_names, decode_threads=None, kept_size=None):
@@ -287,7 +300,7 @@ def _write_shard(path, records, config, label_names, decode_threads=None, kept_s
     failures = []
     tmp = f"{path}{_TMP_MARK}{os.getpid()}"
     try:
-        with tf.io.TFRecordWriter(tmp) as writer:
+        with _record_io.TFRecordFileWriter(tmp) as writer:
             for record in records:
                 try:
                     example = video_to_sequence_example(record, config, label_names, decode_threads, kept_size)
@@ -297,7 +310,7 @@ def _write_shard(path, records, config, label_names, decode_threads=None, kept_s
                 except Exception as e:  # noqa: BLE001 -- one bad video must not stop the run.
                     failures.append({"path": record.path, "reason": f"{type(e).__name__}: {e}"})
                     continue
-                writer.write(example.SerializeToString())
+                writer.write(example.pieces)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -306,11 +319,23 @@ def _write_shard(path, records, config, label_names, decode_threads=None, kept_s
 
 
 _MAX_DECODE_THREADS = 4
-_TMP_MARK = _tfrecord.TMP_MARK  # One marker: match_shards must recognise what this writes.
+_TMP_MARK = _record_io.TMP_MARK  # One marker: match_shards must recognise what this writes.
 
 
 def _failures_path(shard):
     return shard + ".failures.json"
+
+
+def _tf():
+    import tensorflow as tf  # noqa: PLC0415 -- coordinator only: workers must not load TensorFlow.
+
+    return tf
+
+
+def _tfrecord():
+    from tfvideo.data import _tfrecord  # noqa: PLC0415 -- imports TensorFlow: coordinator only.
+
+    return _tfrecord
 
 
 def _run_shard(args):
@@ -362,8 +387,14 @@ def _manifest_config(config):
 
 
 def build_manifest(records, num_shards, config, label_names):
-    """The inputs of a preparation run as a JSON-able dict (records by content hash)."""
-    listing = json.dumps([[r.path, int(r.label), r.media_id] for r in records], separators=(",", ":"))
+    """The inputs of a preparation run as a JSON-able dict (records by content hash).
+
+    A multi-label list (records with `labels`) is marked `"multi_label": true`: its records
+    store all their labels, and tfvideo-train reads the shards as multi-label.
+    """
+    listing = json.dumps([[r.path, list(r.labels) if r.labels is not None else int(r.label), r.media_id]
+                          for r in records], separators=(",", ":"))
+    multi = {"multi_label": True} if any(r.labels is not None for r in records) else {}
     return {
         "version": 1,
         "videos": len(records),
@@ -371,6 +402,7 @@ def build_manifest(records, num_shards, config, label_names):
         "config": _manifest_config(config),
         "label_names": list(label_names) if label_names else None,
         "num_shards": num_shards,
+        **multi,
     }
 
 
@@ -400,15 +432,25 @@ def manifest_differences(old, new):
     return diffs
 
 
+def shard_set_manifest(pattern):
+    """The manifest of the shard set `pattern` matches (see `match_shards`); None if it has none."""
+    tfrecord = _tfrecord()
+    files = tfrecord.match_shards(pattern)
+    key = tfrecord.shard_set_key(files[0]) if files else None
+    path = key[0] + MANIFEST_SUFFIX if key else None
+    return _read_manifest(path) if path and _tf().io.gfile.exists(path) else None
+
+
 def _existing_sets(output_dir, name):
     """{set key: files} of the `<name>-NNNNN-of-MMMMM.tfrecord` shards in output_dir, any M."""
     prefix = os.path.join(output_dir, name)
-    found = tf.io.gfile.glob(glob.escape(prefix) + "-*-of-*.tfrecord")
-    sets = _tfrecord.group_shard_sets([f for f in found if _tfrecord.TMP_MARK not in f])
+    found = _tf().io.gfile.glob(glob.escape(prefix) + "-*-of-*.tfrecord")
+    sets = _tfrecord().group_shard_sets([f for f in found if _TMP_MARK not in f])
     return {key: files for key, files in sets.items() if key is not None and key[0] == prefix}
 
 
 def _read_manifest(path):
+    tf = _tf()
     try:
         with tf.io.gfile.GFile(path) as f:
             return json.load(f)
@@ -417,12 +459,13 @@ def _read_manifest(path):
 
 
 def _remove_shard_sets(sets, output_dir, name):
+    tf = _tf()
     for key, files in sets.items():
         for shard in files:
             for path in [shard, _failures_path(shard)]:
                 if tf.io.gfile.exists(path):
                     tf.io.gfile.remove(path)
-        logging.info("overwrite: removed %s", _tfrecord.describe_shard_set(key, files))
+        logging.info("overwrite: removed %s", _tfrecord().describe_shard_set(key, files))
     for path in tf.io.gfile.glob(glob.escape(os.path.join(output_dir, name)) + "-*-of-*" + _TMP_MARK + "*"):
         tf.io.gfile.remove(path)
 
@@ -437,6 +480,7 @@ def claim_shard_set(output_dir, name, manifest, overwrite=False):
     after re-encoding videos: their contents are not part of the manifest). Writes the
     manifest before any shard, so a killed run's shards are accounted for.
     """
+    tf, tfrecord = _tf(), _tfrecord()
     sets = _existing_sets(output_dir, name)
     path = manifest_path(output_dir, name)
     problems = []
@@ -449,11 +493,11 @@ def claim_shard_set(output_dir, name, manifest, overwrite=False):
         others = [key for key in sets if key[1] != manifest["num_shards"]]
         if others:
             problems.append("shard set" + ("s " if len(others) > 1 else " ")
-                            + ", ".join(_tfrecord.describe_shard_set(key, sets[key]) for key in others)
+                            + ", ".join(tfrecord.describe_shard_set(key, sets[key]) for key in others)
                             + " would be left beside the new one")
     where = os.path.join(output_dir, name)
     if problems and not overwrite:
-        raise _tfrecord.ShardSetError(
+        raise tfrecord.ShardSetError(
             f"{where}-*: the shards there do not match this run ({'; '.join(problems)}); rerun with --overwrite "
             "(overwrite=True) to replace them, or use another --name or --output_dir.")
     if sets and overwrite:
@@ -501,7 +545,8 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
       dict: `shards` (paths), `skipped_shards` (already complete), `failures`
       (list of {path, reason}), `written` (videos converted), `kept_size` (videos of this
       run whose shorter side was already below `resize_short`: stored at their size,
-      never upscaled).
+      never upscaled), `worker_peak_rss_mb` (the largest peak resident memory of the
+      worker processes of this run, in MB; None if no shard was converted or it is unknown).
     """
     config = config or PrepareConfig()
     records = list(records)
@@ -511,7 +556,7 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
     claim_shard_set(output_dir, name, build_manifest(records, num_shards, config, label_names), overwrite)
     paths = shard_paths(output_dir, name, num_shards)
     _remove_stale_temporaries(paths)
-    jobs, skipped, failures, kept_size = [], [], [], []
+    jobs, skipped, failures, kept_size, worker_peak = [], [], [], [], None
     done = 0
     for i, path in enumerate(paths):
         shard_records = records[i::num_shards]
@@ -530,31 +575,68 @@ def prepare_tfrecords(records, output_dir, name, num_shards=None, config=None, l
     if progress:
         progress(done, len(records))
     if jobs:
-        ctx = multiprocessing.get_context("spawn")
-        pool = (concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_lifeline.exit_with_parent,
-                                                       initargs=(os.getpid(),)) if workers > 1 else _InlineExecutor())
-        with pool:
-            for path, count, shard_failures, shard_kept in pool.map(_run_shard, jobs):
+        # A thread per worker process: each waits for its process (started from it: see _lifeline).
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="prepare-worker") as pool:
+            for path, count, shard_failures, shard_kept, peak_mb in pool.map(_run_in_worker, jobs):
                 failures.extend(shard_failures)
                 kept_size.extend(shard_kept)
                 done += count
+                worker_peak = max(worker_peak or 0, peak_mb) if peak_mb is not None else worker_peak
                 logging.info("wrote %s", path)
                 if progress:
                     progress(done, len(records))
     for failure in failures:
         logging.warning("skipped %s: %s", failure["path"], failure["reason"])
     return {"shards": paths, "skipped_shards": skipped, "failures": failures, "written": len(records) - len(failures),
-            "kept_size": kept_size}
+            "kept_size": kept_size, "worker_peak_rss_mb": worker_peak}
 
 
-class _InlineExecutor:
-    """`map` in this process (one worker: no process start-up cost)."""
+# Set in the worker processes: `import tfvideo` and `tfvideo.data` then load no namespace
+# (see tfvideo/__init__.py), so that importing this module does not load TensorFlow.
+LIGHT_IMPORT_ENV = "TFVIDEO_LIGHT_IMPORT"
+# A worker reads its sys.path, then its job, from stdin; it writes its result to stdout.
+_WORKER_MAIN = ("import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
+                "from tfvideo.data import _prepare; _prepare._worker_main()")
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        return False
+def _run_in_worker(job):
+    """`_run_shard(job)` in a new worker process (without TensorFlow); raises what it raised."""
+    payload = pickle.dumps(sys.path) + pickle.dumps((os.getpid(), job))
+    env = {**os.environ, LIGHT_IMPORT_ENV: "1"}
+    done = subprocess.run([sys.executable, "-c", _WORKER_MAIN], input=payload, stdout=subprocess.PIPE, env=env,
+                          check=False)
+    try:
+        status, value, peak_mb = pickle.loads(done.stdout)
+    except Exception:  # noqa: BLE001 -- no result: the process died (killed, out of memory, crashed).
+        raise RuntimeError(f"the worker process converting {job[0]} ended with status {done.returncode} "
+                           "before returning its result") from None
+    if status == "error":
+        raise value
+    return (*value, peak_mb)
 
-    def map(self, fn, items):
-        return map(fn, items)
+
+def _peak_rss_mb():
+    """This process's peak resident memory (VmHWM) in MB; None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def _worker_main():
+    """A worker process: runs the job on stdin, writes `("ok", result, peak RSS)` or `("error", exception, peak RSS)`
+    to stdout."""
+    result = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # Whatever a library prints goes to stderr: stdout carries the result only.
+    parent, job = pickle.load(sys.stdin.buffer)
+    _lifeline.exit_with_parent(parent)
+    try:
+        answer = pickle.dumps(("ok", _run_shard(job), _peak_rss_mb()))
+    except Exception as e:  # noqa: BLE001 -- handed to the coordinator, which raises it.
+        try:
+            answer = pickle.dumps(("error", e, _peak_rss_mb()))
+        except Exception:  # noqa: BLE001 -- an exception that does not pickle: its words.
+            answer = pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), _peak_rss_mb()))
+    result.write(answer)
+    result.close()

@@ -8,15 +8,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvideo.api._export import export_constant, tf_export
-from tfvideo.data import _video_io
-
-IMAGE_KEY = export_constant("tfvideo.data.IMAGE_KEY", "image/encoded")
-FLOW_KEY = export_constant("tfvideo.data.FLOW_KEY", "FORWARD_FLOW/image/encoded")
-LABEL_INDEX_KEY = export_constant("tfvideo.data.LABEL_INDEX_KEY", "clip/label/index")
-LABEL_STRING_KEY = export_constant("tfvideo.data.LABEL_STRING_KEY", "clip/label/string")
-MEDIA_ID_KEY = export_constant("tfvideo.data.MEDIA_ID_KEY", "clip/media_id")
-FRAME_RATE_KEY = export_constant("tfvideo.data.FRAME_RATE_KEY", "image/frame_rate")
+from tfvideo.api._export import tf_export
+from tfvideo.data import _record_io, _video_io
+from tfvideo.data._record_io import (  # The keys live where prepare's workers, which do not import TensorFlow, write them.
+    FLOW_KEY,
+    FRAME_RATE_KEY,
+    IMAGE_KEY,
+    LABEL_INDEX_KEY,
+    LABEL_STRING_KEY,
+    MEDIA_ID_KEY,
+    TMP_MARK,
+)
 
 
 def _bytes(values):
@@ -29,8 +31,9 @@ def make_sequence_example(jpeg_frames, label=None, label_string=None, media_id="
 
     Args:
       jpeg_frames: list of encoded JPEG bytes, one per frame.
-      label: integer class id (or None for unlabelled media).
-      label_string: class name.
+      label: integer class id (or None for unlabelled media); a multi-label clip's list
+        of class ids (all stored under `LABEL_INDEX_KEY`, see `parse_sequence_example`).
+      label_string: class name (a list of them with a list of labels).
       media_id: the video's identifier.
       frame_rate: frames per second of the stored frames.
       flow_frames: optional list of encoded flow JPEGs (x, y in the first two channels).
@@ -40,9 +43,9 @@ def make_sequence_example(jpeg_frames, label=None, label_string=None, media_id="
     ctx[MEDIA_ID_KEY].bytes_list.value.append(media_id.encode())
     ctx[FRAME_RATE_KEY].float_list.value.append(float(frame_rate))
     if label is not None:
-        ctx[LABEL_INDEX_KEY].int64_list.value.append(int(label))
+        ctx[LABEL_INDEX_KEY].int64_list.value.extend(int(v) for v in _record_io.as_list(label))
     if label_string is not None:
-        ctx[LABEL_STRING_KEY].bytes_list.value.append(label_string.encode())
+        ctx[LABEL_STRING_KEY].bytes_list.value.extend(v.encode() for v in _record_io.as_list(label_string))
     ex.feature_lists.feature_list[IMAGE_KEY].feature.extend(_bytes([f]) for f in jpeg_frames)
     if flow_frames is not None:
         ex.feature_lists.feature_list[FLOW_KEY].feature.extend(_bytes([f]) for f in flow_frames)
@@ -50,16 +53,21 @@ def make_sequence_example(jpeg_frames, label=None, label_string=None, media_id="
 
 
 @tf_export("tfvideo.data.parse_sequence_example")
-def parse_sequence_example(serialized, with_flow=False):
+def parse_sequence_example(serialized, with_flow=False, multi_label=None):
     """Parses one serialized SequenceExample into encoded frames and context.
 
     Returns a dict: `frames` string [N] (encoded JPEG), `label` int32 (-1 if absent),
     `media_id` string, `frame_rate` float32, and `flow` string [N] if asked
-    (one flow JPEG per frame, see `prepare_tfrecords`).
+    (one flow JPEG per frame, see `prepare_tfrecords`). With `multi_label` = C classes
+    (records of a multi-label list: all their labels under `LABEL_INDEX_KEY`), `label`
+    is the float32 multi-hot [C] of the labels stored (zeros if none; a label outside
+    [0, C) fails).
     """
+    label_spec = (tf.io.VarLenFeature(tf.int64) if multi_label else
+                  tf.io.FixedLenFeature([], tf.int64, default_value=-1))
     context_spec = {
         MEDIA_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-        LABEL_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        LABEL_INDEX_KEY: label_spec,
         FRAME_RATE_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
     }
     sequence_spec = {IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string)}
@@ -68,13 +76,24 @@ def parse_sequence_example(serialized, with_flow=False):
     context, sequences = tf.io.parse_single_sequence_example(serialized, context_spec, sequence_spec)
     out = {
         "frames": sequences[IMAGE_KEY],
-        "label": tf.cast(context[LABEL_INDEX_KEY], tf.int32),
+        "label": _multi_hot(context[LABEL_INDEX_KEY].values, multi_label) if multi_label else
+        tf.cast(context[LABEL_INDEX_KEY], tf.int32),
         "media_id": context[MEDIA_ID_KEY],
         "frame_rate": context[FRAME_RATE_KEY],
     }
     if with_flow:
         out["flow"] = sequences[FLOW_KEY]
     return out
+
+
+def _multi_hot(labels, num_classes):
+    """float32 [num_classes]: 1 at each of the int64 `labels` (which must be in [0, num_classes))."""
+    checks = [tf.debugging.assert_non_negative(labels, message="record has a negative label"),
+              tf.debugging.assert_less(labels, tf.constant(num_classes, tf.int64),
+                                       message=f"record has a label outside [0, {num_classes})")]
+    with tf.control_dependencies(checks):
+        hot = tf.one_hot(labels, num_classes, dtype=tf.float32)
+    return tf.minimum(tf.reduce_sum(hot, axis=0), 1.0)
 
 
 def error_line(text):
@@ -246,7 +265,6 @@ def shard_records(files, on_error="raise"):
 # shard, a report, a manifest, temp files of a killed run); a pattern like `train-*`
 # matches them too.
 _NOT_SHARDS = (".json", ".jsonl")
-TMP_MARK = ".tmp-"
 
 # `<prefix>-00003-of-00008<suffix>`: shard 3 of a set of 8 (the names prepare and Beam write).
 _SHARD_NAME = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<suffix>\.[^/\\]*)?$")
