@@ -94,3 +94,15 @@ def test_save_converted_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["trn.keras"]
     with pytest.raises(ValueError, match="must be a .keras file"):
         models.save_converted(_trn(), str(tmp_path / "trn.h5"))
+
+
+def test_load_model_of_a_model_folder_is_recognised_too(tmp_path, monkeypatch):
+    unfilled, real = [], _fast_build.unfilled_initializers
+    monkeypatch.setattr(_fast_build, "unfilled_initializers", lambda m, keep=(): unfilled.append(m.name) or real(m, keep))
+    model = _trn()
+    model.save(str(tmp_path / "trn"), zipped=False)  # A Keras model folder: config.json, model.weights.h5.
+    loaded = keras.saving.load_model(str(tmp_path / "trn"))
+    assert unfilled == [loaded.name]
+    for key, value in _weights(model).items():
+        np.testing.assert_array_equal(_weights(loaded)[key], value, err_msg=key)
+    assert not _fast_build._is_keras_format(str(tmp_path / "trn.h5")) and not _fast_build._is_keras_format(None)
