@@ -14,7 +14,6 @@ checkpoint key, so a shape error names the checkpoint key as well as the variabl
 
 import collections.abc
 import dataclasses
-import mmap
 import os
 import shutil
 import tempfile
@@ -375,18 +374,7 @@ def _zip_saved_model(folder, archive):
             source = os.path.join(folder, name)
             info = zipfile.ZipInfo.from_file(source, name.replace(os.sep, "/"))
             with open(source, "rb") as src, zf.open(info, "w", force_zip64=info.file_size > 2**31) as dst:
-                _copy_mapped(src, dst, info.file_size)
-
-
-def _copy_mapped(src, dst, size, piece=64 << 20):
-    """Copies file `src` into `dst` from a memory map of it: the bytes go from the page cache
-    to `dst` once (a read into a buffer copies them twice; ZipFile.write reads 8 KiB pieces)."""
-    if size == 0:
-        return
-    with mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-        for start in range(0, size, piece):
-            with view[start:start + piece] as part:
-                dst.write(part)
+                shutil.copyfileobj(src, dst, 16 << 20)  # ZipFile.write copies in 8 KiB pieces.
 
 
 @tf_export("tfvideo.models.init_from_converted")
