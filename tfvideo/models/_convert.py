@@ -185,7 +185,7 @@ def _preset_kwargs(preset, num_segments):
 def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
     """The preset's model, built (variables created) for a conversion.
 
-    Variables are created without drawing initial values (`_fast_build.zero_initializers`):
+    Variables are created without drawing initial values (`_fast_build.unfilled_initializers`):
     the conversion assigns every one of them, or fails; the classifier, which
     `allow_missing=("head",)` may leave out, keeps its initializer.
     """
@@ -202,13 +202,13 @@ def build_for_conversion(preset, num_classes, num_segments=None, **overrides):
                 raise ValueError(f"model {preset!r} is an online detector: give its feature_dim (--feature_dim).")
             model = detectors.detector_class(preset)(feature_dim=int(feature_dim), num_classes=int(num_classes),
                                                      **{**detectors.detector_config(preset), **overrides})
-            with _fast_build.zero_initializers(model, keep=_head_layers(model)):
+            with _fast_build.unfilled_initializers(model, keep=_head_layers(model)):
                 model.build((None, None, int(feature_dim)))
             return model
     model = _presets.get(preset, int(num_classes), **{**_preset_kwargs(preset, num_segments), **overrides})
     frames = getattr(model, "clip_length", None) or getattr(model, "num_frames", 8)
     channels = getattr(model, "input_channels", 3)
-    with _fast_build.zero_initializers(model, keep=_head_layers(model)):
+    with _fast_build.unfilled_initializers(model, keep=_head_layers(model)):
         model.build((None, frames, 224, 224, channels))
     return model
 
