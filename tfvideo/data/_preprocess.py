@@ -3,7 +3,10 @@
 Spatial transforms shared by training, evaluation and the exported model
 (`PreprocessConfig`, `preprocess_train`, `preprocess_eval`), and the shared-state
 preprocessing of every modality of one element (RGB, RGB difference, optical flow), so
-that all streams of a clip get the same crop and flip.
+that all streams of a clip get the same crop and flip. The pipelines' training crops run
+on uint8 in OpenCV (`_train_spatial_uint8`: `preprocess_train`'s boxes and flips, several
+times cheaper than its float32 TensorFlow ops); evaluation stays TensorFlow's, so it equals
+the exported model's transform.
 """
 
 import dataclasses
@@ -34,6 +37,11 @@ class PreprocessConfig:
       color_jitter: brightness/contrast jitter strength (0 disables).
       num_crops: test-time crops per clip: 1 (centre), 3 or 10.
       mean, std: per-channel normalization of [0, 1] values.
+
+    The data pipelines (`video_dataset`, `tfds_dataset`) make training crops on the
+    decoded uint8 frames with OpenCV: the boxes and flips of `preprocess_train` for the
+    same seeds, the crop resized bilinearly (not antialiased), RGB normalized by table
+    look-up. Evaluation (`preprocess_eval`) is TensorFlow's, as in the exported model.
     """
 
     crop_size: int = 224
