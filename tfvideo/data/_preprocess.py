@@ -250,7 +250,7 @@ def _preprocess_modalities(element, seed, *, training, config, modality, snippet
         seeds = tf.random.split(seed, 3)
         flipped = tf.constant(False)
         if "frames" in element:
-            normalized = modality in ("rgb", "rgb+flow") and not config.color_jitter
+            normalized = modality in ("rgb", "rgb+flow") and not config.color_jitter and len(config.mean) == 3
             rgb, flipped = _train_spatial_uint8(element["frames"], seeds, config, normalize=normalized)
             if config.color_jitter:
                 rgb = _transforms.color_jitter(rgb, seeds[2], config.color_jitter, config.color_jitter)
