@@ -1,6 +1,6 @@
 """Reading frame folders: TSN training clips/s of tfvideo against MMAction2's RawframeDataset.
 
-  python benchmarks/rawframes_vs_mmaction.py [--num_videos=16 --num_frames=64 --clips=64 --rounds=3]
+  python benchmarks/rawframes_vs_mmaction.py [--num_videos=16 --num_frames=48 --clips=48 --rounds=3]
 
 Both read the same `img_%05d.jpg` folders (340x256 JPEGs) through an MMAction2 rawframes
 list, sparse 8-segment training clips (one frame per segment, random offsets), TSN's
@@ -13,12 +13,20 @@ multi-scale crop to 224 and a random flip, batches of 8:
             FormatShape(NCHW) -> PackActionInputs) in a torch DataLoader with 2 workers
             (no turbojpeg / pillow-simd), normalization left to its model's data preprocessor.
 `--pipeline=read` times sampling and reading only on both sides (the same work).
-The two are timed in turns, `--rounds` times (a change in the machine's load hits both);
-each figure is the median over rounds. Target (issue 21): tfvideo >= mmaction. Prints
-figures and the ratio only: the numbers depend on the machine and its load.
+Each reader runs in its own fresh process (imports not timed; no reader prefetches while the
+other is timed): after one warm-up batch it times `--clips` clips; `cpu` is the CPU time per
+clip of that process and its workers (psutil). The two are timed in turns, `--rounds` times
+(which goes first alternates; a change in the machine's load hits both); each figure is the
+median over rounds. `--load_procs=N` adds N busy trainer-like processes (float32 matmuls,
+one thread each) for the whole run. Target (issue 21): tfvideo >= mmaction. Prints figures
+and the ratios only: the numbers depend on the machine and its load.
 """
 
+import json
+import multiprocessing
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +41,16 @@ flags.DEFINE_integer("num_frames", 64, "Frames per folder.")
 flags.DEFINE_integer("height", 256, "Frame height.")
 flags.DEFINE_integer("width", 340, "Frame width.")
 flags.DEFINE_integer("clips", 64, "Clips timed per reader and round (after one warm-up batch).")
+flags.DEFINE_integer("load_procs", 0, "Busy trainer-like processes run for the whole benchmark.")
 flags.DEFINE_integer("rounds", 3, "Rounds of timing the two readers in turn.")
 flags.DEFINE_integer("batch", 8, "Clips per batch.")
 flags.DEFINE_integer("workers", 2, "DataLoader workers of the MMAction2 pipeline.")
-flags.DEFINE_string("workdir", None, "Where the frame folders are written (default: a temp dir).")
+flags.DEFINE_string("workdir", None, "Where the frame folders are written and kept (default: a temp dir, deleted).")
 flags.DEFINE_enum("pipeline", "tsn", ["tsn", "read"], "tsn: TSN's training transforms on both sides; read: sampling "
                   "and reading only (tfvideo preprocess=False; MMAction2 SampleFrames, RawFrameDecode, FormatShape, "
                   "PackActionInputs): the same work on both sides.")
+flags.DEFINE_enum("side", None, ["tfvideo", "mmaction"], "Internal: time one reader in this process.")
+flags.DEFINE_string("list_path", None, "Internal: the rawframes list of --side.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,9 +66,12 @@ def make_folders(root):
         base = rng.integers(0, 255, (FLAGS.height // 8, FLAGS.width // 8, 3), np.uint8)
         base = cv2.resize(base, (FLAGS.width, FLAGS.height), interpolation=cv2.INTER_CUBIC)
         for i in range(FLAGS.num_frames):
+            path = os.path.join(folder, f"img_{i + 1:05d}.jpg")
+            if os.path.exists(path):  # Kept from an earlier run in --workdir.
+                continue
             frame = np.roll(base, 3 * i, axis=1).copy()
             frame[..., 0] = ((xx + yy + 5 * i) % 256).astype(np.uint8)
-            cv2.imwrite(os.path.join(folder, f"img_{i + 1:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            cv2.imwrite(path, frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
         lines.append(f"video_{v:03d} {FLAGS.num_frames} {v % 4}")
     path = os.path.join(root, "train_list_rawframes.txt")
     with open(path, "w") as f:
@@ -105,34 +119,92 @@ def mmaction_batches(list_path, root):
     return lambda: len(next(iterator)["inputs"])
 
 
-def timed(next_batch, clips):
-    done, start = 0, time.perf_counter()
-    while done < clips:
+def _cpu_seconds():
+    """CPU seconds of this process and its children (the DataLoader's workers), all threads."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def time_side(side, list_path):
+    """Prints one JSON line: clips/s and CPU s per clip of `--clips` clips after a warm-up batch."""
+    root = os.path.dirname(list_path)
+    next_batch = (tfvideo_batches if side == "tfvideo" else mmaction_batches)(list_path, root)
+    next_batch()  # Warm-up: workers started, graph traced, first files cached.
+    done, wall, cpu = 0, time.perf_counter(), _cpu_seconds()
+    while done < FLAGS.clips:
         done += next_batch()
-    return done / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
+    print(json.dumps({"clips_per_s": done / wall, "cpu_s_per_clip": cpu / done}), flush=True)
+    os._exit(0)  # Only the timed clips are this benchmark's business: no loader teardown.
+
+
+def run_side(side, list_path):
+    command = [sys.executable, os.path.abspath(__file__), f"--side={side}", f"--list_path={list_path}",
+               f"--clips={FLAGS.clips}", f"--batch={FLAGS.batch}", f"--workers={FLAGS.workers}",
+               f"--pipeline={FLAGS.pipeline}"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"{side} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def trainer_like_load(stop):
+    """A trainer's step loop on one core: float32 matmuls until `stop` is set."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    a = np.random.default_rng(0).random((384, 384), np.float32)
+    while not stop.is_set():
+        for _ in range(20):
+            a = np.tanh(a @ a.T * 1e-3)
 
 
 def main(argv):
     del argv
+    if FLAGS.side:
+        time_side(FLAGS.side, FLAGS.list_path)
     root = FLAGS.workdir or tempfile.mkdtemp(prefix="rawframes_bench_")
     list_path = make_folders(root)
-    readers = {"tfvideo": tfvideo_batches(list_path, root), "mmaction": mmaction_batches(list_path, root)}
-    for next_batch in readers.values():
-        next_batch()  # Warm-up: workers started, first files cached.
-    rates = {name: [] for name in readers}
-    for r in range(FLAGS.rounds):
-        for name, next_batch in readers.items():
-            rates[name].append(timed(next_batch, FLAGS.clips))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f} clips/s" for n in readers), flush=True)
-    median = {name: float(np.median(v)) for name, v in rates.items()}
-    ratios = [t / m for t, m in zip(rates["tfvideo"], rates["mmaction"])]
+    stop = multiprocessing.Event()
+    load = [multiprocessing.Process(target=trainer_like_load, args=(stop,), daemon=True) for _ in range(FLAGS.load_procs)]
+    for p in load:
+        p.start()
+    results = {"tfvideo": [], "mmaction": []}
+    try:
+        for r in range(FLAGS.rounds):
+            order = ["tfvideo", "mmaction"] if r % 2 == 0 else ["mmaction", "tfvideo"]
+            for name in order:
+                results[name].append(run_side(name, list_path))
+            print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['clips_per_s']:.1f} clips/s "
+                                                 f"{results[n][-1]['cpu_s_per_clip'] * 1e3:.1f} CPU ms/clip"
+                                                 for n in results) + f" (load avg {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        stop.set()
+        for p in load:
+            p.join(5)
+        if not FLAGS.workdir:
+            shutil.rmtree(root, ignore_errors=True)
+    median = {name: {key: float(np.median([x[key] for x in v])) for key in ("clips_per_s", "cpu_s_per_clip")}
+              for name, v in results.items()}
+    ratios = [t["clips_per_s"] / m["clips_per_s"] for t, m in zip(results["tfvideo"], results["mmaction"])]
+    cpu_ratios = [m["cpu_s_per_clip"] / t["cpu_s_per_clip"] for t, m in zip(results["tfvideo"], results["mmaction"])]
     print(f"pipeline {FLAGS.pipeline}: {FLAGS.num_videos} folders x {FLAGS.num_frames} frames "
-          f"{FLAGS.width}x{FLAGS.height}, 8 segments, crop 224, "
-          f"batch {FLAGS.batch}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    print(f"tfvideo   {median['tfvideo']:.1f} clips/s")
-    print(f"mmaction  {median['mmaction']:.1f} clips/s (RawframeDataset, DataLoader {FLAGS.workers} workers)")
-    print(f"ratio tfvideo / mmaction: {median['tfvideo'] / median['mmaction']:.2f} "
-          f"(per round {', '.join(f'{x:.2f}' for x in ratios)}); target >= 1")
+          f"{FLAGS.width}x{FLAGS.height}, 8 segments, crop 224, batch {FLAGS.batch}, {os.cpu_count()} cores, "
+          f"{FLAGS.load_procs} busy processes, load avg {os.getloadavg()[0]:.1f}")
+    for name, what in (("tfvideo", ""), ("mmaction", f" (RawframeDataset, DataLoader {FLAGS.workers} workers)")):
+        print(f"{name:9s} {median[name]['clips_per_s']:.1f} clips/s, {median[name]['cpu_s_per_clip'] * 1e3:.1f} CPU "
+              f"ms/clip{what}")
+    print(f"ratio tfvideo / mmaction: {median['tfvideo']['clips_per_s'] / median['mmaction']['clips_per_s']:.2f} "
+          f"(per round {', '.join(f'{x:.2f}' for x in ratios)}); CPU per clip mmaction / tfvideo "
+          f"{median['mmaction']['cpu_s_per_clip'] / median['tfvideo']['cpu_s_per_clip']:.2f} "
+          f"(per round {', '.join(f'{x:.2f}' for x in cpu_ratios)}); target >= 1")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,50 @@ def test_normalize_by_hand():
     video = tf.constant([[0, 128, 255]], tf.uint8)[..., None, :]  # one pixel, 3 channels
     want = (np.array([0, 128, 255], np.float32) / 255.0 - np.array(data.IMAGENET_MEAN)) / np.array(data.IMAGENET_STD)
     np.testing.assert_allclose(data.normalize(video).numpy().ravel(), want, rtol=1e-6, atol=1e-6)
+
+
+def ramp_clip(channels=3, frames=3, height=48, width=64):
+    """uint8 [1, T, H, W, C]: channel 0 = 3x, channel 1 = 4y (+ 90 for a third): any box shift or flip shows."""
+    y, x = np.mgrid[0:height, 0:width]
+    planes = [3 * x, 4 * y, np.full_like(x, 90)][:channels]
+    return tf.constant(np.broadcast_to(np.stack(planes, -1).astype(np.uint8), (1, frames, height, width, channels)).copy())
+
+
+@pytest.mark.parametrize("train_crop", ["multi_scale", "random_resized", "center"])
+@pytest.mark.parametrize("resize_short", [40, 0])
+def test_pipeline_training_crop_on_uint8_is_preprocess_train(train_crop, resize_short):
+    """The data pipeline crops, resizes and flips uint8 frames with OpenCV (and normalizes by table look-up):
+    preprocess_train's box and flip for every seed, its pixels up to interpolation (exact on a ramp)."""
+    from tfvideo.data import _preprocess
+
+    config = data.PreprocessConfig(crop_size=32, resize_short=resize_short, train_crop=train_crop)
+    video = ramp_clip()
+    flips = set()
+    for seed in range(8):
+        seed = tf.constant([seed, 5])
+        want, _ = data.preprocess_train(video, tf.constant(0), seed, config)
+        got = _preprocess._preprocess_modalities({"frames": video, "label": tf.constant(0), "media_id": "m"}, seed,
+                                                 training=True, config=config, modality="rgb", snippet_length=None)
+        got = got["video"].numpy()
+        assert got.shape == want.shape == (1, 3, 32, 32, 3) and got.dtype == np.float32
+        levels = np.abs(got - want.numpy()) * 255 * np.array(config.std)  # Back to 0..255 levels.
+        # A box one pixel off moves the ramp by >= 3 levels everywhere; a wrong flip by up to ~90.
+        assert levels.mean() < 0.6 and np.median(levels) < 0.6, (seed, levels.mean())
+        flips.add(bool(got[0, 0, 0, 0, 0] > got[0, 0, 0, -1, 0]))
+    assert flips == {True, False}
+    if train_crop == "center" and not resize_short:  # No interpolation at all: the same numbers.
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pipeline_training_crop_on_uint8_takes_flow_channels(channels):
+    from tfvideo.data import _preprocess
+
+    config = data.PreprocessConfig(crop_size=24, resize_short=40, mean=(0.5, 0.5), std=(0.5, 0.5))
+    video = ramp_clip(channels)
+    seeds = tf.random.split(tf.constant([3, 1]), 3)
+    want, want_flip = _preprocess._train_spatial(video, seeds, config)
+    got, got_flip = _preprocess._train_spatial_uint8(video, seeds, config)
+    assert got.dtype == tf.uint8 and got.shape == (1, 3, 24, 24, channels)
+    assert bool(got_flip) == bool(want_flip)
+    assert np.abs(got.numpy() - want.numpy()).mean() < 0.6

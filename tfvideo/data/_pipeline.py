@@ -102,8 +102,8 @@ def video_dataset(
         does not decode, or has no label in training, or a damaged (truncated/corrupt)
         shard file; the error and `skipped` name the shard and, for a record, its index
         and media id: `(shard, "record 3 (media_id 'x'): <reason>")`. Good records take
-        no Python on the fast path. Without a label a record gets label -1 in
-        evaluation.
+        no Python to parse and decode (training's crop runs in OpenCV, see
+        `PreprocessConfig`). Without a label a record gets label -1 in evaluation.
       modality: "rgb" (default); "rgb_diff" (TSN RGB difference within each snippet,
         values / 255); "flow" (x/y flow, 2 channels, from TFRecords made with flow or
         from the precomputed flow of frame folders, `flow_filename_tmpl`; normalised by

@@ -27,6 +27,9 @@ RGB_TEMPLATE = "img_{:05d}.jpg"
 FLOW_TEMPLATES = ("flow_x_{:05d}.jpg", "flow_y_{:05d}.jpg")
 
 _PRINTF = re.compile(r"%(0?\d*)d")
+# OpenCV >= 4.10 decodes JPEGs straight to RGB (libjpeg-turbo's RGB output: the same values,
+# no BGR -> RGB pass over the frame).
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
 def normalize_template(template):
@@ -94,9 +97,13 @@ def _missing(folder, template, start, index, num_frames):
 
 def _read_image(folder, template, start, index, num_frames, flags):
     path = os.path.join(folder, template.format(start + index))
-    data = np.fromfile(path, np.uint8) if os.path.isfile(path) else None
-    if data is None:
-        raise _missing(folder, template, start, index, num_frames)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise _missing(folder, template, start, index, num_frames) from None
+    except OSError as e:
+        raise _video_io.VideoDecodeError(folder, f"frame {index}: file {os.path.basename(path)} cannot be read "
+                                         f"({e.strerror or e})") from None
     image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise _video_io.VideoDecodeError(folder, f"frame {index}: file {os.path.basename(path)} does not decode "
@@ -128,11 +135,13 @@ def _read(folder, indices, templates, start_index, num_frames, short_side, flags
     indices = _check_indices(folder, indices, num_frames)
     wanted, inverse = np.unique(indices, return_inverse=True)
     channels = 3 if flags == cv2.IMREAD_COLOR else len(templates)
+    rgb = flags == cv2.IMREAD_COLOR and _IMREAD_RGB is not None
+    read_flags = _IMREAD_RGB if rgb else flags
     if not wanted.size:
         return np.zeros(indices.shape + (0, 0, channels), np.uint8)
     out = None  # [len(wanted), H, W, channels], written in place (no stacking copies).
     for k, i in enumerate(wanted.tolist()):
-        planes = [_read_image(folder, t, start, i, num_frames, flags) for t in templates]
+        planes = [_read_image(folder, t, start, i, num_frames, read_flags) for t in templates]
         if out is None:
             first = planes[0].shape[:2]
             size = _video_io._short_side_size(*first, int(short_side)) if short_side else first
@@ -143,7 +152,9 @@ def _read(folder, indices, templates, start_index, num_frames, short_side, flags
                                                  f"{wanted[0]} {first[1]}x{first[0]}; the frames of a folder must "
                                                  "have one size")
         planes = [_resize(p, size) for p in planes]
-        if flags == cv2.IMREAD_COLOR:
+        if rgb:
+            out[k] = planes[0]
+        elif flags == cv2.IMREAD_COLOR:
             cv2.cvtColor(planes[0], cv2.COLOR_BGR2RGB, dst=out[k])
         else:
             for c, plane in enumerate(planes):

@@ -54,12 +54,7 @@ def _resize_frames(frames, size):
 def resize_short_side(video, size):
     """Resizes so the shorter side is `size`, keeping the aspect ratio. Returns float32."""
     flat, restore = _frames_view(video)
-    h = tf.cast(tf.shape(flat)[1], tf.float32)
-    w = tf.cast(tf.shape(flat)[2], tf.float32)
-    scale = float(size) / tf.minimum(h, w)
-    new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
-    new = tf.maximum(new, size)
-    return restore(_resize_frames(flat, new))
+    return restore(_resize_frames(flat, short_side_size(tf.shape(flat)[1], tf.shape(flat)[2], size)))
 
 
 @tf_export("tfvideo.data.resize")
@@ -109,15 +104,15 @@ def ten_crop(video, size):
     return tf.stack(crops)
 
 
-@tf_export("tfvideo.data.multi_scale_crop")
-def multi_scale_crop(video, size, seed, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, fix_crop=True):
-    """TSN multi-scale crop: a random (scale_h, scale_w) pair and a corner/centre offset.
+def short_side_size(height, width, size):
+    """int32 [2]: (h, w) of `resize_short_side(video, size)` for frames of `height` x `width`."""
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    scale = float(size) / tf.minimum(h, w)
+    return tf.maximum(tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32), size)
 
-    The crop side lengths are `scale * min(H, W)` with the two scales' indices at most
-    `max_distort` apart; with `fix_crop` the offset is one of the 4 corners or the centre.
-    The crop is resized to `size` x `size`. Same box for every frame of the clip.
-    """
-    h, w = tf.shape(video)[-3], tf.shape(video)[-2]
+
+def multi_scale_box(h, w, seed, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, fix_crop=True):
+    """(top, left, height, width) int32 of `multi_scale_crop`'s box in an `h` x `w` frame for `seed`."""
     base = tf.cast(tf.minimum(h, w), tf.float32)
     sizes = tf.cast(base * tf.constant(scales, tf.float32), tf.int32)
     pairs = [(i, j) for i in range(len(scales)) for j in range(len(scales)) if abs(i - j) <= max_distort]
@@ -135,16 +130,26 @@ def multi_scale_crop(video, size, seed, scales=(1.0, 0.875, 0.75, 0.66), max_dis
     else:
         top = tf.random.stateless_uniform([], seeds[1], 0, h - ch + 1, tf.int32)
         left = tf.random.stateless_uniform([], seeds[2], 0, w - cw + 1, tf.int32)
+    return top, left, ch, cw
+
+
+@tf_export("tfvideo.data.multi_scale_crop")
+def multi_scale_crop(video, size, seed, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, fix_crop=True):
+    """TSN multi-scale crop: a random (scale_h, scale_w) pair and a corner/centre offset.
+
+    The crop side lengths are `scale * min(H, W)` with the two scales' indices at most
+    `max_distort` apart; with `fix_crop` the offset is one of the 4 corners or the centre.
+    The crop is resized to `size` x `size`. Same box for every frame of the clip.
+    """
+    h, w = tf.shape(video)[-3], tf.shape(video)[-2]
+    top, left, ch, cw = multi_scale_box(h, w, seed, scales, max_distort, fix_crop)
     return resize(_crop(video, top, left, ch, cw), (size, size))
 
 
-@tf_export("tfvideo.data.random_resized_crop")
-def random_resized_crop(video, size, seed, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3)):
-    """Inception-style random resized crop, one box for the whole clip."""
-    h, w = tf.shape(video)[-3], tf.shape(video)[-2]
-    frame_shape = tf.stack([h, w, tf.shape(video)[-1]])
+def random_resized_box(h, w, seed, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3)):
+    """(top, left, height, width) int32 of `random_resized_crop`'s box in an `h` x `w` frame for `seed`."""
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        frame_shape,
+        tf.stack([h, w, 1]),
         bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
         seed=seed,
         area_range=area_range,
@@ -153,7 +158,15 @@ def random_resized_crop(video, size, seed, area_range=(0.08, 1.0), aspect_ratio_
         max_attempts=20,
         use_image_if_no_bounding_boxes=True,
     )
-    return resize(_crop(video, begin[0], begin[1], crop_size[0], crop_size[1]), (size, size))
+    return begin[0], begin[1], crop_size[0], crop_size[1]
+
+
+@tf_export("tfvideo.data.random_resized_crop")
+def random_resized_crop(video, size, seed, area_range=(0.08, 1.0), aspect_ratio_range=(3 / 4, 4 / 3)):
+    """Inception-style random resized crop, one box for the whole clip."""
+    h, w = tf.shape(video)[-3], tf.shape(video)[-2]
+    top, left, ch, cw = random_resized_box(h, w, seed, area_range, aspect_ratio_range)
+    return resize(_crop(video, top, left, ch, cw), (size, size))
 
 
 def flip_decision(seed):
