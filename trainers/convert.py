@@ -13,7 +13,6 @@ from it. Exit status 2 for a checkpoint that does not fit (the message names the
 mismatched key and both shapes); nothing is written at --output then.
 """
 
-import gc
 import os
 
 from absl import flags
@@ -85,14 +84,7 @@ def main(argv):
 
 
 def run():
-    # TensorFlow's modules are hundreds of thousands of objects: frozen (the process ends after
-    # one conversion), the garbage collector stops traversing them, during the conversion and in
-    # the interpreter's collections at exit (1 to 3 s of a ResNet-50 conversion on 2 cores).
-    gc.freeze()
-    try:
-        _cli.run(main, "tfvideo-convert")
-    finally:
-        gc.freeze()  # The converted model's objects too: they go with the process.
+    _cli.run(main, "tfvideo-convert")
 
 
 if __name__ == "__main__":
