@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 
+import _procstats  # benchmarks/
 import decode_vs_decord  # benchmarks/: the synthetic Kinetics-like content.
 import numpy as np
 from absl import app, flags
@@ -111,17 +112,7 @@ def trainer_like_load(stop):
 
 
 def _cpu_seconds():
-    """CPU seconds of this process and its children (the DataLoader's workers), all threads."""
-    import psutil
-
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:
-            pass
-    return total
+    return _procstats.cpu_seconds()
 
 
 def tfvideo_batches(ann_file):

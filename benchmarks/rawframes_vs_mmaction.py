@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 
+import _procstats  # benchmarks/
 import cv2
 import numpy as np
 from absl import app, flags
@@ -120,17 +121,7 @@ def mmaction_batches(list_path, root):
 
 
 def _cpu_seconds():
-    """CPU seconds of this process and its children (the DataLoader's workers), all threads."""
-    import psutil
-
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.Error:
-            pass
-    return total
+    return _procstats.cpu_seconds()
 
 
 def time_side(side, list_path):
