@@ -170,7 +170,9 @@ def _train_spatial_uint8(video, seeds, config, normalize=False):
         lambda v, r, b, f, t: _crop_resize_flip(v, r, b, f, t, config.crop_size),
         [video, resized, box, flipped, lut], tf.float32 if normalize else tf.uint8, stateful=False)
     size = config.crop_size
-    return tf.ensure_shape(out, [None, None, size, size, video.shape[-1]]), flipped
+    # The static shape the TensorFlow ops kept (views, frames, channels): what the feature
+    # layer checks the pipeline's clips against (a numpy_function's output has none).
+    return tf.ensure_shape(out, [video.shape[0], video.shape[1], size, size, video.shape[-1]]), flipped
 
 
 def _check_number(field, value, minimum, integer=False):
