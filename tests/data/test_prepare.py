@@ -239,6 +239,22 @@ def test_tvl1_flow_stored_per_frame_as_quantized_xy(flow_tfrecords):
     assert abs(np.median(inside[..., 0]) - 2.0) < 0.5 and abs(np.median(inside[..., 1])) < 0.5
 
 
+def test_a_one_frame_video_stores_one_zero_flow_frame(tmp_path):
+    """Flow and RGB share frame indices even for one frame: one flow entry, zero motion (128)."""
+    import tensorflow as tf
+
+    path = str(tmp_path / "one.mp4")
+    data.write_video(path, moving_square()[:1], fps=10, options={"crf": "10"})
+    config = data.PrepareConfig(resize_short=0, flow=True, flow_method="dis")
+    result = data.prepare_tfrecords([data.VideoRecord(path, 0, "one")], str(tmp_path / "o"), "one", 1, config, workers=1)
+    assert not result["failures"]
+    serialized = next(iter(tf.data.TFRecordDataset(result["shards"])))
+    parsed = data.parse_sequence_example(serialized, with_flow=True)
+    assert parsed["flow"].shape[0] == parsed["frames"].shape[0] == 1
+    flow = tf.io.decode_jpeg(parsed["flow"][0]).numpy()[..., :2].astype(int)
+    assert np.abs(flow - 128).max() <= 1  # Quantized zero flow, up to JPEG rounding.
+
+
 def test_two_stream_shares_crop_and_flip(flow_tfrecords):
     config = data.PreprocessConfig(crop_size=32, resize_short=0, train_crop="center", flip=True)
     unflipped = data.PreprocessConfig(crop_size=32, resize_short=0, train_crop="center", flip=False)

@@ -218,9 +218,7 @@ class _FlowEncoder:
 
     def finish(self):
         """The flow JPEGs, one per frame: the last repeats the one before (zeros for one frame)."""
-        if not self.jpegs:
-            self.jpegs.append(self._encode(self._pairs.last()))
-        self.jpegs.append(self.jpegs[-1])
+        self.jpegs.append(self.jpegs[-1] if self.jpegs else self._encode(self._pairs.last()))
         return self.jpegs
 
 
