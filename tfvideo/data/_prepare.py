@@ -197,6 +197,12 @@ def tvl1_flow(frames_rgb):
     return optical_flow(frames_rgb, "tvl1")
 
 
+def flow_image(flow, bound):
+    """uint8 [H, W, 3] image of a flow field as prepare stores it: quantized x, y (`quantize_flow`) and zeros."""
+    quantized = quantize_flow(flow, bound)
+    return np.concatenate([quantized, np.zeros(quantized.shape[:-1] + (1,), np.uint8)], -1)
+
+
 class _FlowEncoder:
     """Flow JPEGs of a frame stream (`config.flow_method`), as `optical_flow` + `quantize_flow` give
     for all frames at once, holding only the previous frame."""
@@ -207,9 +213,7 @@ class _FlowEncoder:
         self.jpegs = []
 
     def _encode(self, flow):
-        quantized = quantize_flow(flow, self._config.flow_bound)
-        zeros = np.zeros(quantized.shape[:-1] + (1,), np.uint8)
-        return encode_jpeg(np.concatenate([quantized, zeros], -1), self._config.jpeg_quality, full_chroma=True)
+        return encode_jpeg(flow_image(flow, self._config.flow_bound), self._config.jpeg_quality, full_chroma=True)
 
     def add(self, frame_rgb):
         flow = self._pairs.add(frame_rgb)

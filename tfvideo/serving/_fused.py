@@ -165,8 +165,7 @@ def _flow_images(indices, count, prepare, frames):
             else:
                 pair = frames(prepare, [start, start + 1])
                 flow = _prepare.optical_flow(np.stack(pair), method)[0]
-            quantized = _prepare.quantize_flow(flow, bound)
-            flows[i] = np.concatenate([quantized, np.zeros(quantized.shape[:-1] + (1,), np.uint8)], -1)
+            flows[i] = _prepare.flow_image(flow, bound)
         images.append(flows[i])
     return images
 
