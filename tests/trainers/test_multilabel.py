@@ -87,13 +87,14 @@ def test_prepared_shards_keep_every_label(multi_list, tmp_path):
         list(data.video_dataset(pattern, sampler, preprocess=False, multi_label=2))
 
 
-@pytest.mark.slow
-def test_train_and_evaluate_multi_label(multi_list, tmp_path):
+def _train_and_evaluate_multi_label(train_data, tmp_path):
+    """tfvideo-train (3 classes, 2 steps) then tfvideo-evaluate on `train_data`: the run trained
+    multi-label; returns evaluate's process and its predictions.csv rows."""
     model_dir = str(tmp_path / "run")
     steps = ["--model=tsm_tiny", "--num_segments=2", "--crop_size=32", "--resize_short=32", "--batch_size=2",
              "--dropout=0", "--verbose=0", "--recipe=none", "--train_steps=2", "--checkpoint_every_steps=0"]
-    proc = lib.run("train", steps + ["--num_classes=3", f"--train_data={multi_list}", f"--model_dir={model_dir}",
-                                     f"--eval_data={multi_list}"])
+    proc = lib.run("train", steps + ["--num_classes=3", f"--train_data={train_data}", f"--model_dir={model_dir}",
+                                     f"--eval_data={train_data}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(model_dir, "config.json")) as f:
         assert json.load(f)["train"]["multi_label"] is True
@@ -102,6 +103,12 @@ def test_train_and_evaluate_multi_label(multi_list, tmp_path):
     with open(os.path.join(model_dir, "eval", "predictions.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [r["labels"] for r in rows] == ["0 2", "1", "0 1 2", "1 2"]
+    return proc, rows
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_multi_label(multi_list, tmp_path):
+    proc, rows = _train_and_evaluate_multi_label(multi_list, tmp_path)
     # mAP recomputed from the CSV's scores (3 classes: the top-5 lists all of them).
     scores = np.zeros((4, 3))
     labels = np.zeros((4, 3))
@@ -121,17 +128,5 @@ def test_prepare_then_train_and_evaluate_multi_label_tfrecords(multi_list, tmp_p
     proc = lib.run("prepare_data", [f"--annotations={multi_list}", f"--output_dir={out}", "--name=m",
                                     "--resize_short=32", "--workers=1", "--noprogress"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pattern = os.path.join(out, "m-*.tfrecord")
-    model_dir = str(tmp_path / "run")
-    steps = ["--model=tsm_tiny", "--num_segments=2", "--crop_size=32", "--resize_short=32", "--batch_size=2",
-             "--dropout=0", "--verbose=0", "--recipe=none", "--train_steps=2", "--checkpoint_every_steps=0"]
-    proc = lib.run("train", steps + ["--num_classes=3", f"--train_data={pattern}", f"--model_dir={model_dir}",
-                                     f"--eval_data={pattern}"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(os.path.join(model_dir, "config.json")) as f:
-        assert json.load(f)["train"]["multi_label"] is True
-    proc = lib.run("evaluate", [f"--model_dir={model_dir}", "--batch_size=2"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc, _ = _train_and_evaluate_multi_label(os.path.join(out, "m-*.tfrecord"), tmp_path)
     assert "mAP: " in proc.stdout
-    with open(os.path.join(model_dir, "eval", "predictions.csv")) as f:
-        assert [r["labels"] for r in csv.DictReader(f)] == ["0 2", "1", "0 1 2", "1 2"]
